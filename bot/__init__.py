@@ -1,0 +1,1 @@
+"""A Telegram front-end for the userapi.ai Midjourney API."""

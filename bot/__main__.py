@@ -1,0 +1,70 @@
+"""`python -m bot`: read the settings, start the bot, stop cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from bot.app import start_app
+from bot.config import Settings
+
+log = logging.getLogger("bot")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a one-line explanation and exit code 2."""
+    try:
+        return Settings()  # filled from the environment
+    except ValidationError as error:
+        fields = {str(part) for problem in error.errors() for part in problem["loc"]}
+        if "bot_token" in fields:
+            print(
+                "BOT_TOKEN is not set: create a bot with @BotFather in Telegram and put its "
+                "token in BOT_TOKEN (environment or .env).",
+                file=sys.stderr,
+            )
+        else:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+            )
+            print(f"Invalid settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def run(settings: Settings) -> None:
+    """Start the bot and run until a stop signal."""
+    app = await start_app(settings)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    main = asyncio.create_task(app.wait())
+    stop = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("Stopping")
+        await app.stop()
+        for task in (main, stop):
+            task.cancel()
+        await asyncio.gather(main, stop, return_exceptions=True)
+
+
+def main() -> None:
+    """Entry point."""
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every URL at INFO; Telegram URLs hold the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Follow-up actions of a finished task: which buttons it gets, in which order, and what each does.
+
+Buttons come from the task's `next_actions` when the API sent them, otherwise from the task's
+type and the prompt's model version. The order is stable for a given task, so a button is
+identified by the task id and its index in `flat_actions(...)` (kept short in callback data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+GRID_TYPES = frozenset(
+    {
+        "imagine",
+        "variation",
+        "reroll",
+        "blend",
+        "zoom",
+        "pan",
+        "vary_subtle",
+        "vary_strong",
+        "inpaint",
+    }
+)
+UPSCALED_TYPES = frozenset({"upscale", "upsample"})
+ANIMATION_SUFFIXES = (".webp", ".gif", ".mp4", ".webm")
+
+# Actions whose endpoint takes a new prompt when the account is in remix mode.
+REMIX_KINDS = frozenset({"variation", "reroll", "vary_subtle", "vary_strong", "pan"})
+
+PAN_LABELS = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}
+ZOOM_LABELS = {50: "Zoom Out 2x", 75: "Zoom Out 1.5x"}
+ANIMATE_LABELS = {"high": "Animate (High motion)", "low": "Animate (Low motion)"}
+UPSAMPLE_LABELS = {"v5_2x": "Upscale (2x)", "v5_4x": "Upscale (4x)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One button: what it does (kind and choice) and what it reads."""
+
+    kind: str
+    choice: int | str | None = None
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        """A short stable name, stored with the child task (e.g. `upscale:2`, `seed`)."""
+        return self.kind if self.choice is None else f"{self.kind}:{self.choice}"
+
+    @property
+    def task_type(self) -> str:
+        """The `type` of the task this action creates."""
+        return "zoom" if self.kind == "custom_zoom" else self.kind
+
+    @property
+    def always_needs_prompt(self) -> bool:
+        """Whether the user must type a prompt whatever the account's mode."""
+        return self.kind == "custom_zoom"
+
+    @property
+    def takes_remix_prompt(self) -> bool:
+        """Whether remix mode makes this action ask for a prompt first."""
+        return self.kind in REMIX_KINDS
+
+
+def model_version(prompt: str | None) -> tuple[str, float]:
+    """The model family (`v` or `niji`) and version a prompt asks for; v7 when it names none."""
+    text = prompt or ""
+    niji = re.search(r"--niji(?:\s+(\d+(?:\.\d+)?))?", text)
+    if niji:
+        return "niji", float(niji.group(1) or 6)
+    version = re.search(r"--(?:v|version)\s*(\d+(?:\.\d+)?)", text)
+    return "v", float(version.group(1)) if version else 7.0
+
+
+def upsample_choices(prompt: str | None) -> list[str]:
+    """The `upsample` choices that fit the prompt's model version (the API needs the right one)."""
+    family, version = model_version(prompt)
+    if version < 6:
+        return ["v5_2x", "v5_4x"]
+    if family == "niji" and version < 7:
+        return ["v6_2x_subtle", "v6_2x_creative"]
+    if version < 6.1:
+        return ["v6_2x_subtle", "v6_2x_creative"]
+    if version < 7:
+        return ["v6r1_2x_subtle", "v6r1_2x_creative"]
+    return ["v7_2x_subtle", "v7_2x_creative"]
+
+
+def upsample_label(choice: str) -> str:
+    """Midjourney's label for an upsample choice."""
+    if choice in UPSAMPLE_LABELS:
+        return UPSAMPLE_LABELS[choice]
+    return "Upscale (Creative)" if choice.endswith("creative") else "Upscale (Subtle)"
+
+
+def _choices(raw: Iterable[Any] | None, default: Sequence[Any]) -> list[Any]:
+    return list(raw) if raw else list(default)
+
+
+def _from_next_actions(next_actions: list[dict[str, Any]]) -> list[list[Action]]:
+    """Buttons for what the API says can follow, rows in Midjourney's order."""
+    offered = {str(item.get("type")): item.get("choices") for item in next_actions}
+    rows: list[list[Action]] = []
+    if "upscale" in offered:
+        rows.append(
+            [
+                Action("upscale", int(c), f"U{c}")
+                for c in _choices(offered["upscale"], (1, 2, 3, 4))
+            ]
+        )
+    if "variation" in offered:
+        rows.append(
+            [
+                Action("variation", int(c), f"V{c}")
+                for c in _choices(offered["variation"], (1, 2, 3, 4))
+            ]
+        )
+    vary = [
+        Action(kind, None, label)
+        for kind, label in (("vary_subtle", "Vary (Subtle)"), ("vary_strong", "Vary (Strong)"))
+        if kind in offered
+    ]
+    if vary:
+        rows.append(vary)
+    if "zoom" in offered:
+        zooms = [
+            Action("zoom", int(c), ZOOM_LABELS[int(c)])
+            for c in _choices(offered["zoom"], (50, 75))
+            if int(c) in ZOOM_LABELS
+        ]
+        rows.append([*zooms, Action("custom_zoom", None, "Custom Zoom")])
+    if "pan" in offered:
+        rows.append(
+            [
+                Action("pan", str(c), PAN_LABELS[str(c)])
+                for c in _choices(offered["pan"], tuple(PAN_LABELS))
+                if str(c) in PAN_LABELS
+            ]
+        )
+    if offered.get("upsample"):
+        rows.append(
+            [Action("upsample", str(c), upsample_label(str(c))) for c in offered["upsample"] or ()]
+        )
+    if "animate" in offered:
+        rows.append(
+            [
+                Action("animate", str(c), ANIMATE_LABELS[str(c)])
+                for c in _choices(offered["animate"], ("high", "low"))
+                if str(c) in ANIMATE_LABELS
+            ]
+        )
+    last = [Action("reroll", None, "🔄")] if "reroll" in offered else []
+    rows.append(last)
+    unknown = offered.keys() - {
+        "upscale",
+        "variation",
+        "vary_subtle",
+        "vary_strong",
+        "zoom",
+        "pan",
+        "upsample",
+        "animate",
+        "reroll",
+        "seed",
+        "inpaint",
+    }
+    if unknown:
+        log.info("Ignoring next_actions the bot has no button for: %s", sorted(unknown))
+    return rows
+
+
+def _grid_rows() -> list[list[Action]]:
+    return [
+        [Action("upscale", n, f"U{n}") for n in (1, 2, 3, 4)],
+        [Action("variation", n, f"V{n}") for n in (1, 2, 3, 4)],
+        [Action("reroll", None, "🔄")],
+    ]
+
+
+def _upscaled_rows(task_type: str, prompt: str | None) -> list[list[Action]]:
+    rows = [
+        [
+            Action("vary_subtle", None, "Vary (Subtle)"),
+            Action("vary_strong", None, "Vary (Strong)"),
+        ],
+        [
+            Action("zoom", 50, "Zoom Out 2x"),
+            Action("zoom", 75, "Zoom Out 1.5x"),
+            Action("custom_zoom", None, "Custom Zoom"),
+        ],
+        [Action("pan", side, label) for side, label in PAN_LABELS.items()],
+    ]
+    # An upsampled image can't be upsampled again; Midjourney shows no Upscale row there.
+    if task_type == "upscale":
+        rows.append([Action("upsample", c, upsample_label(c)) for c in upsample_choices(prompt)])
+    rows.append([Action("animate", c, label) for c, label in ANIMATE_LABELS.items()])
+    rows.append([])
+    return rows
+
+
+def is_animation(result: Any) -> bool:
+    """Whether a stored result is an animation rather than a still image."""
+    if not isinstance(result, dict):
+        return False
+    content_type = str(result.get("content_type") or "")
+    filename = str(result.get("filename") or result.get("url") or "").lower()
+    return (
+        content_type.startswith("video/")
+        or content_type in ("image/webp", "image/gif")
+        or (filename.endswith(ANIMATION_SUFFIXES))
+    )
+
+
+def action_rows(
+    *,
+    task_type: str,
+    prompt: str | None,
+    result: Any,
+    next_actions: list[dict[str, Any]] | None,
+) -> list[list[Action]]:
+    """The keyboard of a finished task as rows of actions (empty when it has no follow-ups)."""
+    if not isinstance(result, dict) or "url" not in result:
+        return []  # describe, seed, info...: not an image, so no image buttons.
+    if next_actions is not None:
+        # The API's list is authoritative when present, even when it offers nothing.
+        rows = _from_next_actions(next_actions)
+    elif task_type == "animate":
+        rows = [
+            [Action("upscale", n, f"U{n}") for n in (1, 2, 3, 4)],
+            [Action("reroll", None, "🔄")],
+        ]
+    elif task_type in UPSCALED_TYPES and is_animation(result):
+        rows = []  # one animation picked out of an animate grid: nothing more to do with it
+    elif task_type in UPSCALED_TYPES:
+        rows = _upscaled_rows(task_type, prompt)
+    elif task_type in GRID_TYPES:
+        rows = _grid_rows()
+    else:
+        rows = []
+    if rows and not is_animation(result):
+        # The seed can be asked of any finished image job (once; the answer is kept).
+        rows[-1].append(Action("seed", None, "🌱 Seed"))
+    return [row for row in rows if row]
+
+
+def flat_actions(rows: list[list[Action]]) -> list[Action]:
+    """Actions in button order; a button's index here is what its callback data carries."""
+    return [action for row in rows for action in row]

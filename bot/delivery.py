@@ -1,0 +1,337 @@
+"""The Telegram side of jobs: status messages, throttled progress, and results as photos."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import (
+    BufferedInputFile,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+)
+
+from bot.actions import UPSCALED_TYPES, is_animation
+from bot.jobs import Delivered, UndeliverableError
+from bot.keyboards import result_keyboard
+from bot.media import animation_to_mp4, prepare_photo
+from bot.userapi import UserAPIClient
+from storage.tasks import TaskRecord, TaskRepo
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024
+# Results are fetched whole into memory; Midjourney's largest files (upsamples) are ~30 MB.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+# Telegram bots may upload documents up to 50 MB.
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+PREVIEW_MAX_BYTES = 5 * 1024 * 1024
+
+TYPE_LABELS = {
+    "imagine": "Imagine",
+    "variation": "Variation",
+    "reroll": "Reroll",
+    "upscale": "Upscale",
+    "upsample": "Upscale",
+    "vary_subtle": "Vary (Subtle)",
+    "vary_strong": "Vary (Strong)",
+    "zoom": "Zoom Out",
+    "pan": "Pan",
+    "blend": "Blend",
+    "inpaint": "Vary (Region)",
+    "animate": "Animate",
+    "describe": "Describe",
+    "seed": "Seed",
+}
+PREFILTER_WORDS = {
+    "TOXICITY": "toxicity",
+    "SEVERE_TOXICITY": "severe toxicity",
+    "IDENTITY_ATTACK": "an attack on identity",
+    "INSULT": "insults",
+    "PROFANITY": "profanity",
+    "THREAT": "threats",
+    "SEXUALLY_EXPLICIT": "sexually explicit content",
+    "FLIRTATION": "flirtation",
+}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def caption_for(task: TaskRecord) -> str:
+    """The caption of a result: what kind of job it was and its prompt, within 1,024 chars."""
+    label = TYPE_LABELS.get(task.type, task.type.title())
+    if task.choice and task.type in ("upscale", "variation"):
+        label = f"{label} #{task.choice}"
+    head = f"<b>{html.escape(label)}</b>\n"
+    # Cut before escaping would break entities; cut the escaped text by the plain budget.
+    budget = CAPTION_LIMIT - len(label) - 2
+    prompt = _cut(task.prompt or "", budget)
+    while len(head) + len(html.escape(prompt)) > CAPTION_LIMIT:
+        prompt = _cut(prompt, len(prompt) - 20)
+    return head + html.escape(prompt)
+
+
+def status_text(task: TaskRecord) -> str:
+    """The text of a task's status message for its current state."""
+    label = TYPE_LABELS.get(task.type, task.type.title())
+    prompt = html.escape(_cut(task.prompt or "", 300))
+    if task.status == "progress":
+        filled = max(0, min(10, task.progress // 10))
+        state = f"🎨 Drawing… {task.progress}%\n{'▰' * filled}{'▱' * (10 - filled)}"
+    elif task.status == "waiting":
+        state = "⏳ Queued at Midjourney…"
+    else:
+        state = "⏳ Sending to Midjourney…"
+    return f"<b>{label}</b> {prompt}\n\n{state}"
+
+
+def failure_text(task: TaskRecord) -> str:
+    """Why a task failed, in words."""
+    label = TYPE_LABELS.get(task.type, task.type.title())
+    if task.prefilter:
+        reasons = ", ".join(PREFILTER_WORDS.get(item, item.lower()) for item in task.prefilter)
+        return (
+            f"🚫 <b>{label}</b>: Midjourney's content filter refused this prompt "
+            f"({html.escape(reasons)}). Please rephrase it."
+        )
+    reason = task.status_reason or "Midjourney did not say why."
+    return f"❌ <b>{label}</b> failed: {html.escape(reason)}"
+
+
+class TelegramView:
+    """Shows jobs in Telegram chats; the one place results are sent from."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        repo: TaskRepo,
+        client: UserAPIClient,
+        *,
+        edit_interval: float = 3.0,
+    ) -> None:
+        self._bot = bot
+        self._repo = repo
+        self._client = client
+        self._edit_interval = edit_interval
+        self._latest: dict[int, TaskRecord] = {}
+        self._flush: dict[int, asyncio.Task[None]] = {}
+        self._last_edit: dict[int, float] = {}
+        # The status message may move (text -> photo preview); this is the current one.
+        self._status: dict[int, tuple[int, bool]] = {}
+        self._preview_url: dict[int, str] = {}
+
+    def _reply(self, task: TaskRecord) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"chat_id": task.chat_id}
+        if task.thread_id is not None:
+            kwargs["message_thread_id"] = task.thread_id
+        if task.request_message_id is not None:
+            kwargs["reply_parameters"] = ReplyParameters(
+                message_id=task.request_message_id, allow_sending_without_reply=True
+            )
+        return kwargs
+
+    def _status_of(self, task: TaskRecord) -> tuple[int, bool] | None:
+        if task.id in self._status:
+            return self._status[task.id]
+        if task.status_message_id is not None:
+            return task.status_message_id, task.status_is_photo
+        return None
+
+    async def _set_status(self, task: TaskRecord, message_id: int, *, is_photo: bool) -> None:
+        self._status[task.id] = (message_id, is_photo)
+        await self._repo.set_status_message(task.id, message_id, is_photo=is_photo)
+
+    async def job_started(self, task: TaskRecord) -> None:
+        """Send the status message that progress will edit."""
+        try:
+            message = await self._bot.send_message(text=status_text(task), **self._reply(task))
+        except TelegramForbiddenError as error:
+            log.warning("Can't post a status message in chat %d: %s", task.chat_id, error)
+            return
+        await self._set_status(task, message.message_id, is_photo=False)
+        self._last_edit[task.id] = time.monotonic()
+
+    async def job_progress(self, task: TaskRecord) -> None:
+        """Record the newest state; an edit follows within the throttle interval."""
+        self._latest[task.id] = task
+        if task.id not in self._flush:
+            self._flush[task.id] = asyncio.create_task(self._flush_later(task.id))
+
+    async def _flush_later(self, task_id: int) -> None:
+        wait = self._last_edit.get(task_id, 0.0) + self._edit_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._flush.pop(task_id, None)
+        task = self._latest.pop(task_id, None)
+        if task is None:
+            return
+        self._last_edit[task_id] = time.monotonic()
+        try:
+            await self._show_progress(task)
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            # "not modified" or a status message the user deleted: progress is best-effort.
+            log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
+
+    async def _show_progress(self, task: TaskRecord) -> None:
+        status = self._status_of(task)
+        preview = task.result.get("url") if isinstance(task.result, dict) else None
+        if preview and preview != self._preview_url.get(task.id):
+            self._preview_url[task.id] = preview
+            data = await self._client.fetch(preview, max_bytes=PREVIEW_MAX_BYTES)
+            photo = BufferedInputFile(data, filename="preview.png")
+            caption = status_text(task)
+            if status and status[1]:
+                await self._bot.edit_message_media(
+                    chat_id=task.chat_id,
+                    message_id=status[0],
+                    media=InputMediaPhoto(media=photo, caption=caption),
+                )
+                return
+            message = await self._bot.send_photo(photo=photo, caption=caption, **self._reply(task))
+            await self._set_status(task, message.message_id, is_photo=True)
+            if status:
+                await self._delete(task.chat_id, status[0])
+            return
+        if status is None:
+            return
+        if status[1]:
+            await self._bot.edit_message_caption(
+                chat_id=task.chat_id, message_id=status[0], caption=status_text(task)
+            )
+        else:
+            await self._bot.edit_message_text(
+                chat_id=task.chat_id, message_id=status[0], text=status_text(task)
+            )
+
+    def _forget(self, task_id: int) -> tuple[int, bool] | None:
+        pending = self._flush.pop(task_id, None)
+        if pending is not None:
+            pending.cancel()
+        self._latest.pop(task_id, None)
+        self._last_edit.pop(task_id, None)
+        self._preview_url.pop(task_id, None)
+        return self._status.pop(task_id, None)
+
+    async def _delete(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self._bot.delete_message(chat_id=chat_id, message_id=message_id)
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            log.debug("Status message %d not deleted: %s", message_id, error.message)
+
+    async def job_finished(self, task: TaskRecord) -> Delivered:
+        """Send the result (or the failure) and remove the status message."""
+        status = self._forget(task.id) or self._status_of(task)
+        try:
+            delivered = await self._send_outcome(task, status)
+        except TelegramForbiddenError as error:
+            raise UndeliverableError(error.message) from error
+        except TelegramBadRequest as error:
+            if "chat not found" in error.message.lower():
+                raise UndeliverableError(error.message) from error
+            raise
+        if status and status[0] != delivered.message_id:
+            await self._delete(task.chat_id, status[0])
+        return delivered
+
+    async def _send_outcome(
+        self,
+        task: TaskRecord,
+        status: tuple[int, bool] | None,
+    ) -> Delivered:
+        if task.status != "done":
+            return await self._send_failure(task, status)
+        result = task.result
+        if isinstance(result, dict) and "seed" in result:
+            return await self._send_text(
+                task, f"🌱 Seed: <code>{html.escape(str(result['seed']))}</code>"
+            )
+        if isinstance(result, dict) and "url" in result:
+            return await self._send_media(task, result)
+        if isinstance(result, list):
+            lines = "\n\n".join(f"{n}. {html.escape(str(p))}" for n, p in enumerate(result, 1))
+            return await self._send_text(task, f"<b>Describe</b>\n\n{lines}")
+        return await self._send_text(
+            task, f"<b>{html.escape(task.type)}</b>: {html.escape(str(result))}"
+        )
+
+    async def _send_failure(
+        self,
+        task: TaskRecord,
+        status: tuple[int, bool] | None,
+    ) -> Delivered:
+        text = failure_text(task)
+        if status and not status[1]:
+            try:
+                await self._bot.edit_message_text(
+                    chat_id=task.chat_id, message_id=status[0], text=text
+                )
+                return Delivered(status[0], None)
+            except TelegramBadRequest as error:
+                log.debug("Failure shown as a new message: %s", error.message)
+        return await self._send_text(task, text)
+
+    async def _send_text(self, task: TaskRecord, text: str) -> Delivered:
+        message = await self._bot.send_message(
+            text=text, reply_markup=result_keyboard(task), **self._reply(task)
+        )
+        return Delivered(message.message_id, None)
+
+    async def _send_media(self, task: TaskRecord, result: dict[str, Any]) -> Delivered:
+        # Download and upload ourselves: Telegram fetches at most 5 MB photos by URL, and
+        # Discord links expire; the file_id we get back is what we keep.
+        data = await self._client.fetch(str(result["url"]), max_bytes=MAX_RESULT_BYTES)
+        filename = str(result.get("filename") or "result.png").rsplit("/", 1)[-1]
+        keyboard = result_keyboard(task)
+        caption = caption_for(task)
+        if is_animation(result):
+            video = await asyncio.to_thread(animation_to_mp4, data)
+            message = await self._bot.send_animation(
+                animation=BufferedInputFile(video, filename="animation.mp4"),
+                caption=caption,
+                reply_markup=keyboard,
+                **self._reply(task),
+            )
+            file_id = message.animation.file_id if message.animation else None
+            return Delivered(message.message_id, file_id)
+        photo = await asyncio.to_thread(prepare_photo, data, filename)
+        message = await self._bot.send_photo(
+            photo=BufferedInputFile(photo.data, filename=photo.filename),
+            caption=caption,
+            reply_markup=keyboard,
+            **self._reply(task),
+        )
+        if photo.compressed and task.type in UPSCALED_TYPES and len(data) <= DOCUMENT_MAX_BYTES:
+            # The photo was shrunk to fit Telegram; an upscale is wanted at full quality.
+            await self._send_original(task, message, data, filename)
+        return Delivered(message.message_id, _photo_file_id(message))
+
+    async def _send_original(
+        self,
+        task: TaskRecord,
+        photo_message: Message,
+        data: bytes,
+        filename: str,
+    ) -> None:
+        kwargs = self._reply(task)
+        kwargs["reply_parameters"] = ReplyParameters(
+            message_id=photo_message.message_id, allow_sending_without_reply=True
+        )
+        await self._bot.send_document(
+            document=BufferedInputFile(data, filename=filename), caption="Original file", **kwargs
+        )
+
+    async def show_again(self, task: TaskRecord) -> None:
+        """Show a finished task's outcome once more (e.g. a repeated 🌱 Seed press)."""
+        await self._send_outcome(task, None)
+
+
+def _photo_file_id(message: Message) -> str | None:
+    return message.photo[-1].file_id if message.photo else None

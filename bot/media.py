@@ -1,0 +1,95 @@
+"""Midjourney's files made fit for Telegram: photo size rules and playable animations."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+from PIL import Image, ImageSequence
+
+# Telegram's sendPhoto rules (Bot API docs): at most 10 MB, width + height at most 10000,
+# and a width/height ratio of at most 20.
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES_SUM = 10_000
+PHOTO_MAX_RATIO = 20
+# Telegram shows photos at most 2560 px wide; more only costs upload time when we re-encode.
+COMPRESSED_MAX_SIDE = 2560
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """Bytes ready for sendPhoto, and whether they had to be re-encoded."""
+
+    data: bytes
+    filename: str
+    width: int
+    height: int
+    compressed: bool
+
+
+def fits_photo_rules(size: int, width: int, height: int) -> bool:
+    """Whether Telegram takes a file of this size and shape as a photo."""
+    if size > PHOTO_MAX_BYTES or width + height > PHOTO_MAX_SIDES_SUM:
+        return False
+    return max(width, height) <= PHOTO_MAX_RATIO * max(1, min(width, height))
+
+
+def prepare_photo(data: bytes, filename: str) -> Photo:
+    """Return the image as is when Telegram takes it, else a JPEG that fits the rules."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        if fits_photo_rules(len(data), width, height) and image.format in ("PNG", "JPEG"):
+            return Photo(data, filename, width, height, compressed=False)
+        return _compress(image, filename)
+
+
+def _compress(image: Image.Image, filename: str) -> Photo:
+    rgb = image.convert("RGB")
+    width, height = rgb.size
+    if width > PHOTO_MAX_RATIO * height or height > PHOTO_MAX_RATIO * width:
+        # Too narrow to show as a photo at all: pad it onto a canvas Telegram accepts.
+        side = max(width, height) // PHOTO_MAX_RATIO + 1
+        canvas = Image.new("RGB", (max(width, side), max(height, side)), "white")
+        canvas.paste(rgb, ((canvas.width - width) // 2, (canvas.height - height) // 2))
+        rgb = canvas
+    rgb.thumbnail((COMPRESSED_MAX_SIDE, COMPRESSED_MAX_SIDE))
+    stem = filename.rsplit(".", 1)[0] or "image"
+    for quality in (90, 80, 70, 55):
+        buffer = io.BytesIO()
+        rgb.save(buffer, "JPEG", quality=quality, optimize=True)
+        if buffer.tell() <= PHOTO_MAX_BYTES:
+            break
+    return Photo(buffer.getvalue(), f"{stem}.jpg", rgb.width, rgb.height, compressed=True)
+
+
+def animation_to_mp4(data: bytes) -> bytes:
+    """Re-encode an animated image (Midjourney sends WebP) as H.264 MP4, which Telegram plays."""
+    with Image.open(io.BytesIO(data)) as image:
+        frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
+        durations = [
+            int(frame.info.get("duration", 0)) or 40 for frame in ImageSequence.Iterator(image)
+        ]
+    # H.264 with yuv420p needs even dimensions.
+    width, height = frames[0].width // 2 * 2, frames[0].height // 2 * 2
+    output = io.BytesIO()
+    with av.open(output, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=1000)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.options = {"crf": "23", "preset": "veryfast", "movflags": "+faststart"}
+        pts = 0
+        for frame, duration in zip(frames, durations, strict=True):
+            video_frame = av.VideoFrame.from_image(  # type: ignore[no-untyped-call]
+                frame.crop((0, 0, width, height))
+            )
+            video_frame.pts = pts
+            video_frame.time_base = Fraction(1, 1000)
+            pts += duration
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return output.getvalue()

@@ -1,0 +1,122 @@
+"""Button presses under results, and the prompts some of them ask for."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
+
+from bot.actions import Action, flat_actions
+from bot.jobs import Jobs, Requester
+from bot.keyboards import ActionCallback, task_action_rows
+from bot.prompts import PromptError, normalize_prompt
+from handlers.common import requester_of
+from storage.prompts import PromptRequest, PromptRequestRepo
+from storage.tasks import TaskRecord, TaskRepo
+
+EXPIRED = "This job is no longer available. Start a new one with /imagine."
+# Telegram cuts ForceReply placeholders at 64 characters.
+PLACEHOLDER_LIMIT = 64
+
+
+def _prefill(task: TaskRecord, action: Action) -> str:
+    prompt = task.prompt or ""
+    if action.kind == "custom_zoom" and "--zoom" not in prompt:
+        prompt = f"{prompt} --zoom 2"
+    return prompt
+
+
+async def _ask_prompt(
+    message: Message,
+    user_id: int,
+    task: TaskRecord,
+    action: Action,
+    prompts: PromptRequestRepo,
+) -> None:
+    prefill = _prefill(task, action)
+    text = (
+        f"✏️ <b>{html.escape(action.label)}</b>: reply to this message with the prompt.\n"
+        f"The current one, to copy and edit:\n<code>{html.escape(prefill)}</code>"
+    )
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    ask = await message.answer(
+        text,
+        message_thread_id=thread_id,
+        reply_parameters=ReplyParameters(
+            message_id=message.message_id, allow_sending_without_reply=True
+        ),
+        reply_markup=ForceReply(
+            selective=True, input_field_placeholder=prefill[:PLACEHOLDER_LIMIT] or None
+        ),
+    )
+    await prompts.add(PromptRequest(message.chat.id, ask.message_id, user_id, task.id, action.key))
+
+
+def build_router() -> Router:
+    """The router for action buttons and prompt replies."""
+    router = Router(name="actions")
+
+    @router.callback_query(ActionCallback.filter())
+    async def on_action(
+        query: CallbackQuery,
+        callback_data: ActionCallback,
+        jobs: Jobs,
+        tasks: TaskRepo,
+        prompts: PromptRequestRepo,
+    ) -> None:
+        task = await tasks.get(callback_data.task_id)
+        actions = flat_actions(task_action_rows(task)) if task and task.status == "done" else []
+        message = query.message
+        if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
+            await query.answer(EXPIRED, show_alert=True)
+            return
+        action = actions[callback_data.index]
+        if await jobs.needs_prompt(task, action):
+            await query.answer()
+            await _ask_prompt(message, query.from_user.id, task, action, prompts)
+            return
+        # Answer the press at once; the job's own status message follows.
+        await query.answer(f"{action.label}: started")
+        await jobs.run_action(requester_of(message, query.from_user.id), task, action)
+
+    @router.message(F.reply_to_message, F.text)
+    async def on_prompt_reply(
+        message: Message,
+        jobs: Jobs,
+        tasks: TaskRepo,
+        prompts: PromptRequestRepo,
+    ) -> None:
+        replied = message.reply_to_message
+        if replied is None or message.from_user is None:
+            raise SkipHandler
+        request = await prompts.take(message.chat.id, replied.message_id, message.from_user.id)
+        if request is None:
+            raise SkipHandler  # an ordinary reply: let /imagine or plain text handle it
+        task = await tasks.get(request.task_id)
+        action = (
+            next(
+                (a for a in flat_actions(task_action_rows(task)) if a.key == request.action), None
+            )
+            if task
+            else None
+        )
+        if task is None or action is None:
+            await message.reply(EXPIRED)
+            return
+        try:
+            prompt = normalize_prompt(message.text)
+        except PromptError:
+            await prompts.add(request)  # keep the question open for a better answer
+            await message.reply("Please reply with a prompt (it can't be empty or too long).")
+            return
+        requester = Requester(
+            chat_id=message.chat.id,
+            user_id=message.from_user.id,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            message_id=message.message_id,
+        )
+        await jobs.run_action(requester, task, action, prompt)
+
+    return router

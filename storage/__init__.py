@@ -1,0 +1,1 @@
+"""Persistence on SQLite: tasks, users, chats and pending prompt requests."""

@@ -1,0 +1,134 @@
+"""One SQLite connection in WAL mode, with numbered migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+# Each entry moves the schema one version forward; never edit a shipped entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        hash TEXT UNIQUE,
+        parent_id INTEGER REFERENCES tasks(id),
+        type TEXT NOT NULL,
+        action TEXT,
+        choice TEXT,
+        prompt TEXT,
+        status TEXT NOT NULL,
+        status_rank INTEGER NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0,
+        status_reason TEXT,
+        prefilter TEXT,
+        result TEXT,
+        next_actions TEXT,
+        account_hash TEXT,
+        chat_id INTEGER NOT NULL,
+        thread_id INTEGER,
+        user_id INTEGER NOT NULL,
+        request_message_id INTEGER,
+        status_message_id INTEGER,
+        status_is_photo INTEGER NOT NULL DEFAULT 0,
+        result_message_id INTEGER,
+        result_file_id TEXT,
+        delivery TEXT NOT NULL DEFAULT 'none',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        delivered_at REAL
+    );
+    CREATE INDEX tasks_in_flight ON tasks(status_rank) WHERE status_rank < 4;
+    CREATE INDEX tasks_delivery ON tasks(delivery) WHERE delivery IN ('pending', 'sending');
+    CREATE INDEX tasks_parent ON tasks(parent_id);
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT,
+        first_name TEXT,
+        language_code TEXT,
+        created_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    );
+    CREATE TABLE chats (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        title TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE prompt_requests (
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL REFERENCES tasks(id),
+        action TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    );
+    """,
+)
+
+
+class Database:
+    """The bot's SQLite database: opened once, shared by the repositories."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Open (creating if needed) the database file and bring its schema up to date."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path)
+        connection.row_factory = aiosqlite.Row
+        # WAL lets readers run beside the writer; NORMAL is durable across process crashes.
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        await connection.execute("PRAGMA busy_timeout=5000")
+        database = cls(connection)
+        await database.migrate()
+        return database
+
+    async def migrate(self) -> None:
+        """Apply the migrations this file has not seen yet."""
+        async with self.connection.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.info("Migrating database to version %d", number)
+            await self.connection.executescript(
+                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one statement, commit, and return how many rows it changed."""
+        cursor = await self.connection.execute(sql, params)
+        await self.connection.commit()
+        return cursor.rowcount
+
+    async def insert(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one INSERT, commit, and return the new row id."""
+        cursor = await self.connection.execute(sql, params)
+        await self.connection.commit()
+        if cursor.lastrowid is None:  # pragma: no cover - sqlite always sets it for INSERT
+            raise RuntimeError("INSERT returned no row id")
+        return cursor.lastrowid
+
+    async def fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
+        """Return the first row of a query, or None."""
+        async with self.connection.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+        """Return every row of a query."""
+        async with self.connection.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.connection.close()

@@ -1,0 +1,315 @@
+"""Tasks: every job the bot started, its latest state, and whether its outcome was delivered."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from storage.database import Database
+
+# Updates only move forward along this order: a late `progress` never undoes `done`.
+# `created` is ours: the row exists but the API has not answered with a hash yet.
+STATUS_RANK: dict[str, int] = {
+    "created": 0,
+    "sent": 1,
+    "waiting": 2,
+    "progress": 3,
+    "done": 4,
+    "error": 4,
+}
+FINAL_RANK = 4
+
+
+def status_rank(status: str) -> int:
+    """The position of a status in the lifecycle (unknown statuses count as `sent`)."""
+    return STATUS_RANK.get(status, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One row of the tasks table, with JSON columns decoded."""
+
+    id: int
+    hash: str | None
+    parent_id: int | None
+    type: str
+    action: str | None
+    choice: str | None
+    prompt: str | None
+    status: str
+    progress: int
+    status_reason: str | None
+    prefilter: list[str]
+    result: Any
+    next_actions: list[dict[str, Any]] | None
+    account_hash: str | None
+    chat_id: int
+    thread_id: int | None
+    user_id: int
+    request_message_id: int | None
+    status_message_id: int | None
+    status_is_photo: bool
+    result_message_id: int | None
+    result_file_id: str | None
+    delivery: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the task has finished, well or badly."""
+        return status_rank(self.status) >= FINAL_RANK
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> TaskRecord:
+        """Build a record from a database row."""
+        return cls(
+            id=row["id"],
+            hash=row["hash"],
+            parent_id=row["parent_id"],
+            type=row["type"],
+            action=row["action"],
+            choice=row["choice"],
+            prompt=row["prompt"],
+            status=row["status"],
+            progress=row["progress"],
+            status_reason=row["status_reason"],
+            prefilter=json.loads(row["prefilter"]) if row["prefilter"] else [],
+            result=json.loads(row["result"]) if row["result"] else None,
+            next_actions=json.loads(row["next_actions"]) if row["next_actions"] else None,
+            account_hash=row["account_hash"],
+            chat_id=row["chat_id"],
+            thread_id=row["thread_id"],
+            user_id=row["user_id"],
+            request_message_id=row["request_message_id"],
+            status_message_id=row["status_message_id"],
+            status_is_photo=bool(row["status_is_photo"]),
+            result_message_id=row["result_message_id"],
+            result_file_id=row["result_file_id"],
+            delivery=row["delivery"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """A new state of a task as the API reported it, in plain values."""
+
+    hash: str
+    status: str
+    progress: int | None = None
+    result: Any = None
+    next_actions: list[dict[str, Any]] | None = None
+    status_reason: str | None = None
+    prefilter: list[str] | None = None
+    account_hash: str | None = None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+class TaskRepo:
+    """Reads and writes tasks; every state change is a single conditional UPDATE."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        *,
+        type: str,
+        chat_id: int,
+        user_id: int,
+        prompt: str | None,
+        thread_id: int | None = None,
+        request_message_id: int | None = None,
+        parent_id: int | None = None,
+        action: str | None = None,
+        choice: str | None = None,
+        account_hash: str | None = None,
+    ) -> TaskRecord:
+        """Store a new task before it is sent to the API."""
+        now = time.time()
+        task_id = await self._db.insert(
+            """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
+                   parent_id, action, choice, account_hash, status, status_rank,
+                   created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
+            (
+                type,
+                chat_id,
+                user_id,
+                prompt,
+                thread_id,
+                request_message_id,
+                parent_id,
+                action,
+                choice,
+                account_hash,
+                now,
+                now,
+            ),
+        )
+        return await self.require(task_id)
+
+    async def get(self, task_id: int) -> TaskRecord | None:
+        """The task with this id, if any."""
+        row = await self._db.fetch_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        return TaskRecord.from_row(row) if row else None
+
+    async def require(self, task_id: int) -> TaskRecord:
+        """The task with this id; it must exist."""
+        record = await self.get(task_id)
+        if record is None:
+            raise LookupError(f"task {task_id} does not exist")
+        return record
+
+    async def get_by_hash(self, task_hash: str) -> TaskRecord | None:
+        """The task the API knows by this hash, if any."""
+        row = await self._db.fetch_one("SELECT * FROM tasks WHERE hash = ?", (task_hash,))
+        return TaskRecord.from_row(row) if row else None
+
+    async def set_hash(self, task_id: int, task_hash: str) -> None:
+        """Record the API's hash for a task it accepted; the task is now `sent`."""
+        await self._db.execute(
+            """UPDATE tasks SET hash = ?, updated_at = ?,
+                   status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
+                   status_rank = MAX(status_rank, 1)
+               WHERE id = ?""",
+            (task_hash, time.time(), task_id),
+        )
+
+    async def set_status_message(self, task_id: int, message_id: int, *, is_photo: bool) -> None:
+        """Remember which message shows the task's progress."""
+        await self._db.execute(
+            "UPDATE tasks SET status_message_id = ?, status_is_photo = ? WHERE id = ?",
+            (message_id, int(is_photo), task_id),
+        )
+
+    async def apply(self, update: TaskUpdate) -> TaskRecord | None:
+        """Store an update if it moves the task forward; return the new record, else None.
+
+        One conditional UPDATE decides, so two copies of the same webhook racing each other
+        cannot both win: the loser changes no row. A final state also marks the outcome as
+        waiting for delivery.
+        """
+        rank = status_rank(update.status)
+        now = time.time()
+        changed = await self._db.execute(
+            """UPDATE tasks SET
+                   status = ?, status_rank = ?,
+                   progress = MAX(progress, COALESCE(?, progress)),
+                   result = COALESCE(?, result),
+                   next_actions = COALESCE(?, next_actions),
+                   status_reason = COALESCE(?, status_reason),
+                   prefilter = COALESCE(?, prefilter),
+                   account_hash = COALESCE(?, account_hash),
+                   delivery = CASE WHEN ? >= 4 THEN 'pending' ELSE delivery END,
+                   updated_at = ?
+               WHERE hash = ? AND status_rank < 4
+                 AND (status_rank < ? OR (? = 3 AND status_rank = 3 AND progress < ?))""",
+            (
+                update.status,
+                rank,
+                update.progress,
+                _json(update.result),
+                _json(update.next_actions),
+                update.status_reason,
+                _json(update.prefilter or None),
+                update.account_hash,
+                rank,
+                now,
+                update.hash,
+                rank,
+                rank,
+                update.progress or 0,
+            ),
+        )
+        return await self.get_by_hash(update.hash) if changed else None
+
+    async def fail(self, task_id: int, reason: str) -> TaskRecord | None:
+        """Mark a task failed before the API took it (it refused, or could not be reached)."""
+        changed = await self._db.execute(
+            """UPDATE tasks SET status = 'error', status_rank = 4, status_reason = ?,
+                   delivery = 'pending', updated_at = ?
+               WHERE id = ? AND status_rank < 4""",
+            (reason, time.time(), task_id),
+        )
+        return await self.get(task_id) if changed else None
+
+    async def touch(self, task_id: int) -> None:
+        """Note that the task was just checked, so the watchdog waits before asking again."""
+        await self._db.execute(
+            "UPDATE tasks SET updated_at = ? WHERE id = ?", (time.time(), task_id)
+        )
+
+    async def in_flight(self) -> list[TaskRecord]:
+        """Tasks the API accepted that have not finished."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM tasks WHERE status_rank < 4 AND hash IS NOT NULL ORDER BY id"
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def orphans(self) -> list[TaskRecord]:
+        """Tasks stored but never answered with a hash: the process stopped mid-submission."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM tasks WHERE status_rank = 0 AND hash IS NULL ORDER BY id"
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def undelivered(self) -> list[TaskRecord]:
+        """Finished tasks whose outcome has not reached the chat yet."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM tasks WHERE delivery IN ('pending', 'sending') ORDER BY id"
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def claim_delivery(self, task_id: int) -> bool:
+        """Take the right to deliver a finished task; only one caller ever gets it."""
+        changed = await self._db.execute(
+            "UPDATE tasks SET delivery = 'sending' WHERE id = ? AND delivery = 'pending'",
+            (task_id,),
+        )
+        return changed == 1
+
+    async def release_claims(self) -> int:
+        """After a restart, hand interrupted deliveries back to the queue.
+
+        A process killed between sending the photo and recording it may send it once more;
+        we choose that over losing a result, and the window is one HTTP round trip.
+        """
+        return await self._db.execute(
+            "UPDATE tasks SET delivery = 'pending' WHERE delivery = 'sending'"
+        )
+
+    async def unclaim(self, task_id: int) -> None:
+        """Give a delivery that failed back to the queue for a later attempt."""
+        await self._db.execute(
+            "UPDATE tasks SET delivery = 'pending' WHERE id = ? AND delivery = 'sending'",
+            (task_id,),
+        )
+
+    async def mark_delivered(
+        self, task_id: int, *, message_id: int | None, file_id: str | None
+    ) -> None:
+        """Record that the outcome reached the chat, and the Telegram ids to reuse it."""
+        await self._db.execute(
+            """UPDATE tasks SET delivery = 'delivered', delivered_at = ?,
+                   result_message_id = ?, result_file_id = ?
+               WHERE id = ?""",
+            (time.time(), message_id, file_id, task_id),
+        )
+
+    async def child(self, parent_id: int, action: str) -> TaskRecord | None:
+        """The newest task started from a parent by a given action, if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM tasks WHERE parent_id = ? AND action = ? ORDER BY id DESC LIMIT 1",
+            (parent_id, action),
+        )
+        return TaskRecord.from_row(row) if row else None
