@@ -38,7 +38,7 @@ class UserAPIWebhook:
         self._jobs = jobs
         self._secret = secret
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         """Handle one webhook POST."""
         given = request.match_info.get("secret", "")
         if not hmac.compare_digest(given.encode(), self._secret.encode()):
@@ -75,6 +75,6 @@ def build_web_app(*, jobs: Jobs, webhook_secret: str) -> web.Application:
     app[READY] = {"ready": False}
     app.router.add_get("/healthz", healthz)
     app.router.add_post(
-        USERAPI_WEBHOOK_PREFIX + "{secret}", UserAPIWebhook(jobs=jobs, secret=webhook_secret)
+        USERAPI_WEBHOOK_PREFIX + "{secret}", UserAPIWebhook(jobs=jobs, secret=webhook_secret).handle
     )
     return app

@@ -1,0 +1,99 @@
+"""Runs the real bot in-process against the fake Telegram server and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.app import App, start_app
+from bot.config import Settings
+from bot.userapi.simulator import Simulator
+from tests.fake_telegram import ApiCall, FakeTelegram
+
+SIM_KEY = "test-api-key"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def button_data(message: dict[str, Any], label: str) -> str:
+    """The callback data of the button with this label on a bot message."""
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"] == label:
+                return str(button["callback_data"])
+    raise AssertionError(f"no button {label!r} on message {message.get('message_id')}")
+
+
+def button_labels(message: dict[str, Any]) -> list[list[str]]:
+    """The labels of a message's inline keyboard, row by row."""
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return [[button["text"] for button in row] for row in rows]
+
+
+@dataclass
+class BotHarness:
+    """A bot wired to a fake Telegram and a simulator, startable and stoppable at will."""
+
+    tg: FakeTelegram
+    sim: Simulator
+    database_path: Path
+    webhooks: bool
+    port: int = field(default_factory=free_port)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    app: App | None = None
+    _runner: asyncio.Task[None] | None = None
+
+    def settings(self) -> Settings:
+        """Settings as the environment would give them."""
+        values: dict[str, Any] = {
+            "bot_token": self.tg.token,
+            "telegram_api_url": self.tg.base_url,
+            "userapi_key": SIM_KEY,
+            "userapi_base_url": self.sim.base_url,
+            "public_url": f"http://127.0.0.1:{self.port}" if self.webhooks else None,
+            "web_host": "127.0.0.1",
+            "web_port": self.port,
+            "database_path": self.database_path,
+            "poll_interval": 0.05,
+            "poll_max_interval": 0.3,
+            "webhook_quiet_after": 30.0,
+            "progress_edit_interval": 0.05,
+        }
+        values.update(self.overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    async def start(self) -> App:
+        """Start the bot and its Telegram polling."""
+        self.app = await start_app(self.settings())
+        self._runner = asyncio.create_task(self.app.wait())
+        return self.app
+
+    async def stop(self) -> None:
+        """Stop the bot as SIGTERM would."""
+        if self.app is not None:
+            await self.app.stop()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        self.app, self._runner = None, None
+
+    async def photo_reply(
+        self, chat_id: int, predicate: Callable[[ApiCall], bool] = lambda c: True,
+        *, count: int = 1, timeout: float = 15.0,
+    ) -> dict[str, Any]:
+        """Wait for the count-th successful sendPhoto to a chat and return the sent message."""
+        call = await self.tg.wait_for(
+            "sendPhoto",
+            lambda c: c.ok and int(c.params["chat_id"]) == chat_id and predicate(c),
+            count=count, timeout=timeout,
+        )
+        return dict(call.result)

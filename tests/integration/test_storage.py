@@ -1,0 +1,77 @@
+"""Tasks on a real SQLite file: monotonic updates and exactly-once delivery claims."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage.database import MIGRATIONS, Database
+from storage.tasks import TaskRepo, TaskUpdate
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> AsyncIterator[TaskRepo]:
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    yield TaskRepo(db)
+    await db.close()
+
+
+async def new_task(repo: TaskRepo, task_hash: str = "h1") -> int:
+    record = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="a cat")
+    await repo.set_hash(record.id, task_hash)
+    return record.id
+
+
+async def test_schema_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    mode = await db.fetch_one("PRAGMA journal_mode")
+    version = await db.fetch_one("PRAGMA user_version")
+    await db.close()
+    assert mode is not None and mode[0] == "wal"
+    assert version is not None and version[0] == len(MIGRATIONS)
+    again = await Database.open(tmp_path / "x.sqlite3")  # reopening migrates nothing twice
+    await again.close()
+
+
+async def test_updates_only_move_forward(repo: TaskRepo) -> None:
+    await new_task(repo)
+    assert await repo.apply(TaskUpdate(hash="h1", status="progress", progress=40))
+    assert await repo.apply(TaskUpdate(hash="h1", status="progress", progress=20)) is None
+    assert await repo.apply(TaskUpdate(hash="h1", status="waiting")) is None
+    done = await repo.apply(TaskUpdate(hash="h1", status="done", result={"url": "u"}))
+    assert done is not None and done.status == "done" and done.delivery == "pending"
+    assert await repo.apply(TaskUpdate(hash="h1", status="progress", progress=90)) is None
+    assert await repo.apply(TaskUpdate(hash="h1", status="done", result={"url": "v"})) is None
+    assert await repo.apply(TaskUpdate(hash="h1", status="error")) is None
+    final = await repo.get_by_hash("h1")
+    assert final is not None and final.result == {"url": "u"} and final.progress == 40
+
+
+async def test_unknown_hash_changes_nothing(repo: TaskRepo) -> None:
+    assert await repo.apply(TaskUpdate(hash="nope", status="done")) is None
+
+
+async def test_delivery_is_claimed_once_and_survives_a_restart(repo: TaskRepo) -> None:
+    task_id = await new_task(repo)
+    await repo.apply(TaskUpdate(hash="h1", status="done", result={"url": "u"}))
+    assert await repo.claim_delivery(task_id)
+    assert not await repo.claim_delivery(task_id)
+    # The process dies mid-delivery: the claim is handed back at the next start.
+    assert await repo.release_claims() == 1
+    assert [r.id for r in await repo.undelivered()] == [task_id]
+    assert await repo.claim_delivery(task_id)
+    await repo.mark_delivered(task_id, message_id=7, file_id="F")
+    assert await repo.undelivered() == []
+    assert not await repo.claim_delivery(task_id)
+
+
+async def test_in_flight_and_orphans(repo: TaskRepo) -> None:
+    sent = await new_task(repo, "h1")
+    orphan = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="x")
+    assert [r.id for r in await repo.in_flight()] == [sent]
+    assert [r.id for r in await repo.orphans()] == [orphan.id]
+    failed = await repo.fail(orphan.id, "restarted")
+    assert failed is not None and failed.status == "error" and failed.delivery == "pending"
+    assert await repo.fail(orphan.id, "again") is None
