@@ -75,6 +75,7 @@ def build_web_app(*, jobs: Jobs, webhook_secret: str) -> web.Application:
     app[READY] = {"ready": False}
     app.router.add_get("/healthz", healthz)
     app.router.add_post(
-        USERAPI_WEBHOOK_PREFIX + "{secret}", UserAPIWebhook(jobs=jobs, secret=webhook_secret).handle
+        USERAPI_WEBHOOK_PREFIX + "{secret}",
+        UserAPIWebhook(jobs=jobs, secret=webhook_secret).handle,
     )
     return app

@@ -499,7 +499,7 @@ class FakeTelegram:
         method: str,
         predicate: Callable[[ApiCall], bool] = lambda call: True,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109 - part of the documented test API
+        timeout: float = 10.0,
         count: int = 1,
     ) -> ApiCall:
         """Wait until `count` matching calls have happened and return the count-th."""

@@ -30,10 +30,17 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture(params=["webhooks", "polling"])
 async def harness(
-    request: pytest.FixtureRequest, tg: FakeTelegram, sim: Simulator, tmp_path: Path,
+    request: pytest.FixtureRequest,
+    tg: FakeTelegram,
+    sim: Simulator,
+    tmp_path: Path,
 ) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3",
-                        webhooks=request.param == "webhooks")
+    runner = BotHarness(
+        tg=tg,
+        sim=sim,
+        database_path=tmp_path / "bot.sqlite3",
+        webhooks=request.param == "webhooks",
+    )
     await runner.start()
     yield runner
     await runner.stop()

@@ -69,7 +69,7 @@ class BotHarness:
             "progress_edit_interval": 0.05,
         }
         values.update(self.overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     async def start(self) -> App:
         """Start the bot and its Telegram polling."""
@@ -87,13 +87,18 @@ class BotHarness:
         self.app, self._runner = None, None
 
     async def photo_reply(
-        self, chat_id: int, predicate: Callable[[ApiCall], bool] = lambda c: True,
-        *, count: int = 1, timeout: float = 15.0,
+        self,
+        chat_id: int,
+        predicate: Callable[[ApiCall], bool] = lambda c: True,
+        *,
+        count: int = 1,
+        timeout: float = 15.0,
     ) -> dict[str, Any]:
         """Wait for the count-th successful sendPhoto to a chat and return the sent message."""
         call = await self.tg.wait_for(
             "sendPhoto",
             lambda c: c.ok and int(c.params["chat_id"]) == chat_id and predicate(c),
-            count=count, timeout=timeout,
+            count=count,
+            timeout=timeout,
         )
         return dict(call.result)

@@ -36,8 +36,11 @@ async def test_imagine_upscale_zoom(harness: BotHarness) -> None:
 
     # The status message appeared at once, as a reply, then showed progress, then went away.
     assert status.params["reply_parameters"]["message_id"] == request["message_id"]
-    progress = [c for c in tg.requests if c.ok and shows_progress(c) and c.at < tg.calls(
-        "sendPhoto")[-1].at]
+    progress = [
+        c
+        for c in tg.requests
+        if c.ok and shows_progress(c) and c.at < tg.calls("sendPhoto")[-1].at
+    ]
     assert progress, "no progress was shown before the result"
     assert tg.message(chat["id"], status.result["message_id"]) is None
 

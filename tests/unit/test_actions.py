@@ -47,8 +47,9 @@ def test_model_version_defaults_to_v7() -> None:
 
 
 def test_upscale_without_next_actions_matches_midjourney() -> None:
-    rows = action_rows(task_type="upscale", prompt="a cat --v 5.2", result=IMAGE,
-                       next_actions=None)
+    rows = action_rows(
+        task_type="upscale", prompt="a cat --v 5.2", result=IMAGE, next_actions=None
+    )
     assert labels(rows) == [
         ["Vary (Subtle)", "Vary (Strong)"],
         ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
@@ -69,24 +70,30 @@ def test_upsample_result_offers_no_second_upscale() -> None:
 
 
 def test_next_actions_are_authoritative() -> None:
-    next_actions = [
+    next_actions: list[dict[str, Any]] = [
         {"type": "upscale", "choices": [1, 2, 3, 4]},
         {"type": "reroll"},
     ]
-    rows = action_rows(task_type="imagine", prompt="a cat", result=IMAGE,
-                       next_actions=next_actions)
+    rows = action_rows(
+        task_type="imagine", prompt="a cat", result=IMAGE, next_actions=next_actions
+    )
     assert labels(rows) == [["U1", "U2", "U3", "U4"], ["🔄", "🌱 Seed"]]
 
 
 def test_next_actions_for_an_upscale_use_the_apis_upsample_choices() -> None:
-    next_actions = [
-        {"type": "vary_subtle"}, {"type": "vary_strong"}, {"type": "inpaint"},
-        {"type": "zoom", "choices": [50, 75]}, {"type": "pan", "choices": ["left", "up"]},
+    next_actions: list[dict[str, Any]] = [
+        {"type": "vary_subtle"},
+        {"type": "vary_strong"},
+        {"type": "inpaint"},
+        {"type": "zoom", "choices": [50, 75]},
+        {"type": "pan", "choices": ["left", "up"]},
         {"type": "upsample", "choices": ["v6r1_2x_subtle", "v6r1_2x_creative"]},
-        {"type": "animate", "choices": ["high", "low"]}, {"type": "mystery"},
+        {"type": "animate", "choices": ["high", "low"]},
+        {"type": "mystery"},
     ]
-    rows = action_rows(task_type="upscale", prompt="a cat", result=IMAGE,
-                       next_actions=next_actions)
+    rows = action_rows(
+        task_type="upscale", prompt="a cat", result=IMAGE, next_actions=next_actions
+    )
     assert labels(rows) == [
         ["Vary (Subtle)", "Vary (Strong)"],
         ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
@@ -96,7 +103,9 @@ def test_next_actions_for_an_upscale_use_the_apis_upsample_choices() -> None:
         ["🌱 Seed"],
     ]
     assert [a.choice for a in flat_actions(rows) if a.kind == "upsample"] == [
-        "v6r1_2x_subtle", "v6r1_2x_creative"]
+        "v6r1_2x_subtle",
+        "v6r1_2x_creative",
+    ]
 
 
 def test_animate_result_gets_upscales_and_reroll_but_no_seed() -> None:
@@ -106,7 +115,9 @@ def test_animate_result_gets_upscales_and_reroll_but_no_seed() -> None:
 
 def test_single_animation_and_non_images_get_no_buttons() -> None:
     assert action_rows(task_type="upscale", prompt="x", result=ANIMATION, next_actions=None) == []
-    assert action_rows(task_type="describe", prompt="x", result=["a", "b"], next_actions=None) == []
+    assert (
+        action_rows(task_type="describe", prompt="x", result=["a", "b"], next_actions=None) == []
+    )
     assert action_rows(task_type="seed", prompt="x", result={"seed": "1"}, next_actions=None) == []
 
 

@@ -58,8 +58,8 @@ def test_animated_webp_becomes_h264_mp4() -> None:
     buffer = io.BytesIO()
     frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100)
     video = animation_to_mp4(buffer.getvalue())
-    with av.open(io.BytesIO(video)) as container:
+    with av.open(io.BytesIO(video), mode="r") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert (stream.width, stream.height) == (560, 704)
-        assert sum(1 for _ in container.decode(stream)) == 5
+        assert len(list(container.decode(stream))) == 5
