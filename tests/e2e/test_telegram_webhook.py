@@ -1,0 +1,82 @@
+"""Telegram updates by webhook (TELEGRAM_WEBHOOK=true) on the bot's own server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.userapi.simulator import Simulator
+from tests.e2e.harness import BotHarness, button_labels
+from tests.fake_telegram import FakeTelegram
+
+
+@pytest.fixture
+async def webhook_bot(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    runner = BotHarness(
+        tg=tg,
+        sim=sim,
+        database_path=tmp_path / "bot.sqlite3",
+        webhooks=True,
+        overrides={"telegram_webhook": True},
+    )
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+async def test_updates_arrive_by_webhook_with_the_secret(
+    webhook_bot: BotHarness,
+    tg: FakeTelegram,
+) -> None:
+    set_webhook = tg.calls("setWebhook")[-1]
+    url = str(set_webhook.params["url"])
+    assert url.startswith(f"http://127.0.0.1:{webhook_bot.port}/telegram/webhook/")
+    assert tg.token not in url  # the path is derived from the token, never the token itself
+    assert set_webhook.params["secret_token"]
+    assert not tg.calls("getUpdates")
+
+    ann = tg.user(7, "Ann")
+    chat = tg.private_chat(ann)
+    tg.send_message(chat, ann, "/imagine a quiet harbour")
+    grid = await webhook_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params)
+    assert button_labels(grid)[0] == ["U1", "U2", "U3", "U4"]
+    assert all(
+        d.headers.get("X-Telegram-Bot-Api-Secret-Token") == set_webhook.params["secret_token"]
+        for d in tg.webhook_deliveries
+    )
+
+
+async def test_a_forged_update_without_the_secret_is_refused(
+    webhook_bot: BotHarness,
+    tg: FakeTelegram,
+) -> None:
+    url = str(tg.calls("setWebhook")[-1].params["url"])
+    forged = {
+        "update_id": 999,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 5, "type": "private", "first_name": "M"},
+            "from": {"id": 5, "is_bot": False, "first_name": "M"},
+            "text": "/imagine forged",
+        },
+    }
+    async with httpx.AsyncClient() as client:
+        missing = await client.post(url, json=forged)
+        wrong = await client.post(
+            url, json=forged, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+        )
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    # A real update afterwards is handled; the forged ones never were.
+    ann = tg.user(8, "Bob")
+    chat = tg.private_chat(ann)
+    tg.send_message(chat, ann, "/help")
+    await tg.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == chat["id"])
+    assert not [c for c in tg.requests if c.params.get("chat_id") == 5]
+    assert not webhook_bot.sim.requests_to("/midjourney/v2/imagine")
