@@ -244,8 +244,9 @@ def action_rows(
         rows = _grid_rows()
     else:
         rows = []
-    if rows and not is_animation(result):
-        # The seed can be asked of any finished image job (once; the answer is kept).
+    offers_seed = next_actions is not None and any(a.get("type") == "seed" for a in next_actions)
+    if rows and (task_type in GRID_TYPES or offers_seed):
+        # A seed belongs to a grid (its answer holds the grid's four images); asked once, kept.
         rows[-1].append(Action("seed", None, "🌱 Seed"))
     return [row for row in rows if row]
 

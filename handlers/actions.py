@@ -40,10 +40,9 @@ async def _ask_prompt(
         f"✏️ <b>{html.escape(action.label)}</b>: reply to this message with the prompt.\n"
         f"The current one, to copy and edit:\n<code>{html.escape(prefill)}</code>"
     )
-    thread_id = message.message_thread_id if message.is_topic_message else None
+    # Message.answer already posts into the message's forum topic; passing it again is a TypeError.
     ask = await message.answer(
         text,
-        message_thread_id=thread_id,
         reply_parameters=ReplyParameters(
             message_id=message.message_id, allow_sending_without_reply=True
         ),

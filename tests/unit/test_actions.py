@@ -56,7 +56,6 @@ def test_upscale_without_next_actions_matches_midjourney() -> None:
         ["⬅️", "➡️", "⬆️", "⬇️"],
         ["Upscale (2x)", "Upscale (4x)"],
         ["Animate (High motion)", "Animate (Low motion)"],
-        ["🌱 Seed"],
     ]
     keys = [a.key for a in flat_actions(rows)]
     assert "upsample:v5_2x" in keys
@@ -100,7 +99,6 @@ def test_next_actions_for_an_upscale_use_the_apis_upsample_choices() -> None:
         ["⬅️", "⬆️"],
         ["Upscale (Subtle)", "Upscale (Creative)"],
         ["Animate (High motion)", "Animate (Low motion)"],
-        ["🌱 Seed"],
     ]
     assert [a.choice for a in flat_actions(rows) if a.kind == "upsample"] == [
         "v6r1_2x_subtle",
