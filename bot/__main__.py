@@ -9,7 +9,6 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.app import start_app
 from bot.config import Settings
 
 log = logging.getLogger("bot")
@@ -37,6 +36,10 @@ def load_settings() -> Settings:
 
 async def run(settings: Settings) -> None:
     """Start the bot and run until a stop signal."""
+    # Imported here: aiogram takes seconds to import, and a bad configuration should be told
+    # at once, before any of that.
+    from bot.app import start_app
+
     app = await start_app(settings)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -11,11 +11,13 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.i18n import SimpleI18nMiddleware
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.config import Settings
 from bot.delivery import TelegramView
+from bot.i18n import build_i18n
 from bot.jobs import Jobs
 from bot.poller import StatusPoller
 from bot.telegram import create_session
@@ -107,7 +109,8 @@ async def start_app(settings: Settings) -> App:
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     tasks = TaskRepo(db)
-    view = TelegramView(bot, tasks, client, edit_interval=settings.progress_edit_interval)
+    i18n = build_i18n()
+    view = TelegramView(bot, tasks, client, i18n, edit_interval=settings.progress_edit_interval)
     webhook_secret = derive_secret(token, "userapi-webhook")
     webhook_url = (
         f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}{webhook_secret}"
@@ -124,6 +127,7 @@ async def start_app(settings: Settings) -> App:
         settings=settings,
     )
     dispatcher.include_routers(*get_routers())
+    SimpleI18nMiddleware(i18n).setup(dispatcher)
 
     web_app = build_web_app(jobs=jobs, webhook_secret=webhook_secret)
     if settings.telegram_webhook:

@@ -6,6 +6,8 @@ import asyncio
 import html
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiogram import Bot
@@ -16,9 +18,12 @@ from aiogram.types import (
     Message,
     ReplyParameters,
 )
+from aiogram.utils.i18n import I18n
+from babel.support import LazyProxy
 
 from bot.actions import UPSCALED_TYPES, is_animation
-from bot.jobs import Delivered, UndeliverableError
+from bot.i18n import _, __
+from bot.jobs import Delivered, Failure, UndeliverableError
 from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
 from bot.userapi import UserAPIClient
@@ -33,32 +38,54 @@ MAX_RESULT_BYTES = 64 * 1024 * 1024
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
 
-TYPE_LABELS = {
-    "imagine": "Imagine",
-    "variation": "Variation",
-    "reroll": "Reroll",
-    "upscale": "Upscale",
-    "upsample": "Upscale",
+# Midjourney's own names (Vary, Zoom Out) stay as Midjourney writes them in every language.
+TYPE_LABELS: dict[str, str | LazyProxy] = {
+    "imagine": __("Imagine"),
+    "variation": __("Variation"),
+    "reroll": __("Reroll"),
+    "upscale": __("Upscale"),
+    "upsample": __("Upscale"),
     "vary_subtle": "Vary (Subtle)",
     "vary_strong": "Vary (Strong)",
     "zoom": "Zoom Out",
-    "pan": "Pan",
-    "blend": "Blend",
+    "pan": __("Pan"),
+    "blend": __("Blend"),
     "inpaint": "Vary (Region)",
-    "animate": "Animate",
-    "describe": "Describe",
-    "seed": "Seed",
+    "animate": __("Animate"),
+    "describe": __("Describe"),
+    "seed": __("Seed"),
 }
-PREFILTER_WORDS = {
-    "TOXICITY": "toxicity",
-    "SEVERE_TOXICITY": "severe toxicity",
-    "IDENTITY_ATTACK": "an attack on identity",
-    "INSULT": "insults",
-    "PROFANITY": "profanity",
-    "THREAT": "threats",
-    "SEXUALLY_EXPLICIT": "sexually explicit content",
-    "FLIRTATION": "flirtation",
+PREFILTER_WORDS: dict[str, LazyProxy] = {
+    "TOXICITY": __("toxicity"),
+    "SEVERE_TOXICITY": __("severe toxicity"),
+    "IDENTITY_ATTACK": __("an attack on identity"),
+    "INSULT": __("insults"),
+    "PROFANITY": __("profanity"),
+    "THREAT": __("threats"),
+    "SEXUALLY_EXPLICIT": __("sexually explicit content"),
+    "FLIRTATION": __("flirtation"),
 }
+
+
+def type_label(task_type: str) -> str:
+    """The name of a job type, in the current language."""
+    return str(TYPE_LABELS.get(task_type, task_type.replace("_", " ").title()))
+
+
+def reason_text(reason: str | None) -> str:
+    """A stored failure reason in words: the bot's own codes translated, the API's kept."""
+    words = {
+        Failure.UNREACHABLE: _(
+            "The Midjourney service can't be reached right now. Please try again in a minute."
+        ),
+        Failure.KEY_REJECTED: _("The bot's Midjourney key was rejected. The owner has to fix it."),
+        Failure.BUSY: _("Midjourney is busy (too many requests). Please try again in a minute."),
+        Failure.SERVER_ERROR: _("The Midjourney service had an internal error. Please try again."),
+        Failure.RESTARTED: _("The bot restarted while sending this job. Please send it again."),
+    }
+    if not reason:
+        return _("Midjourney did not say why.")
+    return words.get(reason, reason)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -67,7 +94,7 @@ def _cut(text: str, limit: int) -> str:
 
 def caption_for(task: TaskRecord) -> str:
     """The caption of a result: what kind of job it was and its prompt, within 1,024 chars."""
-    label = TYPE_LABELS.get(task.type, task.type.title())
+    label = type_label(task.type)
     if task.choice and task.type in ("upscale", "variation"):
         label = f"{label} #{task.choice}"
     head = f"<b>{html.escape(label)}</b>\n"
@@ -81,29 +108,33 @@ def caption_for(task: TaskRecord) -> str:
 
 def status_text(task: TaskRecord) -> str:
     """The text of a task's status message for its current state."""
-    label = TYPE_LABELS.get(task.type, task.type.title())
+    label = type_label(task.type)
     prompt = html.escape(_cut(task.prompt or "", 300))
     if task.status == "progress":
         filled = max(0, min(10, task.progress // 10))
-        state = f"🎨 Drawing… {task.progress}%\n{'▰' * filled}{'▱' * (10 - filled)}"
+        bar = "▰" * filled + "▱" * (10 - filled)
+        state = _("🎨 Drawing… {percent}%").format(percent=task.progress) + f"\n{bar}"
     elif task.status == "waiting":
-        state = "⏳ Queued at Midjourney…"
+        state = _("⏳ Queued at Midjourney…")
     else:
-        state = "⏳ Sending to Midjourney…"
-    return f"<b>{label}</b> {prompt}\n\n{state}"
+        state = _("⏳ Sending to Midjourney…")
+    return f"<b>{html.escape(label)}</b> {prompt}\n\n{state}"
 
 
 def failure_text(task: TaskRecord) -> str:
     """Why a task failed, in words."""
-    label = TYPE_LABELS.get(task.type, task.type.title())
+    label = html.escape(type_label(task.type))
     if task.prefilter:
-        reasons = ", ".join(PREFILTER_WORDS.get(item, item.lower()) for item in task.prefilter)
-        return (
-            f"🚫 <b>{label}</b>: Midjourney's content filter refused this prompt "
-            f"({html.escape(reasons)}). Please rephrase it."
+        reasons = ", ".join(
+            str(PREFILTER_WORDS.get(item, item.lower())) for item in task.prefilter
         )
-    reason = task.status_reason or "Midjourney did not say why."
-    return f"❌ <b>{label}</b> failed: {html.escape(reason)}"
+        return _(
+            "🚫 <b>{job}</b>: Midjourney's content filter refused this prompt ({reasons}). "
+            "Please rephrase it."
+        ).format(job=label, reasons=html.escape(reasons))
+    return _("❌ <b>{job}</b> failed: {reason}").format(
+        job=label, reason=html.escape(reason_text(task.status_reason))
+    )
 
 
 class TelegramView:
@@ -114,10 +145,12 @@ class TelegramView:
         bot: Bot,
         repo: TaskRepo,
         client: UserAPIClient,
+        i18n: I18n,
         *,
         edit_interval: float = 3.0,
     ) -> None:
         self._bot = bot
+        self._i18n = i18n
         self._repo = repo
         self._client = client
         self._edit_interval = edit_interval
@@ -127,6 +160,12 @@ class TelegramView:
         # The status message may move (text -> photo preview); this is the current one.
         self._status: dict[int, tuple[int, bool]] = {}
         self._preview_url: dict[int, str] = {}
+
+    @contextmanager
+    def _speaking(self, task: TaskRecord) -> Iterator[None]:
+        """Texts inside speak the requester's language (updates come from outside any handler)."""
+        with self._i18n.context(), self._i18n.use_locale(task.locale):
+            yield
 
     def _reply(self, task: TaskRecord) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"chat_id": task.chat_id}
@@ -151,8 +190,10 @@ class TelegramView:
 
     async def job_started(self, task: TaskRecord) -> None:
         """Send the status message that progress will edit."""
+        with self._speaking(task):
+            text = status_text(task)
         try:
-            message = await self._bot.send_message(text=status_text(task), **self._reply(task))
+            message = await self._bot.send_message(text=text, **self._reply(task))
         except TelegramForbiddenError as error:
             log.warning("Can't post a status message in chat %d: %s", task.chat_id, error)
             return
@@ -175,7 +216,8 @@ class TelegramView:
             return
         self._last_edit[task_id] = time.monotonic()
         try:
-            await self._show_progress(task)
+            with self._speaking(task):
+                await self._show_progress(task)
         except (TelegramBadRequest, TelegramForbiddenError) as error:
             # "not modified" or a status message the user deleted: progress is best-effort.
             log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
@@ -230,7 +272,8 @@ class TelegramView:
         """Send the result (or the failure) and remove the status message."""
         status = self._forget(task.id) or self._status_of(task)
         try:
-            delivered = await self._send_outcome(task, status)
+            with self._speaking(task):
+                delivered = await self._send_outcome(task, status)
         except TelegramForbiddenError as error:
             raise UndeliverableError(error.message) from error
         except TelegramBadRequest as error:
@@ -257,9 +300,10 @@ class TelegramView:
             return await self._send_media(task, result)
         if isinstance(result, list):
             lines = "\n\n".join(f"{n}. {html.escape(str(p))}" for n, p in enumerate(result, 1))
-            return await self._send_text(task, f"<b>Describe</b>\n\n{lines}")
+            header = html.escape(type_label(task.type))
+            return await self._send_text(task, f"<b>{header}</b>\n\n{lines}")
         return await self._send_text(
-            task, f"<b>{html.escape(task.type)}</b>: {html.escape(str(result))}"
+            task, f"<b>{html.escape(type_label(task.type))}</b>: {html.escape(str(result))}"
         )
 
     async def _send_failure(
@@ -325,12 +369,15 @@ class TelegramView:
             message_id=photo_message.message_id, allow_sending_without_reply=True
         )
         await self._bot.send_document(
-            document=BufferedInputFile(data, filename=filename), caption="Original file", **kwargs
+            document=BufferedInputFile(data, filename=filename),
+            caption=_("Original file"),
+            **kwargs,
         )
 
     async def show_again(self, task: TaskRecord) -> None:
         """Show a finished task's outcome once more (e.g. a repeated 🌱 Seed press)."""
-        await self._send_outcome(task, None)
+        with self._speaking(task):
+            await self._send_outcome(task, None)
 
 
 def _photo_file_id(message: Message) -> str | None:

@@ -44,6 +44,7 @@ class Requester:
     user_id: int
     thread_id: int | None = None
     message_id: int | None = None
+    locale: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +104,27 @@ def update_from_task(task: Task) -> TaskUpdate | None:
     )
 
 
-def describe_api_error(error: UserAPIError) -> str:
-    """A user-facing reason for a refused or failed API call."""
+class Failure:
+    """Reasons the bot itself gives a task (stored as status_reason; the view words them)."""
+
+    PREFIX = "bot:"
+    UNREACHABLE = "bot:unreachable"
+    KEY_REJECTED = "bot:key_rejected"
+    BUSY = "bot:busy"
+    SERVER_ERROR = "bot:server_error"
+    RESTARTED = "bot:restarted"
+
+
+def failure_reason(error: UserAPIError) -> str:
+    """The reason to store for a refused or failed API call: ours, or the API's own words."""
     if error.status is None:
-        return "The Midjourney service can't be reached right now. Please try again in a minute."
+        return Failure.UNREACHABLE
     if error.is_auth_error:
-        return "The bot's Midjourney key was rejected. The owner has to fix it."
+        return Failure.KEY_REJECTED
     if error.status == 429:
-        return "Midjourney is busy (too many requests). Please try again in a minute."
+        return Failure.BUSY
     if error.status >= 500:
-        return "The Midjourney service had an internal error. Please try again."
+        return Failure.SERVER_ERROR
     return error.message
 
 
@@ -147,6 +159,7 @@ class Jobs:
             user_id=requester.user_id,
             thread_id=requester.thread_id,
             request_message_id=requester.message_id,
+            locale=requester.locale,
         )
         return await self._submit(record, lambda hook: self._client.imagine(prompt=prompt, **hook))
 
@@ -182,6 +195,7 @@ class Jobs:
             user_id=requester.user_id,
             thread_id=requester.thread_id,
             request_message_id=requester.message_id,
+            locale=requester.locale,
         )
         if parent.hash is None:  # pragma: no cover - buttons exist only on accepted tasks
             raise LookupError(f"task {parent.id} has no hash")
@@ -244,7 +258,7 @@ class Jobs:
             answer: str | Task = await call(self._hook())
         except UserAPIError as error:
             log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
-            failed = await self._repo.fail(record.id, describe_api_error(error))
+            failed = await self._repo.fail(record.id, failure_reason(error))
             if failed is not None:
                 await self._deliver(failed)
             return await self._repo.require(record.id)
@@ -316,9 +330,7 @@ class Jobs:
         await self._repo.release_claims()
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
-            failed = await self._repo.fail(
-                orphan.id, "The bot restarted while sending this job. Please send it again."
-            )
+            failed = await self._repo.fail(orphan.id, Failure.RESTARTED)
             if failed is not None:
                 await self._deliver(failed)
         await self.deliver_pending()
@@ -354,7 +366,7 @@ class Jobs:
         if not task.cancelled() and task.exception() is not None:
             log.error("Background job failed", exc_info=task.exception())
 
-    async def drain(self, grace: float = 10.0) -> None:
+    async def drain(self, grace: float = 3.0) -> None:
         """Wait for background work to finish, then cancel what is left."""
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace)

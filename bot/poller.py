@@ -47,6 +47,9 @@ class StatusPoller:
     async def run(self) -> None:
         """Poll until `stop()`."""
         last_redelivery = time.monotonic()
+        # Webhooks sent while the bot was down are lost: ask about every task in flight now
+        # rather than after the watchdog's quiet period.
+        await self.tick(everything=True)
         while not self._stopped.is_set():
             await self.tick()
             if time.monotonic() - last_redelivery > REDELIVER_SECONDS:
@@ -61,15 +64,15 @@ class StatusPoller:
         """Ask the loop to end after the current tick."""
         self._stopped.set()
 
-    async def tick(self) -> None:
-        """Poll every task that is due now."""
+    async def tick(self, *, everything: bool = False) -> None:
+        """Poll every task that is due now (or every task in flight, with `everything`)."""
         now = time.monotonic()
         records = await self._repo.in_flight()
         alive = {record.id for record in records}
         for gone in self._due.keys() - alive:
             self._due.pop(gone, None)
             self._delay.pop(gone, None)
-        due = [record for record in records if self._is_due(record, now)]
+        due = [record for record in records if everything or self._is_due(record, now)]
         if due:
             await asyncio.gather(*(self._poll(record) for record in due))
 

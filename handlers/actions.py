@@ -9,16 +9,21 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
 
 from bot.actions import Action, flat_actions
-from bot.jobs import Jobs, Requester
+from bot.i18n import _
+from bot.jobs import Jobs
 from bot.keyboards import ActionCallback, task_action_rows
 from bot.prompts import PromptError, normalize_prompt
 from handlers.common import requester_of
 from storage.prompts import PromptRequest, PromptRequestRepo
 from storage.tasks import TaskRecord, TaskRepo
 
-EXPIRED = "This job is no longer available. Start a new one with /imagine."
 # Telegram cuts ForceReply placeholders at 64 characters.
 PLACEHOLDER_LIMIT = 64
+
+
+def expired() -> str:
+    """The answer to a button of a job the bot no longer has."""
+    return _("This job is no longer available. Start a new one with /imagine.")
 
 
 def _prefill(task: TaskRecord, action: Action) -> str:
@@ -36,10 +41,10 @@ async def _ask_prompt(
     prompts: PromptRequestRepo,
 ) -> None:
     prefill = _prefill(task, action)
-    text = (
-        f"✏️ <b>{html.escape(action.label)}</b>: reply to this message with the prompt.\n"
-        f"The current one, to copy and edit:\n<code>{html.escape(prefill)}</code>"
-    )
+    text = _(
+        "✏️ <b>{action}</b>: reply to this message with the prompt.\n"
+        "The current one, to copy and edit:\n<code>{prompt}</code>"
+    ).format(action=html.escape(action.label), prompt=html.escape(prefill))
     # Message.answer already posts into the message's forum topic; passing it again is a TypeError.
     ask = await message.answer(
         text,
@@ -69,7 +74,7 @@ def build_router() -> Router:
         actions = flat_actions(task_action_rows(task)) if task and task.status == "done" else []
         message = query.message
         if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
-            await query.answer(EXPIRED, show_alert=True)
+            await query.answer(expired(), show_alert=True)
             return
         action = actions[callback_data.index]
         if await jobs.needs_prompt(task, action):
@@ -77,7 +82,7 @@ def build_router() -> Router:
             await _ask_prompt(message, query.from_user.id, task, action, prompts)
             return
         # Answer the press at once; the job's own status message follows.
-        await query.answer(f"{action.label}: started")
+        await query.answer(_("{action}: started").format(action=action.label))
         await jobs.run_action(requester_of(message, query.from_user.id), task, action)
 
     @router.message(F.reply_to_message, F.text)
@@ -102,20 +107,14 @@ def build_router() -> Router:
             else None
         )
         if task is None or action is None:
-            await message.reply(EXPIRED)
+            await message.reply(expired())
             return
         try:
             prompt = normalize_prompt(message.text)
         except PromptError:
             await prompts.add(request)  # keep the question open for a better answer
-            await message.reply("Please reply with a prompt (it can't be empty or too long).")
+            await message.reply(_("Please reply with a prompt (it can't be empty or too long)."))
             return
-        requester = Requester(
-            chat_id=message.chat.id,
-            user_id=message.from_user.id,
-            thread_id=message.message_thread_id if message.is_topic_message else None,
-            message_id=message.message_id,
-        )
-        await jobs.run_action(requester, task, action, prompt)
+        await jobs.run_action(requester_of(message), task, action, prompt)
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram.types import Message
+from aiogram.utils.i18n import get_i18n
 
 from bot.jobs import Requester
 
@@ -16,4 +17,5 @@ def requester_of(message: Message, user_id: int | None = None) -> Requester:
         user_id=sender,
         thread_id=thread_id,
         message_id=message.message_id,
+        locale=get_i18n().current_locale,
     )

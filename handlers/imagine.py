@@ -7,15 +7,22 @@ from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.i18n import _
 from bot.jobs import Jobs
 from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from handlers.common import requester_of
 
-USAGE = (
-    "Please add a prompt after the command, for example:\n"
-    "<code>/imagine a red fox in the snow, watercolor --ar 3:2</code>"
-)
-TOO_LONG = f"That prompt is too long: Midjourney takes at most {MAX_PROMPT_LENGTH} characters."
+
+def prompt_problem(error: PromptError) -> str:
+    """What is wrong with a prompt, in the user's language."""
+    if str(error) == "too_long":
+        return _("That prompt is too long: Midjourney takes at most {limit} characters.").format(
+            limit=MAX_PROMPT_LENGTH
+        )
+    return _(
+        "Please add a prompt after the command, for example:\n"
+        "<code>/imagine a red fox in the snow, watercolor --ar 3:2</code>"
+    )
 
 
 async def start_imagine(message: Message, text: str | None, jobs: Jobs) -> None:
@@ -23,7 +30,7 @@ async def start_imagine(message: Message, text: str | None, jobs: Jobs) -> None:
     try:
         prompt = normalize_prompt(text)
     except PromptError as error:
-        await message.reply(TOO_LONG if str(error) == "too_long" else USAGE)
+        await message.reply(prompt_problem(error))
         return
     await jobs.imagine(requester_of(message), prompt)
 

@@ -69,6 +69,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat_id, message_id)
     );
     """,
+    # 2: the language each task's messages are shown in (its requester's).
+    "ALTER TABLE tasks ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';",
 )
 
 

@@ -56,6 +56,7 @@ class TaskRecord:
     result_message_id: int | None
     result_file_id: str | None
     delivery: str
+    locale: str
     created_at: float
     updated_at: float
 
@@ -91,6 +92,7 @@ class TaskRecord:
             result_message_id=row["result_message_id"],
             result_file_id=row["result_file_id"],
             delivery=row["delivery"],
+            locale=row["locale"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -133,14 +135,15 @@ class TaskRepo:
         action: str | None = None,
         choice: str | None = None,
         account_hash: str | None = None,
+        locale: str = "en",
     ) -> TaskRecord:
         """Store a new task before it is sent to the API."""
         now = time.time()
         task_id = await self._db.insert(
             """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
-                   parent_id, action, choice, account_hash, status, status_rank,
+                   parent_id, action, choice, account_hash, locale, status, status_rank,
                    created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
             (
                 type,
                 chat_id,
@@ -152,6 +155,7 @@ class TaskRepo:
                 action,
                 choice,
                 account_hash,
+                locale,
                 now,
                 now,
             ),

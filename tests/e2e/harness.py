@@ -12,6 +12,8 @@ from typing import Any
 from bot.app import App, start_app
 from bot.config import Settings
 from bot.userapi.simulator import Simulator
+from bot.web import USERAPI_WEBHOOK_PREFIX, derive_secret
+from storage.tasks import TaskRepo
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
@@ -102,3 +104,23 @@ class BotHarness:
             timeout=timeout,
         )
         return dict(call.result)
+
+
+def userapi_webhook_url(harness: BotHarness, secret: str | None = None) -> str:
+    """The bot's userapi webhook URL (with the real secret unless one is given)."""
+    real = derive_secret(harness.tg.token, "userapi-webhook")
+    return f"http://127.0.0.1:{harness.port}{USERAPI_WEBHOOK_PREFIX}{secret or real}"
+
+
+async def wait_in_flight(harness: BotHarness, count: int, timeout: float = 10.0) -> list[str]:
+    """Wait until the bot has stored `count` accepted, unfinished tasks; return their hashes."""
+    assert harness.app is not None, "the bot is not running"
+    repo = TaskRepo(harness.app.db)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        hashes = [record.hash for record in await repo.in_flight() if record.hash]
+        if len(hashes) >= count:
+            return hashes
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{len(hashes)} of {count} tasks in flight after {timeout}s")
+        await asyncio.sleep(0.02)
