@@ -19,122 +19,23 @@ from aiogram.types import (
     ReplyParameters,
 )
 from aiogram.utils.i18n import I18n
-from babel.support import LazyProxy
 
 from bot.actions import UPSCALED_TYPES, is_animation
-from bot.i18n import _, __
-from bot.jobs import Delivered, Failure, UndeliverableError
+from bot.i18n import _
+from bot.jobs import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
+from bot.texts import caption_for, failure_text, status_text, type_label
 from bot.userapi import UserAPIClient
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
 
-CAPTION_LIMIT = 1024
 # Results are fetched whole into memory; Midjourney's largest files (upsamples) are ~30 MB.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 # Telegram bots may upload documents up to 50 MB.
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
-
-# Midjourney's own names (Vary, Zoom Out) stay as Midjourney writes them in every language.
-TYPE_LABELS: dict[str, str | LazyProxy] = {
-    "imagine": __("Imagine"),
-    "variation": __("Variation"),
-    "reroll": __("Reroll"),
-    "upscale": __("Upscale"),
-    "upsample": __("Upscale"),
-    "vary_subtle": "Vary (Subtle)",
-    "vary_strong": "Vary (Strong)",
-    "zoom": "Zoom Out",
-    "pan": __("Pan"),
-    "blend": __("Blend"),
-    "inpaint": "Vary (Region)",
-    "animate": __("Animate"),
-    "describe": __("Describe"),
-    "seed": __("Seed"),
-}
-PREFILTER_WORDS: dict[str, LazyProxy] = {
-    "TOXICITY": __("toxicity"),
-    "SEVERE_TOXICITY": __("severe toxicity"),
-    "IDENTITY_ATTACK": __("an attack on identity"),
-    "INSULT": __("insults"),
-    "PROFANITY": __("profanity"),
-    "THREAT": __("threats"),
-    "SEXUALLY_EXPLICIT": __("sexually explicit content"),
-    "FLIRTATION": __("flirtation"),
-}
-
-
-def type_label(task_type: str) -> str:
-    """The name of a job type, in the current language."""
-    return str(TYPE_LABELS.get(task_type, task_type.replace("_", " ").title()))
-
-
-def reason_text(reason: str | None) -> str:
-    """A stored failure reason in words: the bot's own codes translated, the API's kept."""
-    words = {
-        Failure.UNREACHABLE: _(
-            "The Midjourney service can't be reached right now. Please try again in a minute."
-        ),
-        Failure.KEY_REJECTED: _("The bot's Midjourney key was rejected. The owner has to fix it."),
-        Failure.BUSY: _("Midjourney is busy (too many requests). Please try again in a minute."),
-        Failure.SERVER_ERROR: _("The Midjourney service had an internal error. Please try again."),
-        Failure.RESTARTED: _("The bot restarted while sending this job. Please send it again."),
-    }
-    if not reason:
-        return _("Midjourney did not say why.")
-    return words.get(reason, reason)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def caption_for(task: TaskRecord) -> str:
-    """The caption of a result: what kind of job it was and its prompt, within 1,024 chars."""
-    label = type_label(task.type)
-    if task.choice and task.type in ("upscale", "variation"):
-        label = f"{label} #{task.choice}"
-    head = f"<b>{html.escape(label)}</b>\n"
-    # Cut before escaping would break entities; cut the escaped text by the plain budget.
-    budget = CAPTION_LIMIT - len(label) - 2
-    prompt = _cut(task.prompt or "", budget)
-    while len(head) + len(html.escape(prompt)) > CAPTION_LIMIT:
-        prompt = _cut(prompt, len(prompt) - 20)
-    return head + html.escape(prompt)
-
-
-def status_text(task: TaskRecord) -> str:
-    """The text of a task's status message for its current state."""
-    label = type_label(task.type)
-    prompt = html.escape(_cut(task.prompt or "", 300))
-    if task.status == "progress":
-        filled = max(0, min(10, task.progress // 10))
-        bar = "▰" * filled + "▱" * (10 - filled)
-        state = _("🎨 Drawing… {percent}%").format(percent=task.progress) + f"\n{bar}"
-    elif task.status == "waiting":
-        state = _("⏳ Queued at Midjourney…")
-    else:
-        state = _("⏳ Sending to Midjourney…")
-    return f"<b>{html.escape(label)}</b> {prompt}\n\n{state}"
-
-
-def failure_text(task: TaskRecord) -> str:
-    """Why a task failed, in words."""
-    label = html.escape(type_label(task.type))
-    if task.prefilter:
-        reasons = ", ".join(
-            str(PREFILTER_WORDS.get(item, item.lower())) for item in task.prefilter
-        )
-        return _(
-            "🚫 <b>{job}</b>: Midjourney's content filter refused this prompt ({reasons}). "
-            "Please rephrase it."
-        ).format(job=label, reasons=html.escape(reasons))
-    return _("❌ <b>{job}</b> failed: {reason}").format(
-        job=label, reason=html.escape(reason_text(task.status_reason))
-    )
 
 
 class TelegramView:

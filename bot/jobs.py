@@ -113,6 +113,7 @@ class Failure:
     BUSY = "bot:busy"
     SERVER_ERROR = "bot:server_error"
     RESTARTED = "bot:restarted"
+    STUCK = "bot:stuck"
 
 
 def failure_reason(error: UserAPIError) -> str:
@@ -150,18 +151,51 @@ class Jobs:
 
     # -- starting jobs -------------------------------------------------------------------
 
-    async def imagine(self, requester: Requester, prompt: str) -> TaskRecord:
-        """Start /imagine with an already normalised prompt."""
+    async def start(
+        self,
+        requester: Requester,
+        *,
+        type: str,
+        prompt: str | None,
+        call: Callable[[Hook], Awaitable[str | Task]],
+        parent: TaskRecord | None = None,
+        action: str | None = None,
+        choice: str | None = None,
+        account_hash: str | None = None,
+    ) -> TaskRecord:
+        """Store a new task, show its status message, and submit it with `call` (once).
+
+        `call` gets the webhook arguments to pass to the client and returns the API's hash
+        (or a finished task object). Every kind of job starts here.
+        """
         record = await self._repo.create(
-            type="imagine",
+            type=type,
             prompt=prompt,
+            parent_id=parent.id if parent else None,
+            action=action,
+            choice=choice,
+            account_hash=account_hash or (parent.account_hash if parent else None),
             chat_id=requester.chat_id,
             user_id=requester.user_id,
             thread_id=requester.thread_id,
             request_message_id=requester.message_id,
             locale=requester.locale,
         )
-        return await self._submit(record, lambda hook: self._client.imagine(prompt=prompt, **hook))
+        return await self._submit(record, call)
+
+    async def imagine(
+        self, requester: Requester, prompt: str, *, account_hash: str | None = None
+    ) -> TaskRecord:
+        """Start /imagine with an already normalised prompt."""
+        return await self.start(
+            requester,
+            type="imagine",
+            prompt=prompt,
+            account_hash=account_hash,
+            call=lambda hook: self._client.imagine(
+                prompt=prompt, account_hash=account_hash, **hook
+            ),
+        )
 
     async def needs_prompt(self, parent: TaskRecord, action: Action) -> bool:
         """Whether the user must type a prompt before this action can run."""
@@ -184,25 +218,17 @@ class Jobs:
                 if earlier.status == "done":
                     await self.view.show_again(earlier)
                 return earlier
-        record = await self._repo.create(
-            type=action.task_type,
-            prompt=prompt or parent.prompt,
-            parent_id=parent.id,
-            action=action.key,
-            choice=None if action.choice is None else str(action.choice),
-            account_hash=parent.account_hash,
-            chat_id=requester.chat_id,
-            user_id=requester.user_id,
-            thread_id=requester.thread_id,
-            request_message_id=requester.message_id,
-            locale=requester.locale,
-        )
         if parent.hash is None:  # pragma: no cover - buttons exist only on accepted tasks
             raise LookupError(f"task {parent.id} has no hash")
         parent_hash = parent.hash
-        return await self._submit(
-            record,
-            lambda hook: self._call_action(parent_hash, action, prompt, hook),
+        return await self.start(
+            requester,
+            type=action.task_type,
+            prompt=prompt or parent.prompt,
+            parent=parent,
+            action=action.key,
+            choice=None if action.choice is None else str(action.choice),
+            call=lambda hook: self._call_action(parent_hash, action, prompt, hook),
         )
 
     async def _call_action(
@@ -318,6 +344,12 @@ class Jobs:
                 record.id, message_id=delivered.message_id, file_id=delivered.file_id
             )
 
+    async def give_up(self, record: TaskRecord, reason: str = Failure.STUCK) -> None:
+        """Fail a task the API stopped reporting on, and tell its requester (once)."""
+        failed = await self._repo.fail(record.id, reason)
+        if failed is not None:
+            await self._deliver(failed)
+
     async def deliver_pending(self) -> int:
         """Deliver every finished task whose outcome has not reached its chat."""
         records = await self._repo.undelivered()
@@ -330,9 +362,7 @@ class Jobs:
         await self._repo.release_claims()
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
-            failed = await self._repo.fail(orphan.id, Failure.RESTARTED)
-            if failed is not None:
-                await self._deliver(failed)
+            await self.give_up(orphan, Failure.RESTARTED)
         await self.deliver_pending()
 
     # -- remix mode ----------------------------------------------------------------------
