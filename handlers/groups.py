@@ -1,0 +1,237 @@
+"""Groups and access: who the bot listens to, per-group switches, and /me."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from bot.i18n import _
+from bot.limits import Policy, reset_text, today
+from storage.tasks import TaskRecord
+from storage.users import UserRepo
+
+# Commands a disabled group still hears, so it can be switched back on.
+GROUP_COMMANDS = ("bot_on", "bot_off", "group_limit", "group_buttons")
+CHAT_ADMIN_STATUSES = ("creator", "administrator")
+
+
+def command_name(text: str | None) -> str | None:
+    """The command a message starts with (`/bot_on@name x` -> `bot_on`), if any."""
+    if not text or not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else None
+
+
+async def is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    """Whether the user administers this group (Telegram's own admins)."""
+    if chat_id > 0:
+        return False
+    try:
+        member = await bot.get_chat_member(chat_id=chat_id, user_id=user_id)
+    except TelegramAPIError:
+        return False
+    return member.status in CHAT_ADMIN_STATUSES
+
+
+async def may_press(query: CallbackQuery, task: TaskRecord, policy: Policy) -> bool:
+    """Whether this user may press a job's buttons: its requester, admins, or anyone if allowed."""
+    user_id = query.from_user.id
+    if user_id == task.user_id or policy.is_admin(user_id):
+        return True
+    if task.chat_id < 0:
+        if (await policy.access.chat(task.chat_id)).anyone_presses:
+            return True
+        if query.bot is not None and await is_chat_admin(query.bot, task.chat_id, user_id):
+            return True
+    return False
+
+
+def not_yours() -> str:
+    """The alert for pressing someone else's buttons."""
+    return _("These buttons belong to the person who started this job.")
+
+
+class AccessMiddleware(BaseMiddleware):
+    """Remembers who writes, and keeps banned users and switched-off groups quiet."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[str | None, str | None, str | None]] = {}
+        self._seen_chats: set[int] = set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        """Let the update through, or drop it (answering a press so the client stops waiting)."""
+        policy: Policy | None = data.get("policy")
+        users: UserRepo | None = data.get("users")
+        user: User | None = data.get("event_from_user")
+        if policy is None or user is None:
+            return await handler(event, data)
+        if users is not None:
+            await self._remember(users, user, event)
+        if policy.is_admin(user.id):
+            return await handler(event, data)
+        if await policy.is_banned(user.id):
+            if isinstance(event, CallbackQuery):
+                await event.answer(_("You can't use this bot."), show_alert=True)
+            return None
+        chat_id = self._chat_id(event)
+        if chat_id is not None and not await policy.chat_enabled(chat_id):
+            if isinstance(event, Message) and command_name(event.text) in GROUP_COMMANDS:
+                return await handler(event, data)
+            if isinstance(event, CallbackQuery):
+                await event.answer(_("The bot is switched off in this group."), show_alert=True)
+            return None
+        return await handler(event, data)
+
+    @staticmethod
+    def _chat_id(event: TelegramObject) -> int | None:
+        if isinstance(event, Message):
+            return event.chat.id
+        if isinstance(event, CallbackQuery) and isinstance(event.message, Message):
+            return event.message.chat.id
+        return None
+
+    async def _remember(self, users: UserRepo, user: User, event: TelegramObject) -> None:
+        # Written only when something changed: a busy group must not mean a write per message.
+        key = (user.username, user.first_name, user.language_code)
+        if self._seen.get(user.id) != key:
+            await users.seen_user(
+                user.id,
+                username=user.username,
+                first_name=user.first_name,
+                language_code=user.language_code,
+            )
+            self._seen[user.id] = key
+        if isinstance(event, Message) and event.chat.id not in self._seen_chats:
+            await users.seen_chat(event.chat.id, type=event.chat.type, title=event.chat.title)
+            self._seen_chats.add(event.chat.id)
+
+
+def me_text(
+    used: int, limit: int, running: int, concurrent: int, *, group: tuple[int, int] | None
+) -> str:
+    """The /me answer."""
+    lines = [
+        (
+            _("Jobs today: {used} of {limit}.").format(used=used, limit=limit)
+            if limit
+            else _("Jobs today: {used} (no daily limit).").format(used=used)
+        ),
+        (
+            _("Running now: {running} of {limit}.").format(running=running, limit=concurrent)
+            if concurrent
+            else _("Running now: {running}.").format(running=running)
+        ),
+    ]
+    if group is not None:
+        lines.append(
+            _("This group today: {used} of {limit}.").format(used=group[0], limit=group[1])
+        )
+    if limit or group is not None:
+        lines.append(_("The count resets at {reset}.").format(reset=reset_text()))
+    return "\n".join(lines)
+
+
+def build_router() -> Router:
+    """The router for /me and the per-group switches."""
+    router = Router(name="groups")
+
+    @router.message(Command("me"))
+    async def me(message: Message, policy: Policy) -> None:
+        if message.from_user is None:
+            return
+        usage = await policy.usage_of(message.from_user.id)
+        group: tuple[int, int] | None = None
+        if message.chat.id < 0:
+            group_limit = (await policy.access.chat(message.chat.id)).daily_limit
+            if group_limit:
+                group = (await policy.usage.used_in_chat(message.chat.id, today()), group_limit)
+        await message.reply(
+            me_text(usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group)
+        )
+
+    async def group_admin(message: Message, policy: Policy, *, owner_only: bool = False) -> bool:
+        """Whether the sender may change this group's settings; says why not otherwise."""
+        if message.chat.type == ChatType.PRIVATE:
+            await message.reply(_("This command works in groups."))
+            return False
+        user_id = message.from_user.id if message.from_user else 0
+        if policy.is_admin(user_id):
+            return True
+        if (
+            not owner_only
+            and message.bot
+            and await is_chat_admin(message.bot, message.chat.id, user_id)
+        ):
+            return True
+        await message.reply(_("Only the bot's admins can do that."))
+        return False
+
+    @router.message(Command("bot_off", "bot_on"))
+    async def switch(message: Message, command: CommandObject, policy: Policy) -> None:
+        if not await group_admin(message, policy):
+            return
+        enabled = command.command == "bot_on"
+        await policy.update_chat(message.chat.id, enabled=enabled)
+        await message.reply(
+            _("The bot is on in this group.") if enabled else _("The bot is off in this group.")
+        )
+
+    @router.message(Command("group_limit"))
+    async def group_limit(message: Message, command: CommandObject, policy: Policy) -> None:
+        if not await group_admin(message, policy, owner_only=True):
+            return
+        arg = (command.args or "").strip().lower()
+        if arg in ("off", "0", "none"):
+            await policy.update_chat(message.chat.id, daily_limit=None)
+            await message.reply(_("This group has no daily limit of its own now."))
+            return
+        if not arg.isdigit():
+            await message.reply(
+                _("Usage: <code>/group_limit 20</code> or <code>/group_limit off</code>")
+            )
+            return
+        await policy.update_chat(message.chat.id, daily_limit=int(arg))
+        await message.reply(_("This group may now run {limit} jobs a day.").format(limit=int(arg)))
+
+    @router.message(Command("group_buttons"))
+    async def group_buttons(message: Message, command: CommandObject, policy: Policy) -> None:
+        if not await group_admin(message, policy):
+            return
+        arg = (command.args or "").strip().lower()
+        if arg not in ("everyone", "owner"):
+            await message.reply(
+                _(
+                    "Usage: <code>/group_buttons everyone</code> or "
+                    "<code>/group_buttons owner</code>"
+                )
+            )
+            return
+        await policy.update_chat(message.chat.id, anyone_presses=arg == "everyone")
+        await message.reply(
+            _("Everyone here can press the buttons under results now.")
+            if arg == "everyone"
+            else _("Only whoever started a job (and admins) can press its buttons now.")
+        )
+
+    return router
+
+
+def describe_user(first_name: str | None, username: str | None, user_id: int) -> str:
+    """A user as admins read them: name, @username, id."""
+    parts = [html.escape(first_name or "?")]
+    if username:
+        parts.append(f"@{html.escape(username)}")
+    parts.append(f"<code>{user_id}</code>")
+    return " ".join(parts)
