@@ -1,0 +1,231 @@
+"""Vary (Region): the mask-painting Mini App page, its API routes, and the inpaint job.
+
+The page is static; everything it loads or sends goes through routes that check Telegram's
+signed `initData` (HMAC-SHA256 keyed by HMAC("WebAppData", bot token), with a maximum age),
+sent as `Authorization: tma <initData>`. Only the upscale's own requester may use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
+from aiohttp import web
+
+from bot.actions import UPSCALED_TYPES, is_animation
+from bot.jobs import Jobs, Requester
+from bot.prompts import PromptError, normalize_prompt
+from bot.uploads import ImageProblem, make_mask
+from bot.userapi import UserAPIClient, UserAPIError
+from storage.tasks import TaskRecord, TaskRepo
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "webapp"
+REGION_PATH = "/webapp/region"
+API_PREFIX = "/webapp/api/region/"
+MAX_SUBMIT_BYTES = 8 * 1024 * 1024
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+DATA_URL_PREFIX = "data:image/png;base64,"
+
+
+def region_url(base: str, task_id: int) -> str:
+    """The Mini App address for one upscale."""
+    return f"{base}{REGION_PATH}?task={task_id}"
+
+
+def check_init_data(init_data: str, token: str, max_age: float) -> WebAppInitData | None:
+    """The signed initData if its signature is right and it is fresh enough, else None."""
+    try:
+        parsed = safe_parse_webapp_init_data(token, init_data)
+    except ValueError:
+        return None
+    auth_date = parsed.auth_date
+    if auth_date.tzinfo is None:
+        auth_date = auth_date.replace(tzinfo=UTC)
+    age = (datetime.now(UTC) - auth_date).total_seconds()
+    if age > max_age or age < -60:
+        return None
+    return parsed
+
+
+def upscale_size(task: TaskRecord) -> tuple[int, int] | None:
+    """The upscale's width and height as the API reported them."""
+    result = task.result
+    if not isinstance(result, dict):
+        return None
+    width, height = result.get("width"), result.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return width, height
+    return None
+
+
+def can_inpaint(task: TaskRecord | None) -> bool:
+    """Whether a task is a finished still upscale (what Vary (Region) works on)."""
+    return (
+        task is not None
+        and task.status == "done"
+        and task.type in UPSCALED_TYPES
+        and task.hash is not None
+        and isinstance(task.result, dict)
+        and not is_animation(task.result)
+    )
+
+
+async def start_inpaint(
+    jobs: Jobs,
+    client: UserAPIClient,
+    requester: Requester,
+    parent: TaskRecord,
+    *,
+    mask_png: bytes,
+    prompt: str,
+) -> TaskRecord:
+    """Start Vary (Region) on an upscale with a ready mask and prompt."""
+    parent_hash = parent.hash
+    if parent_hash is None:  # pragma: no cover - checked by can_inpaint
+        raise LookupError(f"task {parent.id} has no hash")
+    return await jobs.start(
+        requester,
+        type="inpaint",
+        prompt=prompt,
+        parent=parent,
+        action="inpaint",
+        call=lambda hook: client.inpaint(
+            hash=parent_hash, mask_png=mask_png, prompt=prompt, **hook
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Allowed:
+    user_id: int
+    task: TaskRecord
+
+
+class RegionApp:
+    """The Mini App's routes: the page, the image to paint on, and the submission."""
+
+    def __init__(
+        self,
+        *,
+        jobs: Jobs,
+        tasks: TaskRepo,
+        client: UserAPIClient,
+        token: str,
+        max_age: float,
+    ) -> None:
+        self._jobs = jobs
+        self._tasks = tasks
+        self._client = client
+        self._token = token
+        self._max_age = max_age
+
+    def register(self, app: web.Application) -> None:
+        """Add the routes to the bot's aiohttp application."""
+        app.router.add_get(REGION_PATH, self.page)
+        app.router.add_get(API_PREFIX + "{task_id:\\d+}", self.info)
+        app.router.add_get(API_PREFIX + "{task_id:\\d+}/image", self.image)
+        app.router.add_post(API_PREFIX + "{task_id:\\d+}", self.submit)
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        """The painting page (static; it holds no secrets)."""
+        return web.FileResponse(
+            STATIC_DIR / "region.html",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def _allowed(self, request: web.Request) -> _Allowed:
+        header = request.headers.get("Authorization", "")
+        scheme, _, init_data = header.partition(" ")
+        checked = (
+            check_init_data(init_data, self._token, self._max_age)
+            if scheme.lower() == "tma"
+            else None
+        )
+        if checked is None or checked.user is None:
+            log.info("Mini App request with invalid or stale initData refused")
+            raise web.HTTPForbidden(text="invalid or expired Telegram initData")
+        task = await self._tasks.get(int(request.match_info["task_id"]))
+        user_id = checked.user.id
+        if task is None or user_id not in (task.user_id, task.chat_id):
+            raise web.HTTPForbidden(text="not your image")
+        if not can_inpaint(task):
+            raise web.HTTPConflict(text="this image can't be varied by region")
+        return _Allowed(user_id, task)
+
+    async def info(self, request: web.Request) -> web.Response:
+        """The upscale's size and prompt (to pre-fill the prompt field)."""
+        allowed = await self._allowed(request)
+        size = upscale_size(allowed.task)
+        return web.json_response(
+            {
+                "prompt": allowed.task.prompt or "",
+                "width": size[0] if size else None,
+                "height": size[1] if size else None,
+            }
+        )
+
+    async def image(self, request: web.Request) -> web.Response:
+        """The upscale itself, proxied so the page never needs the CDN (or any token)."""
+        allowed = await self._allowed(request)
+        url = str(allowed.task.result.get("url") or "")
+        try:
+            data = await self._client.fetch(url, max_bytes=MAX_IMAGE_BYTES)
+        except UserAPIError as error:
+            log.warning("Upscale image for the Mini App unavailable: %s", error.message)
+            raise web.HTTPBadGateway(text="the image is no longer available") from error
+        content_type = str(allowed.task.result.get("content_type") or "image/png")
+        return web.Response(
+            body=data, content_type=content_type, headers={"Cache-Control": "no-store"}
+        )
+
+    async def submit(self, request: web.Request) -> web.Response:
+        """Check, build the mask at the upscale's exact size, and start the inpaint job."""
+        allowed = await self._allowed(request)
+        body = await request.content.read(MAX_SUBMIT_BYTES + 1)
+        if len(body) > MAX_SUBMIT_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_SUBMIT_BYTES, actual_size=len(body))
+        try:
+            payload: Any = json.loads(body)
+            mask_url = str(payload["mask"])
+            raw_prompt = str(payload.get("prompt") or "")
+        except (ValueError, KeyError, TypeError) as error:
+            raise web.HTTPBadRequest(text="expected JSON with mask and prompt") from error
+        if not mask_url.startswith(DATA_URL_PREFIX):
+            raise web.HTTPBadRequest(text="mask must be a PNG data URL")
+        try:
+            painted = base64.b64decode(mask_url[len(DATA_URL_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise web.HTTPBadRequest(text="mask is not valid base64") from error
+        try:
+            prompt = normalize_prompt(raw_prompt)
+        except PromptError:
+            return web.json_response({"ok": False, "error": "prompt"}, status=422)
+        size = upscale_size(allowed.task)
+        if size is None:
+            raise web.HTTPConflict(text="the image size is unknown")
+        try:
+            mask = await asyncio.to_thread(make_mask, painted, *size)
+        except ImageProblem as error:
+            raise web.HTTPBadRequest(text="mask is not an image") from error
+        task = allowed.task
+        requester = Requester(
+            chat_id=task.chat_id,
+            user_id=allowed.user_id,
+            thread_id=task.thread_id,
+            message_id=task.result_message_id,
+            locale=task.locale,
+        )
+        record = await start_inpaint(
+            self._jobs, self._client, requester, task, mask_png=mask, prompt=prompt
+        )
+        return web.json_response({"ok": record.status != "error", "task_id": record.id})

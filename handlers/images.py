@@ -1,0 +1,665 @@
+"""Photos in: /describe, /blend, image prompts, the private photo menu, and Vary (Region) masks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    WebAppInfo,
+)
+
+from bot.actions import Action
+from bot.config import Settings
+from bot.i18n import _
+from bot.jobs import Jobs, Requester, failure_reason
+from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
+from bot.texts import reason_text
+from bot.uploads import (
+    DOWNLOAD_LIMIT_MB,
+    ImageProblem,
+    ImageRef,
+    Uploaded,
+    download,
+    image_of,
+    make_mask,
+    upload_images,
+)
+from bot.userapi import UserAPIClient, UserAPIError
+from bot.webapp import can_inpaint, region_url, start_inpaint, upscale_size
+from handlers.common import requester_of
+from handlers.imagine import prompt_problem
+from storage.tasks import TaskRecord, TaskRepo
+from storage.uploads import UploadRepo
+
+MIN_BLEND = 2
+MAX_BLEND = 5
+MAX_IMAGE_PROMPTS = 5
+# Album parts arrive as separate updates a few milliseconds apart; wait this long for quiet.
+ALBUM_QUIET_SECONDS = 0.6
+# Telegram cuts ForceReply placeholders at 64 characters.
+PLACEHOLDER_LIMIT = 64
+MENUS_KEPT = 5
+IMAGE_EXTENSIONS = frozenset(
+    {"png", "jpg", "jpeg", "webp", "heic", "heif", "avif", "tif", "tiff", "gif", "bmp"}
+)
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?$", re.DOTALL)
+# Midjourney numbers describe's prompts with keycap emoji; the prompt itself starts after.
+_NUMBERING = re.compile(r"^\s*(?:\d\ufe0f?\u20e3|\d+[.)])\s*")
+
+
+class Flow(StatesGroup):
+    """What the bot waits for from a user in a chat."""
+
+    describe_next = State()
+    blend = State()
+    image_prompt = State()
+    mask = State()
+    mask_prompt = State()
+
+
+class ImageMenu(CallbackData, prefix="im1"):
+    """A press on the photo menu or the Blend button."""
+
+    do: str
+
+
+class AlbumCollector:
+    """Gathers the messages of one album (sharing media_group_id) into one list."""
+
+    def __init__(self, quiet: float = ALBUM_QUIET_SECONDS) -> None:
+        self._quiet = quiet
+        self._groups: dict[str, list[Message]] = {}
+
+    async def collect(self, message: Message) -> list[Message] | None:
+        """The whole album for its first message; None for the others (already taken)."""
+        group_id = message.media_group_id
+        if group_id is None:
+            return [message]
+        group = self._groups.get(group_id)
+        if group is not None:
+            group.append(message)
+            return None
+        group = self._groups[group_id] = [message]
+        seen = 0
+        while seen != len(group):
+            seen = len(group)
+            await asyncio.sleep(self._quiet)
+        del self._groups[group_id]
+        return sorted(group, key=lambda m: m.message_id)
+
+
+# -- words -----------------------------------------------------------------------------------
+
+
+def problem_text(problem: ImageProblem) -> str:
+    """Why a file can't be used, in the user's language."""
+    if problem.code == "too_big":
+        return _(
+            "That file is too big: bots can only download files up to {limit} MB from "
+            "Telegram. Please send a smaller image."
+        ).format(limit=DOWNLOAD_LIMIT_MB)
+    if problem.code == "not_image":
+        return _(
+            "That file is not an image I can read. Please send a photo, or a PNG, JPG, WEBP, "
+            "HEIC, AVIF, TIFF or GIF file."
+        )
+    return _("I couldn't download that file from Telegram. Please send it again.")
+
+
+def upload_failed(error: UserAPIError) -> str:
+    """Why an upload to Midjourney failed."""
+    return _("I couldn't upload the image to Midjourney: {reason}").format(
+        reason=html.escape(reason_text(failure_reason(error)))
+    )
+
+
+def blend_count_problem(count: int) -> str:
+    """The answer to a blend with the wrong number of photos."""
+    return _("Blend takes {low} to {high} photos; you sent {count}.").format(
+        low=MIN_BLEND, high=MAX_BLEND, count=count
+    )
+
+
+def blend_panel(count: int) -> tuple[str, InlineKeyboardMarkup]:
+    """The text and Blend button shown while photos are collected."""
+    text = _(
+        "🖼 Photos for the blend: <b>{count}</b> of {high}.\n"
+        "Send more (an album works too), then press Blend."
+    ).format(count=count, high=MAX_BLEND)
+    button = InlineKeyboardButton(
+        text=_("Blend ({count})").format(count=count),
+        callback_data=ImageMenu(do="blend").pack(),
+    )
+    return text, InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+def menu_keyboard(count: int) -> InlineKeyboardMarkup:
+    """The private photo menu."""
+    rows = [
+        [InlineKeyboardButton(text=_("Describe"), callback_data=ImageMenu(do="describe").pack())],
+        [
+            InlineKeyboardButton(
+                text=_("Use as image prompt"), callback_data=ImageMenu(do="prompt").pack()
+            )
+        ],
+        [
+            InlineKeyboardButton(
+                text=_("Blend with more photos") if count < MIN_BLEND else _("Blend these"),
+                callback_data=ImageMenu(do="blend_more").pack(),
+            )
+        ],
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def looks_like_image(message: Message) -> bool:
+    """Whether a message's file may be an image (photos always; documents by type or name)."""
+    if message.photo:
+        return True
+    document = message.document
+    if document is None:
+        return False
+    mime = (document.mime_type or "").lower()
+    name = (document.file_name or "").lower()
+    ext = name.rsplit(".", 1)[-1] if "." in name else ""
+    return (
+        mime.startswith("image/")
+        or ext in IMAGE_EXTENSIONS
+        or mime in ("", "application/octet-stream")
+    )
+
+
+def parse_command(text: str | None, username: str | None) -> tuple[str, str] | None:
+    """A leading /command (addressed to us, if addressed at all) and its arguments."""
+    match = _COMMAND.match((text or "").strip())
+    if match is None:
+        return None
+    mention = match.group(2)
+    if mention and (username is None or mention.lower() != username.lower()):
+        return None
+    return match.group(1).lower(), (match.group(3) or "").strip()
+
+
+def describe_prompt(prompts: Sequence[Any], index: int) -> str | None:
+    """Prompt number `index` (1-based) of a describe result, without Midjourney's numbering."""
+    if not 1 <= index <= len(prompts):
+        return None
+    return _NUMBERING.sub("", str(prompts[index - 1])).strip() or None
+
+
+def _refs(data: dict[str, Any], key: str) -> list[ImageRef]:
+    return [ImageRef.from_dict(item) for item in data.get(key) or []]
+
+
+async def _username(bot: Bot) -> str | None:
+    return (await bot.me()).username
+
+
+async def _remove_keyboard(message: Message | None) -> None:
+    if message is None:
+        return
+    # Already without buttons, or too old to edit: nothing to tidy then.
+    with contextlib.suppress(TelegramBadRequest):
+        await message.edit_reply_markup(reply_markup=None)
+
+
+class ImageFlows:
+    """The jobs that start from user images, shared by the message and button handlers."""
+
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+    ) -> None:
+        self.bot = bot
+        self.jobs = jobs
+        self.client = client
+        self.uploads = uploads
+
+    async def _upload(
+        self, message: Message, refs: Sequence[ImageRef], user_id: int
+    ) -> list[Uploaded] | None:
+        with contextlib.suppress(TelegramBadRequest):  # the "sending a photo" hint is cosmetic
+            await self.bot.send_chat_action(
+                message.chat.id, "upload_photo", message_thread_id=message.message_thread_id
+            )
+        try:
+            return await upload_images(self.bot, self.client, self.uploads, refs, user_id=user_id)
+        except ImageProblem as problem:
+            await message.reply(problem_text(problem))
+        except UserAPIError as error:
+            await message.reply(upload_failed(error))
+        return None
+
+    async def describe(self, message: Message, ref: ImageRef, requester: Requester) -> None:
+        """Upload one image and describe it on the same account."""
+        uploaded = await self._upload(message, [ref], requester.user_id)
+        if not uploaded:
+            return
+        image = uploaded[0]
+        await self.jobs.start(
+            requester,
+            type="describe",
+            prompt=image.url,
+            account_hash=image.account_hash,
+            call=lambda hook: self.client.describe(
+                url=image.url, account_hash=image.account_hash, **hook
+            ),
+        )
+
+    async def blend(
+        self, message: Message, refs: Sequence[ImageRef], requester: Requester
+    ) -> None:
+        """Upload 2-5 images and blend them."""
+        if not MIN_BLEND <= len(refs) <= MAX_BLEND:
+            await message.reply(blend_count_problem(len(refs)))
+            return
+        uploaded = await self._upload(message, refs, requester.user_id)
+        if not uploaded:
+            return
+        account = uploaded[0].account_hash
+        images = [image.blend_image for image in uploaded]
+        await self.jobs.start(
+            requester,
+            type="blend",
+            prompt=None,
+            account_hash=account,
+            call=lambda hook: self.client.blend(urls=images, account_hash=account, **hook),
+        )
+
+    async def image_prompt(
+        self, message: Message, refs: Sequence[ImageRef], text: str | None, requester: Requester
+    ) -> None:
+        """Upload images and imagine `<url> ... <text>`."""
+        if len(refs) > MAX_IMAGE_PROMPTS:
+            await message.reply(
+                _("Midjourney takes at most {limit} image prompts; you sent {count}.").format(
+                    limit=MAX_IMAGE_PROMPTS, count=len(refs)
+                )
+            )
+            return
+        try:
+            words = normalize_prompt(text)
+        except PromptError as error:
+            await message.reply(prompt_problem(error))
+            return
+        uploaded = await self._upload(message, refs, requester.user_id)
+        if not uploaded:
+            return
+        prompt = " ".join([*(image.url for image in uploaded), words])
+        if len(prompt) > MAX_PROMPT_LENGTH:
+            await message.reply(
+                _("That prompt is too long: Midjourney takes at most {limit} characters.").format(
+                    limit=MAX_PROMPT_LENGTH
+                )
+            )
+            return
+        await self.jobs.imagine(requester, prompt, account_hash=uploaded[0].account_hash)
+
+
+# -- Vary (Region) ---------------------------------------------------------------------------
+
+
+async def ask_region(
+    message: Message,
+    user_id: int,
+    task: TaskRecord,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    """Open the Mini App (private chats with HTTPS), or ask for a mask image instead."""
+    base = settings.mini_app_base
+    reply = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    if base is not None and message.chat.type == ChatType.PRIVATE:
+        button = InlineKeyboardButton(
+            text=_("🖌 Paint the region"), web_app=WebAppInfo(url=region_url(base, task.id))
+        )
+        await message.answer(
+            _("Vary (Region): paint over what should change, then write the prompt."),
+            reply_parameters=reply,
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),
+        )
+        return
+    size = upscale_size(task)
+    await state.set_state(Flow.mask)
+    await state.update_data(region_task=task.id)
+    await message.answer(
+        _(
+            "Vary (Region): send a black-and-white mask image, white where Midjourney should "
+            "redraw and black where it should keep the picture. Any size works: I scale it "
+            "to the image's {size}."
+        ).format(size=f"{size[0]}×{size[1]}" if size else ""),
+        reply_parameters=reply,
+        reply_markup=ForceReply(selective=True),
+    )
+
+
+async def describe_button(
+    query: CallbackQuery,
+    message: Message,
+    task: TaskRecord,
+    action: Action,
+    jobs: Jobs,
+    client: UserAPIClient,
+) -> None:
+    """A describe result's 1-4 (imagine that prompt) or 🔄 (describe again), same account."""
+    requester = requester_of(message, query.from_user)
+    account = task.account_hash
+    if action.kind == "describe":
+        url = task.prompt or ""
+        await query.answer(_("{action}: started").format(action=action.label))
+        await jobs.start(
+            requester,
+            type="describe",
+            prompt=url,
+            parent=task,
+            action=action.key,
+            account_hash=account,
+            call=lambda hook: client.describe(url=url, account_hash=account, **hook),
+        )
+        return
+    prompts = task.result if isinstance(task.result, list) else []
+    raw = describe_prompt(prompts, int(str(action.choice)))
+    try:
+        prompt = normalize_prompt(raw)
+    except PromptError as error:
+        await query.answer(prompt_problem(error)[:200], show_alert=True)
+        return
+    await query.answer(_("{action}: started").format(action=action.label))
+    await jobs.start(
+        requester,
+        type="imagine",
+        prompt=prompt,
+        parent=task,
+        action=action.key,
+        account_hash=account,
+        call=lambda hook: client.imagine(prompt=prompt, account_hash=account, **hook),
+    )
+
+
+# -- router ----------------------------------------------------------------------------------
+
+
+def build_router() -> Router:
+    """The router for photos and image documents, /describe, /blend and the photo menu."""
+    router = Router(name="images")
+    albums = AlbumCollector()
+
+    def flows(bot: Bot, jobs: Jobs, client: UserAPIClient, uploads: UploadRepo) -> ImageFlows:
+        return ImageFlows(bot=bot, jobs=jobs, client=client, uploads=uploads)
+
+    @router.message(Command("describe"), F.text)
+    async def describe_command(
+        message: Message,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+    ) -> None:
+        replied = message.reply_to_message
+        if replied is not None and (replied.photo or replied.document):
+            if not looks_like_image(replied):
+                await message.reply(problem_text(ImageProblem("not_image")))
+                return
+            ref = image_of(replied)
+            if ref is not None:
+                await flows(bot, jobs, client, uploads).describe(
+                    message, ref, requester_of(message)
+                )
+                return
+        await state.set_state(Flow.describe_next)
+        await message.reply(_("Send me the photo to describe."))
+
+    @router.message(Command("blend"), F.text)
+    async def blend_command(message: Message, state: FSMContext) -> None:
+        await state.set_state(Flow.blend)
+        await state.update_data(blend=[])
+        text, keyboard = blend_panel(0)
+        await message.reply(text, reply_markup=keyboard)
+
+    @router.message(F.photo | F.document)
+    async def on_image(
+        message: Message,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+        tasks: TaskRepo,
+    ) -> None:
+        album = await albums.collect(message)
+        if album is None:
+            return  # part of an album its first message handles
+        first = album[0]
+        caption = next((m.caption for m in album if m.caption), None)
+        command = parse_command(caption, await _username(bot))
+        current = await state.get_state()
+        images = flows(bot, jobs, client, uploads)
+        requester = requester_of(first)
+        if command is not None and command[0] not in ("describe", "blend", "imagine"):
+            raise SkipHandler  # someone else's command with a photo
+        if not all(looks_like_image(m) for m in album):
+            if command is not None or current is not None or first.chat.type == ChatType.PRIVATE:
+                await first.reply(problem_text(ImageProblem("not_image")))
+            return
+        refs = [ref for m in album if (ref := image_of(m)) is not None]
+        if command is not None:
+            name, args = command
+            if name == "describe":
+                await images.describe(first, refs[0], requester)
+            elif name == "blend":
+                await images.blend(first, refs, requester)
+            else:
+                await images.image_prompt(first, refs, args, requester)
+            return
+        if current == Flow.describe_next.state:
+            await state.set_state(None)
+            await images.describe(first, refs[0], requester)
+        elif current == Flow.blend.state:
+            await _add_to_blend(first, refs, state)
+        elif current == Flow.mask.state:
+            await _take_mask(first, refs[0], state, bot, tasks)
+        elif first.chat.type == ChatType.PRIVATE:
+            menu = await first.reply(
+                _("What should I do with this photo?")
+                if len(refs) == 1
+                else _("What should I do with these {count} photos?").format(count=len(refs)),
+                reply_markup=menu_keyboard(len(refs)),
+            )
+            await _remember_menu(state, menu.message_id, refs)
+
+    @router.callback_query(ImageMenu.filter())
+    async def on_menu(
+        query: CallbackQuery,
+        callback_data: ImageMenu,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+    ) -> None:
+        message = query.message
+        if not isinstance(message, Message):
+            await query.answer(_("This menu is too old. Please send the photo again."))
+            return
+        data = await state.get_data()
+        images = flows(bot, jobs, client, uploads)
+        requester = requester_of(message, query.from_user)
+        if callback_data.do == "blend":
+            refs = _refs(data, "blend")
+            if await state.get_state() != Flow.blend.state:
+                await query.answer(_("Start a new blend with /blend."), show_alert=True)
+                return
+            if not MIN_BLEND <= len(refs) <= MAX_BLEND:
+                await query.answer(blend_count_problem(len(refs)), show_alert=True)
+                return
+            await query.answer()
+            await state.set_state(None)
+            await state.update_data(blend=[])
+            await _remove_keyboard(message)
+            await images.blend(message, refs, requester)
+            return
+        refs = _refs(data.get("menus", {}), str(message.message_id))
+        if not refs:
+            await query.answer(_("This menu is too old. Please send the photo again."))
+            return
+        await query.answer()
+        await _remove_keyboard(message)
+        if callback_data.do == "describe":
+            await images.describe(message, refs[0], requester)
+        elif callback_data.do == "prompt":
+            await state.set_state(Flow.image_prompt)
+            await state.update_data(prompt_images=[ref.to_dict() for ref in refs])
+            await message.answer(
+                _("Send the prompt to go with this image."),
+                reply_markup=ForceReply(
+                    selective=True, input_field_placeholder=_("a castle in the clouds")
+                ),
+            )
+        else:
+            await state.set_state(Flow.blend)
+            await state.update_data(blend=[ref.to_dict() for ref in refs][:MAX_BLEND])
+            text, keyboard = blend_panel(len(refs))
+            await message.answer(text, reply_markup=keyboard)
+
+    @router.message(Flow.image_prompt, F.text, ~F.text.startswith("/"))
+    async def on_image_prompt_text(
+        message: Message,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+    ) -> None:
+        refs = _refs(await state.get_data(), "prompt_images")
+        await state.set_state(None)
+        await flows(bot, jobs, client, uploads).image_prompt(
+            message, refs, message.text, requester_of(message)
+        )
+
+    @router.message(Flow.mask, F.text, ~F.text.startswith("/"))
+    async def on_text_instead_of_mask(message: Message) -> None:
+        await message.reply(
+            _(
+                "Please send the mask as an image (white = redraw, black = keep). "
+                "Send /imagine to start something else."
+            )
+        )
+
+    @router.message(Flow.mask_prompt, F.text, ~F.text.startswith("/"))
+    async def on_mask_prompt(
+        message: Message,
+        state: FSMContext,
+        jobs: Jobs,
+        client: UserAPIClient,
+        tasks: TaskRepo,
+    ) -> None:
+        data = await state.get_data()
+        task = await tasks.get(int(data.get("region_task") or 0))
+        mask_b64 = str(data.get("region_mask") or "")
+        if not can_inpaint(task) or not mask_b64 or task is None:
+            await state.set_state(None)
+            await message.reply(
+                _("This job is no longer available. Start a new one with /imagine.")
+            )
+            return
+        try:
+            prompt = normalize_prompt(message.text)
+        except PromptError as error:
+            await message.reply(prompt_problem(error))
+            return
+        await state.set_state(None)
+        await state.update_data(region_task=None, region_mask=None)
+        await start_inpaint(
+            jobs,
+            client,
+            requester_of(message),
+            task,
+            mask_png=base64.b64decode(mask_b64),
+            prompt=prompt,
+        )
+
+    return router
+
+
+async def _remember_menu(state: FSMContext, message_id: int, refs: Sequence[ImageRef]) -> None:
+    menus: dict[str, Any] = dict((await state.get_data()).get("menus") or {})
+    menus[str(message_id)] = [ref.to_dict() for ref in refs]
+    while len(menus) > MENUS_KEPT:
+        menus.pop(next(iter(menus)))
+    await state.update_data(menus=menus)
+
+
+async def _add_to_blend(message: Message, refs: Sequence[ImageRef], state: FSMContext) -> None:
+    collected = _refs(await state.get_data(), "blend")
+    known = {ref.file_unique_id for ref in collected}
+    new = [ref for ref in refs if ref.file_unique_id not in known]
+    if len(collected) + len(new) > MAX_BLEND:
+        await message.reply(
+            _(
+                "Blend takes at most {high} photos; these would make {count}. "
+                "Press Blend, or send /blend to start over."
+            ).format(high=MAX_BLEND, count=len(collected) + len(new))
+        )
+        return
+    collected.extend(new)
+    await state.update_data(blend=[ref.to_dict() for ref in collected])
+    text, keyboard = blend_panel(len(collected))
+    await message.reply(text, reply_markup=keyboard)
+
+
+async def _take_mask(
+    message: Message, ref: ImageRef, state: FSMContext, bot: Bot, tasks: TaskRepo
+) -> None:
+    data = await state.get_data()
+    task = await tasks.get(int(data.get("region_task") or 0))
+    size = upscale_size(task) if task is not None else None
+    if task is None or size is None or not can_inpaint(task):
+        await state.set_state(None)
+        await message.reply(_("This job is no longer available. Start a new one with /imagine."))
+        return
+    try:
+        raw = await download(bot, ref)
+        mask = await asyncio.to_thread(make_mask, raw, *size)
+    except ImageProblem as problem:
+        await message.reply(problem_text(problem))
+        return
+    await state.set_state(Flow.mask_prompt)
+    await state.update_data(region_mask=base64.b64encode(mask).decode("ascii"))
+    prefill = task.prompt or ""
+    await message.reply(
+        _(
+            "✏️ <b>Vary (Region)</b>: reply with the prompt for the painted area.\n"
+            "The current one, to copy and edit:\n<code>{prompt}</code>"
+        ).format(prompt=html.escape(prefill)),
+        reply_markup=ForceReply(
+            selective=True, input_field_placeholder=prefill[:PLACEHOLDER_LIMIT] or None
+        ),
+    )

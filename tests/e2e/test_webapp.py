@@ -1,0 +1,180 @@
+"""Vary (Region) in the Mini App: painted in a real headless Chromium, checked by initData."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+import pytest
+
+from bot.userapi.simulator import Simulator, SimulatorConfig
+from tests.e2e.harness import SIM_KEY, BotHarness
+from tests.e2e.image_session import ImageUser, labels_of, mask_of
+from tests.fake_telegram import FakeTelegram
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a closed network: no sandbox, and no background calls to Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# What telegram-web-app.js would give the page inside Telegram; the test plays Telegram.
+TELEGRAM_STUB = """
+window.Telegram = { WebApp: {
+  initData: %s,
+  ready() {}, expand() {},
+  close() { window.__closed = true; },
+} };
+"""
+
+
+def sign_init_data(token: str, user: dict[str, Any], auth_date: int | None = None) -> str:
+    """initData as Telegram signs it (Web Apps docs: HMAC-SHA256 keyed by WebAppData)."""
+    fields = {
+        "auth_date": str(int(time.time()) if auth_date is None else auth_date),
+        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
+        "user": json.dumps(user, separators=(",", ":")),
+    }
+    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
+    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
+    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
+    return urlencode(fields)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(SimulatorConfig(pace=0.02, api_key=SIM_KEY, grid_size=512))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
+    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
+    # Telegram needs HTTPS for Mini Apps; the test reaches the same server over plain HTTP.
+    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+async def open_region(ann: ImageUser) -> tuple[str, dict[str, Any]]:
+    """Imagine, upscale, press Vary (Region); return the Mini App URL and the upscale task."""
+    ann.send("/imagine a quiet harbour at dawn")
+    grid = await ann.result_photo()
+    ann.press(grid, "U1")
+    upscale = await ann.result_photo(count=2)
+    ann.press(upscale, "Vary (Region)")
+    call = await ann.text_reply("paint over what should change")
+    assert labels_of(call) == [["🖌 Paint the region"]]
+    button = call.params["reply_markup"]["inline_keyboard"][0][0]
+    url = str(button["web_app"]["url"])
+    assert url.startswith("https://")
+    task = next(t for t in ann.sim.tasks.values() if t["type"] == "upscale")
+    return "http://" + url.removeprefix("https://"), task
+
+
+def chromium_or_skip() -> None:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("REQUIRE_CHROMIUM"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
+
+
+async def test_paint_a_stroke_and_submit(bot: BotHarness) -> None:
+    chromium_or_skip()
+    from playwright.async_api import async_playwright
+
+    ann = ImageUser(bot)
+    url, upscale = await open_region(ann)
+    width, height = upscale["result"]["width"], upscale["result"]["height"]
+    init_data = sign_init_data(bot.tg.token, {"id": ann.user["id"], "first_name": "Ann"})
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 480, "height": 900})
+            await page.route(
+                "https://telegram.org/**",
+                lambda route: route.fulfill(
+                    body=TELEGRAM_STUB % json.dumps(init_data),
+                    content_type="application/javascript",
+                ),
+            )
+            await page.goto(url)
+            await page.wait_for_selector("body[data-ready='1']")
+            assert await page.input_value("#prompt") == "a quiet harbour at dawn"
+
+            box = await page.locator("#overlay").bounding_box()
+            assert box is not None
+            # One stroke across the upper left quarter.
+            y = box["y"] + box["height"] * 0.25
+            await page.mouse.move(box["x"] + box["width"] * 0.1, y)
+            await page.mouse.down()
+            await page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=8)
+            await page.mouse.up()
+            await page.fill("#prompt", "a red sailboat")
+            await page.click("#submit")
+            await page.wait_for_selector("body[data-sent='1']")
+            await page.wait_for_function("window.__closed === true")
+        finally:
+            await browser.close()
+
+    await ann.result_photo(count=3)
+    body = ann.bodies("inpaint")[0]
+    assert body["hash"] == upscale["hash"]
+    assert body["prompt"] == "a red sailboat"
+    mask = mask_of(body).convert("L")
+    assert mask.size == (width, height)
+    assert mask.getpixel((width // 4, height // 4)) == 255  # painted
+    assert mask.getpixel((3 * width // 4, 3 * height // 4)) == 0  # untouched
+    assert mask.getpixel((width // 4, 3 * height // 4)) == 0
+    assert {value for _, value in mask.getcolors() or []} == {0, 255}
+    ann.assert_token_never_sent()
+
+
+async def test_forged_or_stale_init_data_is_refused(bot: BotHarness) -> None:
+    ann = ImageUser(bot)
+    url, _ = await open_region(ann)
+    task_id = parse_qs(urlsplit(url).query)["task"][0]
+    api = f"http://127.0.0.1:{bot.port}/webapp/api/region/{task_id}"
+    user = {"id": ann.user["id"], "first_name": "Ann"}
+    good = sign_init_data(bot.tg.token, user)
+    forged = sign_init_data("999999:not-the-token", user)
+    stale = sign_init_data(bot.tg.token, user, auth_date=int(time.time()) - 2 * 86400)
+    stranger = sign_init_data(bot.tg.token, {"id": 4242, "first_name": "Eve"})
+    tampered = good.replace("Ann", "Eve")
+    body = {"prompt": "a boat", "mask": "data:image/png;base64,iVBORw0KGgo="}
+
+    async with aiohttp.ClientSession() as http:
+        for init_data in (forged, stale, stranger, tampered, ""):
+            headers = {"Authorization": f"tma {init_data}"}
+            async with http.post(api, json=body, headers=headers) as response:
+                assert response.status == 403, init_data
+            async with http.get(api + "/image", headers=headers) as response:
+                assert response.status == 403
+        async with http.get(api, headers={"Authorization": f"tma {good}"}) as response:
+            assert response.status == 200
+            assert (await response.json())["prompt"] == "a quiet harbour at dawn"
+        async with http.get(f"http://127.0.0.1:{bot.port}/webapp/region") as response:
+            assert response.status == 200
+            assert "Vary (Region)" in await response.text()
+
+    assert ann.sim.requests_to("/midjourney/v2/inpaint") == []
+    assert not [t for t in ann.sim.tasks.values() if t["type"] == "inpaint"]
