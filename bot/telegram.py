@@ -1,4 +1,5 @@
-"""The outgoing Telegram session: where requests go, and retries so no message is lost."""
+"""The outgoing Telegram session: the one path every request takes, within Telegram's limits,
+with retries so no message is lost."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+
+from bot.ratelimit import RateLimiter, current_priority
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,51 @@ class RetryMiddleware(BaseRequestMiddleware):
             await asyncio.sleep(delay)
 
 
-def create_session(api_url: str) -> AiohttpSession:
-    """An aiogram session aimed at the configured Bot API server, with retries."""
+# Methods that put something in a chat: these count against Telegram's message limits.
+_COUNTED_PREFIXES = ("send", "edit", "copymessage", "forwardmessage", "stopmessagelive")
+_UNCOUNTED = frozenset({"sendchataction"})
+
+
+def counted_chat(method: TelegramMethod[TelegramType]) -> tuple[bool, int | str | None]:
+    """Whether a request counts against the limits, and the chat it counts for."""
+    name = method.__api_method__.lower()
+    if name in _UNCOUNTED or not name.startswith(_COUNTED_PREFIXES):
+        return False, None
+    chat_id = getattr(method, "chat_id", None)
+    return True, chat_id if isinstance(chat_id, int | str) else None
+
+
+class RateLimitMiddleware(BaseRequestMiddleware):
+    """Hold each counted request until the limiter lets it through; learn from 429s.
+
+    It sits inside `RetryMiddleware`, so a resent request waits for a token again.
+    """
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        """Wait for a token, then make the request."""
+        counted, chat_id = counted_chat(method)
+        if not counted:
+            return await make_request(bot, method)
+        await self.limiter.acquire(chat_id, current_priority())
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as error:
+            # Telegram's clock wins over ours: nothing more to this chat until it allows.
+            self.limiter.retry_after(chat_id, float(error.retry_after))
+            raise
+
+
+def create_session(api_url: str, limiter: RateLimiter | None = None) -> AiohttpSession:
+    """An aiogram session aimed at the configured Bot API server, rate-limited, with retries."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
     session.middleware(RetryMiddleware())
+    session.middleware(RateLimitMiddleware(limiter or RateLimiter()))
     return session

@@ -21,6 +21,17 @@ USERAPI_WEBHOOK_PREFIX = "/userapi/webhook/"
 TELEGRAM_WEBHOOK_PREFIX = "/telegram/webhook/"
 
 READY = web.AppKey("ready", dict)
+# The API document does not promise a Content-Type for webhooks: take JSON, and plain text or
+# no type at all (some senders omit it), but refuse forms and files outright.
+JSON_TYPES = frozenset({"application/json", "text/plain"})
+
+
+def _json_ish(request: web.Request) -> bool:
+    """Whether the body claims to be JSON (or claims nothing)."""
+    if "Content-Type" not in request.headers:
+        return True
+    kind = request.content_type
+    return kind in JSON_TYPES or kind.endswith("+json")
 
 
 def derive_secret(token: str, purpose: str) -> str:
@@ -47,12 +58,15 @@ class UserAPIWebhook:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=MAX_WEBHOOK_BYTES, actual_size=request.content_length
             )
+        if not _json_ish(request):
+            raise web.HTTPUnsupportedMediaType(text="expected application/json")
         body = await request.content.read(MAX_WEBHOOK_BYTES + 1)
         if len(body) > MAX_WEBHOOK_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_WEBHOOK_BYTES, actual_size=len(body))
         try:
             task = Task.model_validate(json.loads(body))
-        except (ValueError, ValidationError) as error:
+        except (ValueError, ValidationError, RecursionError) as error:
+            # RecursionError: deeply nested JSON; ValueError covers bad UTF-8 and bad JSON.
             log.info("Rejected a malformed webhook: %s", type(error).__name__)
             raise web.HTTPBadRequest(text="invalid task object") from error
         self._jobs.spawn(self._handle(task))

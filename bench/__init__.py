@@ -1,0 +1,1 @@
+"""The delivery and fault-tolerance benchmark: `python -m bench` (see bench/README.md)."""

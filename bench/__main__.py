@@ -1,0 +1,436 @@
+"""Run the benchmark: `python -m bench [--out docs/benchmarks.md]`.
+
+The bot runs as its own process (`python -m bot`) against the simulator (instant pace) and a
+fake Telegram that enforces Telegram's limits; this process drives both and measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from PIL import Image
+
+from bench.limited_telegram import LimitedTelegram
+from bot.userapi.simulator import Simulator, SimulatorConfig, _StoredFile
+from bot.web import USERAPI_WEBHOOK_PREFIX, derive_secret
+from tests.e2e.harness import free_port
+from tests.fake_telegram import ApiCall
+
+KEY = "bench-key"
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) in milliseconds of values in seconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def png_of_size(target: int) -> bytes:
+    """A PNG of about `target` bytes (noise does not compress)."""
+    side = int((target / 3) ** 0.5)
+    image = Image.frombytes("RGB", (side, side), random.randbytes(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def rss_peak_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    """One bot process between the limited fake Telegram and the simulator."""
+
+    def __init__(self, tg: LimitedTelegram, sim: Simulator, workdir: Path, *, webhooks: bool):
+        self.tg, self.sim, self.webhooks = tg, sim, webhooks
+        self.port = free_port()
+        self.db = workdir / f"bot-{'wh' if webhooks else 'poll'}.sqlite3"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.chat_of: dict[str, int] = {}
+        self.hook = (
+            f"http://127.0.0.1:{self.port}{USERAPI_WEBHOOK_PREFIX}"
+            f"{derive_secret(tg.token, 'userapi-webhook')}"
+        )
+
+    async def start(self) -> None:
+        env = os.environ | {
+            "BOT_TOKEN": self.tg.token,
+            "TELEGRAM_API_URL": self.tg.base_url,
+            "USERAPI_KEY": KEY,
+            "USERAPI_BASE_URL": self.sim.base_url,
+            "WEB_HOST": "127.0.0.1",
+            "WEB_PORT": str(self.port),
+            "DATABASE_PATH": str(self.db),
+            "LOG_LEVEL": "WARNING",
+            "MAX_CONCURRENT_JOBS": "5000",
+            "USER_CONCURRENT_JOBS": "5000",
+            "POLL_INTERVAL": "3",
+            "POLL_MAX_INTERVAL": "30",
+        }
+        if self.webhooks:
+            env["PUBLIC_URL"] = f"http://127.0.0.1:{self.port}"
+        else:
+            env.pop("PUBLIC_URL", None)
+        # The bot is a separate process so its CPU and memory are its own.
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - started once, returns at once
+            [sys.executable, "-m", "bot"], env=env, cwd=ROOT
+        )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as r:
+                        if r.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the bot did not become healthy")
+
+    def stop(self) -> float:
+        """Stop the bot; return its peak RSS in MB."""
+        assert self.proc is not None
+        peak = rss_peak_mb(self.proc.pid)
+        self.proc.terminate()
+        self.proc.wait(30)
+        return peak
+
+    async def imagine_many(self, chats: list[int], prompt: str) -> list[str]:
+        """Start one /imagine per chat entry; return the task hashes in order."""
+        before = len(self.sim.tasks)
+        for n, chat_id in enumerate(chats):
+            # In a private chat the chat id is the user's id; in a group, anyone may ask.
+            user = self.tg.user(chat_id if chat_id > 0 else 10_000_000 + n, f"U{n}")
+            chat = (
+                self.tg.group_chat(chat_id, f"G{chat_id}")
+                if chat_id < 0
+                else self.tg.private_chat(user)
+            )
+            self.tg.send_message(chat, user, f"/imagine {prompt} {n}")
+        deadline = time.monotonic() + 120
+        while len(self.sim.tasks) < before + len(chats):
+            if time.monotonic() > deadline:
+                raise TimeoutError("tasks were not created")
+            await asyncio.sleep(0.05)
+        hashes = list(self.sim.tasks)[before:]
+        self.chat_of.update(
+            {h: chats[int(self.sim.tasks[h]["prompt"].split()[-1])] for h in hashes}
+        )
+        return hashes
+
+
+def _to(chat_id: int) -> Callable[[ApiCall], bool]:
+    """Matches a successful call to one chat."""
+    return lambda call: call.ok and int(call.params["chat_id"]) == chat_id
+
+
+def store(sim: Simulator, name: str, data: bytes) -> str:
+    sim._files[name] = _StoredFile(data, "image/png")
+    return f"{sim.base_url}/cdn/{name}"
+
+
+def done_body(task_hash: str, url: str) -> dict[str, Any]:
+    return {
+        "hash": task_hash,
+        "status": "done",
+        "progress": 100,
+        "type": "imagine",
+        "result": {"url": url, "filename": url.rsplit("/", 1)[-1], "width": 1024, "height": 1024},
+    }
+
+
+async def ingest(bench: Bench, hashes: list[str], total: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    bodies = [
+        json.dumps(
+            {"hash": hashes[i % len(hashes)], "status": "progress", "progress": 1 + i % 98}
+        ).encode()
+        for i in range(total)
+    ]
+    queue = iter(bodies)
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        for body in queue:
+            started = time.perf_counter()
+            async with http.post(
+                bench.hook, data=body, headers={"Content-Type": "application/json"}
+            ) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            latencies.append(time.perf_counter() - started)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "webhooks": total,
+        "per_second": total / elapsed,
+        "p50_ms": pct(latencies, 50),
+        "p99_ms": pct(latencies, 99),
+    }
+
+
+async def result_latency(bench: Bench, size: int, count: int) -> dict[str, Any]:
+    chats = [900_000 + size // MB * 1000 + n for n in range(count)]
+    hashes = await bench.imagine_many(chats, f"latency {size}")
+    url = store(bench.sim, f"lat{size}.png", png_of_size(size))
+    await bench.tg.wait_for(
+        "sendMessage",
+        lambda c: c.ok and "latency" in str(c.params.get("text")),
+        count=count,
+        timeout=60,
+    )
+    latencies = []
+    async with aiohttp.ClientSession() as http:
+        for task_hash in hashes:
+            chat_id = bench.chat_of[task_hash]
+            started = time.monotonic()
+            async with http.post(bench.hook, json=done_body(task_hash, url)) as r:
+                assert r.status == 200
+            call = await bench.tg.wait_for("sendPhoto", _to(chat_id), timeout=60)
+            latencies.append(call.at - started)
+    return {
+        "size_mb": size / MB,
+        "count": count,
+        "p50_ms": pct(latencies, 50),
+        "p99_ms": pct(latencies, 99),
+    }
+
+
+async def backlog(bench: Bench) -> dict[str, Any]:
+    chats = [1_000_000 + n for n in range(80)] + [-1_000_000 - n for n in range(20)]
+    order = [chats[i % len(chats)] for i in range(300)]
+    hashes = await bench.imagine_many(order, "backlog")
+    await bench.tg.wait_for(
+        "sendMessage",
+        lambda c: c.ok and "backlog" in str(c.params.get("text")),
+        count=300,
+        timeout=300,
+    )
+    url = store(bench.sim, "backlog.png", png_of_size(1 * MB))
+    refused_before = len(bench.tg.refused)
+    photos_before = len([c for c in bench.tg.calls("sendPhoto") if c.ok])
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(http.post(bench.hook, json=done_body(h, url)) for h in hashes))
+    last = await bench.tg.wait_for(
+        "sendPhoto", lambda c: c.ok, count=photos_before + 300, timeout=600
+    )
+    drain = last.at - started
+    sent = [t for t, _n, _c in bench.tg.counted if started <= t <= last.at]
+    return {
+        "results": 300,
+        "chats": 100,
+        "groups": 20,
+        "drain_s": drain,
+        "messages_per_s": len(sent) / drain,
+        "results_per_s": 300 / drain,
+        "429s": len(bench.tg.refused) - refused_before,
+        "429s_by": sorted(
+            {
+                f"{c.method} {'group' if int(c.params.get('chat_id', 0)) < 0 else 'chat'}"
+                for c in bench.tg.refused[refused_before:]
+            }
+        ),
+    }
+
+
+async def peak_results(bench: Bench) -> dict[str, Any]:
+    chats = [2_000_000 + n for n in range(50)]
+    hashes = await bench.imagine_many(chats, "peak")
+    await bench.tg.wait_for(
+        "sendMessage",
+        lambda c: c.ok and "peak" in str(c.params.get("text")),
+        count=50,
+        timeout=120,
+    )
+    url = store(bench.sim, "peak.png", png_of_size(10 * MB))
+    photos_before = len([c for c in bench.tg.calls("sendPhoto") if c.ok])
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(http.post(bench.hook, json=done_body(h, url)) for h in hashes))
+    await bench.tg.wait_for("sendPhoto", lambda c: c.ok, count=photos_before + 50, timeout=600)
+    return {"results": 50, "size_mb": 10}
+
+
+async def polling(tg: LimitedTelegram, sim: Simulator, workdir: Path) -> dict[str, Any]:
+    bench = Bench(tg, sim, workdir, webhooks=False)
+    await bench.start()
+    try:
+        chats = [3_000_000 + n for n in range(1000)]
+        await bench.imagine_many(chats, "sim:stuck polled")
+        await tg.wait_for(
+            "sendMessage",
+            lambda c: c.ok and "polled" in str(c.params.get("text")),
+            count=1000,
+            timeout=300,
+        )
+        await asyncio.sleep(5)  # past the first sweep
+        sim.clear_requests()
+        window = 20.0
+        # Meanwhile, jobs that finish: how long from done (at the API) to the photo.
+        delays: list[float] = []
+        finishing = [3_500_000 + n for n in range(10)]
+        started = time.monotonic()
+        for chat_id in finishing:
+            before = {h for h in sim.tasks}
+            await bench.imagine_many([chat_id], "finishing 0")
+            [task_hash] = [h for h in sim.tasks if h not in before]
+            await sim.wait_for_status(task_hash, "done", timeout=30)
+            done_at = time.monotonic()
+            call = await tg.wait_for("sendPhoto", _to(chat_id), timeout=60)
+            delays.append(call.at - done_at)
+        elapsed = max(window, time.monotonic() - started)
+        statuses = len(sim.requests_to("/midjourney/v2/status"))
+        return {
+            "in_flight": 1000,
+            "status_per_s": statuses / elapsed,
+            "done_to_photo_p50_s": pct(delays, 50) / 1000,
+            "done_to_photo_max_s": max(delays),
+            "rss_mb": bench.stop(),
+        }
+    finally:
+        if bench.proc and bench.proc.poll() is None:
+            bench.stop()
+
+
+async def main(out: Path) -> None:
+    tg = LimitedTelegram()
+    await tg.start()
+    sim = Simulator(SimulatorConfig(pace=0.0, api_key=KEY, grid_size=256))
+    await sim.start()
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        bench = Bench(tg, sim, workdir, webhooks=True)
+        await bench.start()
+        try:
+            sim.config.hold = True
+            ingest_hashes = await bench.imagine_many([4_000_000 + n for n in range(200)], "ingest")
+            figures["ingest"] = await ingest(bench, ingest_hashes, 10_000, 20)
+            print("ingest", figures["ingest"], flush=True)
+            figures["latency_1mb"] = await result_latency(bench, 1 * MB, 20)
+            print("latency 1MB", figures["latency_1mb"], flush=True)
+            figures["latency_7mb"] = await result_latency(bench, 7 * MB, 20)
+            print("latency 7MB", figures["latency_7mb"], flush=True)
+            figures["backlog"] = await backlog(bench)
+            print("backlog", figures["backlog"], flush=True)
+            figures["peak"] = await peak_results(bench)
+            figures["peak"]["rss_mb"] = bench.stop()
+            print("peak", figures["peak"], flush=True)
+        finally:
+            if bench.proc and bench.proc.poll() is None:
+                bench.stop()
+        sim.config.hold = False
+        sim.release()
+        figures["polling"] = await polling(tg, sim, workdir)
+        print("polling", figures["polling"], flush=True)
+    await sim.stop()
+    await tg.stop()
+    write_report(out, figures)
+
+
+def machine() -> str:
+    mem = next(
+        int(line.split()[1]) // 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} cores ({cpu}), {mem} MB RAM, Python {platform.python_version()}"
+
+
+def write_report(out: Path, f: dict[str, Any]) -> None:
+    i, l1, l7, b, p, pk = (
+        f["ingest"],
+        f["latency_1mb"],
+        f["latency_7mb"],
+        f["backlog"],
+        f["polling"],
+        f["peak"],
+    )
+    peak_rss = max(p["rss_mb"], pk["rss_mb"])
+    rows = [
+        ("webhooks acknowledged/s", f"{i['per_second']:.0f}", ">= 2,000"),
+        ("webhook ack p50 / p99", f"{i['p50_ms']:.1f} / {i['p99_ms']:.1f} ms", "p99 < 20 ms"),
+        (
+            "result latency 1 MB p50 / p99",
+            f"{l1['p50_ms']:.0f} / {l1['p99_ms']:.0f} ms",
+            "p99 < 250 ms",
+        ),
+        ("result latency 7 MB p50 / p99", f"{l7['p50_ms']:.0f} / {l7['p99_ms']:.0f} ms", "-"),
+        ("backlog: messages/s (all counted calls)", f"{b['messages_per_s']:.1f}", ">= 28"),
+        ("backlog: results/s", f"{b['results_per_s']:.1f}", "-"),
+        ("backlog: 429s received", str(b["429s"]), "0"),
+        ("backlog: time to drain 300 results", f"{b['drain_s']:.1f} s", "-"),
+        ("polling: /status requests/s (1,000 tasks)", f"{p['status_per_s']:.1f}", "<= 20"),
+        (
+            "polling: done -> photo, p50 / max",
+            f"{p['done_to_photo_p50_s']:.1f} / {p['done_to_photo_max_s']:.1f} s",
+            "<= 10 s",
+        ),
+        (
+            "peak RSS (1,000 tasks; 50 x 10 MB results)",
+            f"{p['rss_mb']:.0f} MB / {pk['rss_mb']:.0f} MB",
+            "< 150 MB",
+        ),
+    ]
+    table = "\n".join(f"| {a} | {v} | {t} |" for a, v, t in rows)
+    text = f"""# Benchmarks
+
+Latest run of `python -m bench` ({time.strftime("%Y-%m-%d")}), on {machine()}.
+Figures are rewritten by each run; the notes below the table are kept by hand in
+`bench/analysis.md`.
+
+| measure | figure | target |
+| --- | --- | --- |
+{table}
+
+Peak RSS over both bot processes: {peak_rss:.0f} MB.
+
+Raw figures:
+
+```json
+{json.dumps(f, indent=2, default=str)}
+```
+"""
+    notes = ROOT / "bench" / "analysis.md"
+    if notes.exists():
+        text += "\n" + notes.read_text()
+    out.write_text(text)
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    asyncio.run(main(parser.parse_args().out))

@@ -1,0 +1,171 @@
+"""The userapi webhook under random and malformed requests: never a 500, nothing reaches a chat."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.jobs import Delivered, Jobs
+from bot.userapi import UserAPIClient
+from bot.web import MAX_WEBHOOK_BYTES, USERAPI_WEBHOOK_PREFIX, build_web_app
+from storage.database import Database
+from storage.tasks import TaskRecord, TaskRepo
+
+SECRET = "s" * 40
+PATH = USERAPI_WEBHOOK_PREFIX + SECRET
+KNOWN = "0f2c7c1e-1111-4222-8333-444455556666"
+STATUSES = ["created", "sent", "waiting", "progress", "done", "error", "weird", None, 5]
+
+
+class RecordingView:
+    """A JobView that records every call; the fuzz wants it to stay empty."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    async def job_started(self, task: TaskRecord) -> None:
+        self.calls.append(("started", task.id))
+
+    async def job_progress(self, task: TaskRecord) -> None:
+        self.calls.append(("progress", task.id))
+
+    async def job_finished(self, task: TaskRecord) -> Delivered:
+        self.calls.append(("finished", task.id))
+        return Delivered(None, None)
+
+    async def show_again(self, task: TaskRecord) -> None:
+        self.calls.append(("again", task.id))
+
+
+class Endpoint:
+    """The bot's web app on a test server, with the Jobs and view behind it."""
+
+    def __init__(self, client: TestClient[Any, Any], jobs: Jobs, view: RecordingView) -> None:
+        self.client = client
+        self.jobs = jobs
+        self.view = view
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
+    db = await Database.open(tmp_path / "fuzz.sqlite3")
+    repo = TaskRepo(db)
+    record = await repo.create(
+        type="imagine",
+        prompt="a known task",
+        parent_id=None,
+        action=None,
+        choice=None,
+        account_hash=None,
+        chat_id=1,
+        user_id=1,
+        thread_id=None,
+        request_message_id=None,
+        locale="en",
+    )
+    await repo.set_hash(record.id, KNOWN)
+    view = RecordingView()
+    api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused")
+    jobs = Jobs(repo=repo, client=api, view=view, webhook_url="http://bot/hook")
+    client = TestClient(TestServer(build_web_app(jobs=jobs, webhook_secret=SECRET)))
+    await client.start_server()
+    yield Endpoint(client, jobs, view)
+    await client.close()
+    await jobs.drain()
+    await api.aclose()
+    await db.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+# Shaped like a task object, with an unknown hash (or none, or the wrong type) and junk fields.
+task_like = st.fixed_dictionaries(
+    {
+        "hash": st.one_of(st.uuids().map(str), st.integers(), st.none(), st.text(max_size=80)),
+        "status": st.sampled_from(STATUSES),
+    },
+    optional={
+        "progress": json_values,
+        "result": json_values,
+        "next_actions": json_values,
+        "prefilter_result": json_values,
+        "status_reason": json_values,
+        "type": json_values,
+        "choice": json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=2048),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    task_like.map(lambda v: json.dumps(v).encode()),
+    # Nested deeper than any parser's recursion limit.
+    st.integers(min_value=500, max_value=5000).map(lambda n: b"[" * n + b"]" * n),
+    st.text(max_size=200).map(str.encode),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "image/png",
+        "",
+        "application/json; charset=koi8-r",
+    ]
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=bodies, content_type=content_types, secret_ok=st.booleans())
+async def test_random_webhooks_never_fail_and_never_reach_a_chat(
+    endpoint: Endpoint, body: bytes, content_type: str, secret_ok: bool
+) -> None:
+    path = PATH if secret_ok else USERAPI_WEBHOOK_PREFIX + "f" * 40
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await endpoint.client.post(path, data=body, headers=headers)
+    text = await response.text()
+    assert response.status in (200, 400, 404, 413, 415), (response.status, text)
+    assert "Traceback" not in text
+    await endpoint.jobs.drain()
+    assert endpoint.view.calls == []
+
+
+async def test_oversized_and_wrongly_typed_bodies_are_refused(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = json.dumps({"hash": "x", "status": "done", "pad": "x" * MAX_WEBHOOK_BYTES}).encode()
+    response = await endpoint.client.post(
+        PATH, data=big, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    form = await endpoint.client.post(PATH, data={"hash": KNOWN, "status": "done"})
+    assert form.status == 415
+    with caplog.at_level(logging.INFO):
+        deep = await endpoint.client.post(
+            PATH, data=b"[" * 100_000, headers={"Content-Type": "application/json"}
+        )
+    assert deep.status == 400
+    await endpoint.jobs.drain()
+    assert endpoint.view.calls == []
+    # The genuine article still gets through: the endpoint is alive and the task known.
+    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "http://x/a.png"}}
+    ok = await endpoint.client.post(PATH, json=done)
+    assert ok.status == 200
+    await endpoint.jobs.drain()
+    assert [call[0] for call in endpoint.view.calls] == ["finished"]

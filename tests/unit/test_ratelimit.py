@@ -1,0 +1,130 @@
+"""The Telegram rate limiter against a fake clock: per chat, per group, overall, priorities."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.ratelimit import Limits, Priority, RateLimiter
+
+PRIVATE, OTHER, GROUP = 101, 102, -100500
+
+
+class FakeClock:
+    """Time that moves only when told; `sleep` moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def limiter(clock: FakeClock, **limits: float) -> RateLimiter:
+    # A roomy global bucket unless a test is about it, so per-chat rules show alone.
+    values: dict[str, float] = {"global_rate": 1000.0, "global_burst": 1000.0} | limits
+    return RateLimiter(Limits(**values), clock=clock, sleep=clock.sleep)
+
+
+def sent_within(rl: RateLimiter, clock: FakeClock, chat: int, seconds: float) -> int:
+    """How many messages to `chat` the limiter lets through in `seconds` of fake time."""
+    sent, end = 0, clock.now + seconds
+    while clock.now <= end:
+        if rl.try_acquire(chat) == 0:
+            sent += 1
+        else:
+            clock.now += 0.01
+    return sent
+
+
+def test_a_private_chat_gets_a_short_burst_then_one_message_a_second() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    assert [rl.try_acquire(PRIVATE) for _ in range(3)] == [0, 0, 0]
+    wait = rl.try_acquire(PRIVATE)
+    assert 0.99 < wait <= 1.0
+    # Another chat is not held back by the first.
+    assert rl.try_acquire(OTHER) == 0
+    clock.now += wait
+    assert rl.try_acquire(PRIVATE) == 0
+    # Sustained: about one a second (plus nothing: the burst was spent).
+    assert sent_within(rl, clock, PRIVATE, 10.0) in (10, 11)
+
+
+def test_a_group_gets_at_most_20_messages_in_any_minute() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    assert sent_within(rl, clock, GROUP, 60.0) <= 20
+    assert sent_within(rl, clock, GROUP, 120.0) <= 2 * 20
+    # A private chat has no such limit: about 60 a minute.
+    assert sent_within(rl, clock, PRIVATE, 60.0) >= 55
+
+
+def test_all_chats_together_stay_under_30_a_second() -> None:
+    clock = FakeClock()
+    rl = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    chats = iter(range(1, 10_000))
+    stamps: list[float] = []
+    end = clock.now + 5.0
+    while clock.now < end:
+        if rl.try_acquire(next(chats)) == 0:
+            stamps.append(clock.now)
+        else:
+            clock.now += 0.001
+    windows = [sum(1 for s in stamps if t <= s < t + 1.0) for t in stamps]
+    assert max(windows) <= 30
+    assert len(stamps) >= 5 * 27  # and the limit is used, not wasted
+
+
+def test_429_holds_the_chat_for_retry_after() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    rl.retry_after(PRIVATE, 5.0)
+    assert rl.try_acquire(PRIVATE) > 4.9
+    assert rl.try_acquire(OTHER) == 0
+    clock.now += 5.0
+    assert rl.try_acquire(PRIVATE) == 0
+
+
+def test_a_progress_edit_leaves_the_last_token_to_a_result() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    assert rl.try_acquire(PRIVATE, Priority.PROGRESS) == 0
+    assert rl.try_acquire(PRIVATE, Priority.PROGRESS) == 0
+    assert rl.try_acquire(PRIVATE, Priority.PROGRESS) > 0  # one token left: not for an edit
+    assert rl.try_acquire(PRIVATE, Priority.RESULT) == 0
+
+
+async def test_waiting_results_go_before_waiting_edits() -> None:
+    clock = FakeClock()
+    rl = limiter(clock, chat_burst=1.0)
+    await rl.acquire(PRIVATE)  # the chat's one token is gone
+    order: list[str] = []
+
+    async def send(name: str, level: Priority) -> None:
+        await rl.acquire(PRIVATE, level)
+        order.append(name)
+
+    # All three queue up (in this order) before the limiter looks again.
+    tasks = [
+        asyncio.create_task(send("edit", Priority.PROGRESS)),
+        asyncio.create_task(send("status", Priority.NORMAL)),
+        asyncio.create_task(send("result", Priority.RESULT)),
+    ]
+    await asyncio.gather(*tasks)
+    assert order == ["result", "status", "edit"]
+    await rl.close()
+
+
+async def test_a_newcomer_to_a_free_chat_is_not_stuck_behind_a_busy_one() -> None:
+    rl = RateLimiter(Limits(global_rate=1000.0, global_burst=1000.0, chat_burst=1.0))
+    await rl.acquire(PRIVATE)
+    busy = asyncio.create_task(rl.acquire(PRIVATE))  # waits about a second of real time
+    await asyncio.sleep(0)
+    await asyncio.wait_for(rl.acquire(OTHER), 0.5)
+    assert not busy.done()
+    busy.cancel()
+    await rl.close()
