@@ -68,13 +68,18 @@ def _cut(text: str, limit: int) -> str:
 
 
 def caption_for(task: TaskRecord) -> str:
-    """The caption of a result: what kind of job it was and its prompt, within 1,024 chars."""
+    """A result's caption: the job type, the requester in groups, the prompt; 1,024 chars."""
     label = type_label(task.type)
     if task.choice and task.type in ("upscale", "variation"):
         label = f"{label} #{task.choice}"
-    head = f"<b>{html.escape(label)}</b>\n"
+    head = f"<b>{html.escape(label)}</b>"
+    if task.chat_id < 0 and task.requester:
+        # A mention link names the requester and notifies them, as Midjourney's bot does.
+        name = html.escape(_cut(task.requester, 64))
+        head += f' · <a href="tg://user?id={task.user_id}">{name}</a>'
+    head += "\n"
     # Cut before escaping would break entities; cut the escaped text by the plain budget.
-    budget = CAPTION_LIMIT - len(label) - 2
+    budget = CAPTION_LIMIT - len(head)
     prompt = _cut(task.prompt or "", budget)
     while len(head) + len(html.escape(prompt)) > CAPTION_LIMIT:
         prompt = _cut(prompt, len(prompt) - 20)

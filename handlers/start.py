@@ -29,7 +29,15 @@ def help_text(username: str) -> str:
         "<code>--niji 6</code>, <code>--stylize 250</code>, <code>--no text</code>.\n"
         "If your phone turns <code>--</code> into a dash, the bot turns it back.\n"
         "\n"
-        "In groups use <code>/imagine@{username}</code> or reply to the bot."
+        "Send a photo to describe it, blend it or use it as an image prompt "
+        "(<code>/describe</code>, <code>/blend</code>).\n"
+        "\n"
+        "<code>/settings</code>: your default aspect ratio, model, stylize and speed.\n"
+        "<code>/history</code>: your recent jobs, to get a result again.\n"
+        "<code>/language</code>: English or Russian.\n"
+        "<code>/me</code>: the jobs you've used today and your limits.\n"
+        "\n"
+        "In groups use <code>/imagine@{username}</code>."
     ).format(username=username)
 
 

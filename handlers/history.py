@@ -1,0 +1,101 @@
+"""/history: a user's recent jobs, each result sendable again from its Telegram file_id."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.actions import is_animation
+from bot.i18n import _
+from bot.keyboards import result_keyboard
+from bot.texts import caption_for, type_label
+from storage.tasks import TaskRecord, TaskRepo
+
+HISTORY_SIZE = 10
+PROMPT_PREVIEW = 60
+
+
+class HistoryCallback(CallbackData, prefix="h1"):
+    """A press of a history entry's button: send that task's result again."""
+
+    task_id: int
+
+
+def _status_word(task: TaskRecord) -> str:
+    if task.status == "done":
+        return "✅"
+    if task.status == "error":
+        return "❌"
+    return "⏳"
+
+
+def history_text(tasks: list[TaskRecord]) -> str:
+    """The list of recent jobs: number, status, type, time and the start of the prompt."""
+    lines = [_("<b>Your recent jobs</b>")]
+    for number, task in enumerate(tasks, 1):
+        when = datetime.fromtimestamp(task.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        prompt = task.prompt or ""
+        if len(prompt) > PROMPT_PREVIEW:
+            prompt = prompt[: PROMPT_PREVIEW - 1] + "…"
+        lines.append(
+            f"{number}. {_status_word(task)} <b>{html.escape(type_label(task.type))}</b> · "
+            f"{when}\n<i>{html.escape(prompt)}</i>"
+        )
+    return "\n\n".join(lines)
+
+
+def history_keyboard(tasks: list[TaskRecord]) -> InlineKeyboardMarkup | None:
+    """One button per job whose result Telegram still holds for us."""
+    buttons = [
+        InlineKeyboardButton(
+            text=f"↩️ {number}", callback_data=HistoryCallback(task_id=task.id).pack()
+        )
+        for number, task in enumerate(tasks, 1)
+        if task.result_file_id
+    ]
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[buttons[i : i + 5] for i in range(0, len(buttons), 5)]
+    )
+
+
+def build_router() -> Router:
+    """The router for /history and its buttons."""
+    router = Router(name="history")
+
+    @router.message(Command("history"))
+    async def show_history(message: Message, tasks: TaskRepo) -> None:
+        if message.from_user is None:
+            return
+        recent = await tasks.recent_for_user(message.from_user.id, HISTORY_SIZE)
+        if not recent:
+            await message.answer(_("No jobs yet. Start one with /imagine."))
+            return
+        await message.answer(history_text(recent), reply_markup=history_keyboard(recent))
+
+    @router.callback_query(HistoryCallback.filter(), F.message.as_("message"))
+    async def resend(
+        query: CallbackQuery, callback_data: HistoryCallback, message: Message, tasks: TaskRepo
+    ) -> None:
+        task = await tasks.get(callback_data.task_id)
+        if task is None or task.user_id != query.from_user.id or not task.result_file_id:
+            await query.answer(_("This result is no longer available."), show_alert=True)
+            return
+        await query.answer()
+        # The file_id is Telegram's own copy: Discord links in the stored result expire.
+        # Message.answer_* post into the message's forum topic by themselves.
+        caption, keyboard = caption_for(task), result_keyboard(task)
+        if is_animation(task.result):
+            await message.answer_animation(
+                task.result_file_id, caption=caption, reply_markup=keyboard
+            )
+        else:
+            await message.answer_photo(task.result_file_id, caption=caption, reply_markup=keyboard)
+
+    return router

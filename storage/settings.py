@@ -1,0 +1,61 @@
+"""Per-user preferences: default Midjourney parameters, original files, language."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """What a user chose in /settings and /language (None: not chosen)."""
+
+    aspect: str | None = None
+    model: str | None = None
+    stylize: int | None = None
+    raw: bool = False
+    speed: str | None = None
+    originals: bool = False
+    locale: str | None = None
+
+
+_COLUMNS = [field.name for field in fields(UserSettings)]
+
+
+class UserSettingsRepo:
+    """Reads and writes user settings; a user who never chose anything gets the defaults."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, user_id: int) -> UserSettings:
+        """The user's settings."""
+        row = await self._db.fetch_one(
+            f"SELECT {', '.join(_COLUMNS)} FROM user_settings WHERE user_id = ?", (user_id,)
+        )
+        if row is None:
+            return UserSettings()
+        values: dict[str, Any] = {name: row[name] for name in _COLUMNS}
+        values["raw"] = bool(values["raw"])
+        values["originals"] = bool(values["originals"])
+        return UserSettings(**values)
+
+    async def update(self, user_id: int, **changes: Any) -> UserSettings:
+        """Change some settings and return the result."""
+        unknown = changes.keys() - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        settings = replace(await self.get(user_id), **changes)
+        values = [getattr(settings, name) for name in _COLUMNS]
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS)
+        await self._db.execute(
+            f"""INSERT INTO user_settings (user_id, {", ".join(_COLUMNS)}, updated_at)
+                VALUES (?, {placeholders}, ?)
+                ON CONFLICT(user_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at""",
+            (user_id, *values, time.time()),
+        )
+        return settings

@@ -1,0 +1,72 @@
+"""Captions: the job type, the requester in groups, and the prompt within Telegram's limit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from bot.i18n import build_i18n
+from bot.texts import CAPTION_LIMIT, caption_for
+from storage.tasks import TaskRecord
+
+BASE = TaskRecord(
+    id=1,
+    hash="h",
+    parent_id=None,
+    type="upscale",
+    action="upscale:2",
+    choice="2",
+    prompt="a <red> fox & friends",
+    status="done",
+    progress=100,
+    status_reason=None,
+    prefilter=[],
+    result={"url": "u"},
+    next_actions=None,
+    account_hash=None,
+    chat_id=5,
+    thread_id=None,
+    user_id=7,
+    request_message_id=None,
+    status_message_id=None,
+    status_is_photo=False,
+    result_message_id=None,
+    result_file_id=None,
+    delivery="pending",
+    locale="en",
+    requester="Ann Lee (@ann)",
+    created_at=0.0,
+    updated_at=0.0,
+)
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    i18n = build_i18n()
+    with i18n.context(), i18n.use_locale("en"):
+        yield
+
+
+def test_private_caption_has_type_and_escaped_prompt() -> None:
+    assert caption_for(BASE) == "<b>Upscale #2</b>\na &lt;red&gt; fox &amp; friends"
+
+
+def test_group_caption_names_the_requester() -> None:
+    caption = caption_for(replace(BASE, chat_id=-100123))
+    assert caption.startswith('<b>Upscale #2</b> · <a href="tg://user?id=7">Ann Lee (@ann)</a>\n')
+
+
+def test_long_prompt_is_cut_to_the_caption_limit() -> None:
+    caption = caption_for(replace(BASE, prompt="<" * 5000, chat_id=-1))
+    assert len(caption) <= CAPTION_LIMIT
+    assert caption.endswith("…")
+
+
+def test_russian_type_label() -> None:
+    i18n = build_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert caption_for(replace(BASE, type="imagine", choice=None)).startswith(
+            "<b>Генерация</b>"
+        )
