@@ -124,7 +124,11 @@ def _from_next_actions(next_actions: list[dict[str, Any]]) -> list[list[Action]]
         )
     vary = [
         Action(kind, None, label)
-        for kind, label in (("vary_subtle", "Vary (Subtle)"), ("vary_strong", "Vary (Strong)"))
+        for kind, label in (
+            ("vary_subtle", "Vary (Subtle)"),
+            ("vary_strong", "Vary (Strong)"),
+            ("inpaint", "Vary (Region)"),
+        )
         if kind in offered
     ]
     if vary:
@@ -189,6 +193,7 @@ def _upscaled_rows(task_type: str, prompt: str | None) -> list[list[Action]]:
         [
             Action("vary_subtle", None, "Vary (Subtle)"),
             Action("vary_strong", None, "Vary (Strong)"),
+            Action("inpaint", None, "Vary (Region)"),
         ],
         [
             Action("zoom", 50, "Zoom Out 2x"),
@@ -226,6 +231,12 @@ def action_rows(
     next_actions: list[dict[str, Any]] | None,
 ) -> list[list[Action]]:
     """The keyboard of a finished task as rows of actions (empty when it has no follow-ups)."""
+    if task_type == "describe" and isinstance(result, list) and result:
+        # Midjourney's describe: 1-4 imagine that prompt, 🔄 describes the image again.
+        return [
+            [Action("imagine", n, str(n)) for n in range(1, len(result) + 1)],
+            [Action("describe", None, "🔄")],
+        ]
     if not isinstance(result, dict) or "url" not in result:
         return []  # describe, seed, info...: not an image, so no image buttons.
     if next_actions is not None:

@@ -5,21 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
-from aiogram.types import BotCommand, BotCommandScopeDefault
-from aiogram.utils.i18n import SimpleI18nMiddleware
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.alerts import Alerts
 from bot.config import Settings
 from bot.delivery import TelegramView
-from bot.i18n import build_i18n
+from bot.i18n import DEFAULT_LOCALE, LOCALES, _, build_i18n
 from bot.jobs import Jobs
+from bot.limits import Defaults, Policy
 from bot.poller import StatusPoller
+from bot.queue_notices import TelegramQueueNotices
+from bot.ratelimit import Limits, RateLimiter
 from bot.telegram import create_session
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
@@ -30,18 +36,72 @@ from bot.web import (
     build_web_app,
     derive_secret,
 )
+from bot.webapp import RegionApp
 from handlers import get_routers
+from handlers.admin import admin_commands
+from handlers.groups import AccessMiddleware
+from handlers.middlewares import UserLocaleMiddleware
+from storage.access import AccessRepo
 from storage.database import Database
 from storage.prompts import PromptRequestRepo
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
+from storage.uploads import UploadRepo
+from storage.usage import UsageRepo
 from storage.users import UserRepo
 
 log = logging.getLogger(__name__)
 
-USER_COMMANDS = [
-    BotCommand(command="imagine", description="Create images from a prompt"),
-    BotCommand(command="help", description="How to use the bot"),
-]
+
+def user_commands() -> list[BotCommand]:
+    """The command menu everyone sees, in the current language."""
+    return [
+        BotCommand(command="imagine", description=_("Create images from a prompt")),
+        BotCommand(command="settings", description=_("Default aspect ratio, model, speed")),
+        BotCommand(command="history", description=_("Your recent jobs")),
+        BotCommand(command="language", description=_("Change the language")),
+        BotCommand(command="me", description=_("Your usage today and your limits")),
+        BotCommand(command="help", description=_("How to use the bot")),
+    ]
+
+
+async def set_command_menus(bot: Bot, i18n: I18n) -> None:
+    """Publish the command menu in every language (Telegram picks by the user's app language)."""
+    for locale in LOCALES:
+        with i18n.context(), i18n.use_locale(locale):
+            commands = user_commands()
+        language = None if locale == DEFAULT_LOCALE else locale
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language)
+
+
+async def set_admin_menus(bot: Bot, i18n: I18n, admin_ids: list[int]) -> None:
+    """Give each admin's private chat the user commands plus the console's."""
+    for admin_id in admin_ids:
+        for locale in LOCALES:
+            with i18n.context(), i18n.use_locale(locale):
+                commands = user_commands() + admin_commands()
+            language = None if locale == DEFAULT_LOCALE else locale
+            try:
+                await bot.set_my_commands(
+                    commands, scope=BotCommandScopeChat(chat_id=admin_id), language_code=language
+                )
+            except TelegramAPIError as error:
+                # An admin who never opened the bot has no chat to scope the menu to yet.
+                log.warning("No command menu for admin %d: %s", admin_id, error.message)
+                break
+
+
+def admin_sender(bot: Bot, admin_ids: list[int]) -> Callable[[str], Awaitable[None]]:
+    """A function that sends a text to every admin's private chat."""
+
+    async def send(text: str) -> None:
+        for admin_id in admin_ids:
+            try:
+                await bot.send_message(chat_id=admin_id, text=text)
+            except TelegramAPIError as error:
+                log.warning("Alert to admin %d not sent: %s", admin_id, error.message)
+
+    return send
 
 
 @dataclass
@@ -57,6 +117,7 @@ class App:
     poller: StatusPoller
     runner: web.AppRunner
     simulator: Simulator | None = None
+    alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def wait(self) -> None:
@@ -76,6 +137,8 @@ class App:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.jobs.drain()
         await self.runner.cleanup()
         await self.client.aclose()
@@ -100,36 +163,102 @@ async def start_app(settings: Settings) -> App:
     else:
         base_url = settings.userapi_base_url
         api_key = settings.userapi_key.get_secret_value()
-    client = UserAPIClient(base_url=base_url, api_key=api_key)
+    client = UserAPIClient(base_url=base_url, api_key=api_key, timeout=settings.userapi_timeout)
 
     token = settings.bot_token.get_secret_value()
     bot = Bot(
         token=token,
-        session=create_session(settings.telegram_api_url),
+        session=create_session(
+            settings.telegram_api_url,
+            RateLimiter(Limits().scaled(settings.telegram_rate_scale)),
+        ),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     tasks = TaskRepo(db)
     i18n = build_i18n()
-    view = TelegramView(bot, tasks, client, i18n, edit_interval=settings.progress_edit_interval)
+    user_settings = UserSettingsRepo(db)
+    view = TelegramView(
+        bot,
+        tasks,
+        client,
+        i18n,
+        edit_interval=settings.progress_edit_interval,
+        user_settings=user_settings,
+    )
     webhook_secret = derive_secret(token, "userapi-webhook")
     webhook_url = (
         f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}{webhook_secret}"
         if settings.public_url
         else None
     )
-    jobs = Jobs(repo=tasks, client=client, view=view, webhook_url=webhook_url)
+    usage = UsageRepo(db)
+    policy = Policy(
+        access=AccessRepo(db),
+        usage=usage,
+        defaults=Defaults(
+            admin_ids=frozenset(settings.admin_ids),
+            mode=settings.access_mode,
+            allowed_user_ids=frozenset(settings.allowed_user_ids),
+            allowed_chat_ids=frozenset(settings.allowed_chat_ids),
+            daily_limit=settings.daily_limit,
+            user_concurrent_jobs=settings.user_concurrent_jobs,
+            counted_types=frozenset(settings.counted_job_types),
+        ),
+        i18n=i18n,
+    )
 
+    async def account_hashes() -> list[str]:
+        seen = await usage.account_hashes()
+        return list(dict.fromkeys([*settings.userapi_accounts, *seen]))
+
+    # Without admins nobody could read an alert, so nothing is watched.
+    alerts = (
+        Alerts(
+            client=client,
+            send=admin_sender(bot, settings.admin_ids),
+            accounts=account_hashes,
+            interval=settings.account_check_interval,
+            fast_percent=settings.fast_time_alert_percent,
+            burst_count=settings.error_burst_count,
+            burst_window=settings.error_burst_window,
+            i18n=i18n,
+        )
+        if settings.admin_ids
+        else None
+    )
+    jobs = Jobs(
+        repo=tasks,
+        client=client,
+        view=view,
+        webhook_url=webhook_url,
+        gate=policy,
+        max_concurrent=settings.max_concurrent_jobs,
+        queue_view=TelegramQueueNotices(bot, i18n),
+        observer=alerts,
+    )
+
+    users = UserRepo(db)
     dispatcher = Dispatcher(
         jobs=jobs,
         tasks=tasks,
         prompts=PromptRequestRepo(db),
-        users=UserRepo(db),
+        user_settings=user_settings,
+        users=users,
         settings=settings,
+        client=client,
+        uploads=UploadRepo(db),
+        policy=policy,
     )
     dispatcher.include_routers(*get_routers())
-    SimpleI18nMiddleware(i18n).setup(dispatcher)
+    UserLocaleMiddleware(i18n).setup(dispatcher)
+    access_middleware = AccessMiddleware()
+    dispatcher.message.outer_middleware(access_middleware)
+    dispatcher.callback_query.outer_middleware(access_middleware)
 
     web_app = build_web_app(jobs=jobs, webhook_secret=webhook_secret)
+    RegionApp(
+        jobs=jobs, tasks=tasks, client=client, token=token, max_age=settings.webapp_max_age
+    ).register(web_app)
     if settings.telegram_webhook:
         if not settings.public_url:
             raise SystemExit("TELEGRAM_WEBHOOK=true needs PUBLIC_URL.")
@@ -156,6 +285,10 @@ async def start_app(settings: Settings) -> App:
         interval=settings.poll_interval,
         max_interval=settings.poll_max_interval,
         quiet_after=settings.webhook_quiet_after if webhook_url else None,
+        max_rate=settings.poll_max_rate,
+        stuck_after=settings.stuck_after,
+        # A key rejected while polling is alerted like one rejected when a job is sent.
+        on_key_rejected=(lambda error: alerts.api_error(error, None)) if alerts else None,
     )
     app = App(
         settings=settings,
@@ -167,10 +300,14 @@ async def start_app(settings: Settings) -> App:
         poller=poller,
         runner=runner,
         simulator=simulator,
+        alerts=alerts,
     )
-    await bot.set_my_commands(USER_COMMANDS, scope=BotCommandScopeDefault())
+    await set_command_menus(bot, i18n)
+    await set_admin_menus(bot, i18n, settings.admin_ids)
     await jobs.recover()
     app.background.append(asyncio.create_task(poller.run()))
+    if alerts is not None:
+        app.background.append(asyncio.create_task(alerts.run()))
     web_app[READY]["ready"] = True
     log.info(
         "Bot started: Telegram by %s, task updates by %s",

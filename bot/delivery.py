@@ -25,8 +25,10 @@ from bot.i18n import _
 from bot.jobs import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
+from bot.ratelimit import Priority, priority
 from bot.texts import caption_for, failure_text, status_text, type_label
 from bot.userapi import UserAPIClient
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ MAX_RESULT_BYTES = 64 * 1024 * 1024
 # Telegram bots may upload documents up to 50 MB.
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
+# Results being downloaded, converted and uploaded at once. Each holds its file in memory a
+# few times over (bytes, decoded pixels, the upload), so this bounds the bot's peak memory;
+# Telegram's 30 messages/s, not this, limits how fast a backlog drains.
+MEDIA_AT_ONCE = 3
 
 
 class TelegramView:
@@ -49,8 +55,10 @@ class TelegramView:
         i18n: I18n,
         *,
         edit_interval: float = 3.0,
+        user_settings: UserSettingsRepo | None = None,
     ) -> None:
         self._bot = bot
+        self._user_settings = user_settings
         self._i18n = i18n
         self._repo = repo
         self._client = client
@@ -61,6 +69,7 @@ class TelegramView:
         # The status message may move (text -> photo preview); this is the current one.
         self._status: dict[int, tuple[int, bool]] = {}
         self._preview_url: dict[int, str] = {}
+        self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
 
     @contextmanager
     def _speaking(self, task: TaskRecord) -> Iterator[None]:
@@ -117,11 +126,28 @@ class TelegramView:
             return
         self._last_edit[task_id] = time.monotonic()
         try:
-            with self._speaking(task):
+            with self._speaking(task), priority(Priority.PROGRESS):
                 await self._show_progress(task)
-        except (TelegramBadRequest, TelegramForbiddenError) as error:
-            # "not modified" or a status message the user deleted: progress is best-effort.
+        except TelegramBadRequest as error:
+            if _is_gone(error):
+                await self._status_anew(task)
+            else:
+                # "not modified" and the like: progress is best-effort.
+                log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
+        except TelegramForbiddenError as error:
             log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
+
+    async def _status_anew(self, task: TaskRecord) -> None:
+        """The status message was deleted: post a fresh one so progress stays visible."""
+        self._status.pop(task.id, None)
+        self._preview_url.pop(task.id, None)
+        try:
+            with self._speaking(task), priority(Priority.PROGRESS):
+                message = await self._bot.send_message(text=status_text(task), **self._reply(task))
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            log.debug("No new status message for task %d: %s", task.id, error.message)
+            return
+        await self._set_status(task, message.message_id, is_photo=False)
 
     async def _show_progress(self, task: TaskRecord) -> None:
         status = self._status_of(task)
@@ -173,7 +199,7 @@ class TelegramView:
         """Send the result (or the failure) and remove the status message."""
         status = self._forget(task.id) or self._status_of(task)
         try:
-            with self._speaking(task):
+            with self._speaking(task), priority(Priority.RESULT):
                 delivered = await self._send_outcome(task, status)
         except TelegramForbiddenError as error:
             raise UndeliverableError(error.message) from error
@@ -182,7 +208,8 @@ class TelegramView:
                 raise UndeliverableError(error.message) from error
             raise
         if status and status[0] != delivered.message_id:
-            await self._delete(task.chat_id, status[0])
+            with priority(Priority.RESULT):
+                await self._delete(task.chat_id, status[0])
         return delivered
 
     async def _send_outcome(
@@ -220,6 +247,10 @@ class TelegramView:
                 )
                 return Delivered(status[0], None)
             except TelegramBadRequest as error:
+                if "not modified" in error.message.lower():
+                    # Already showing exactly this (a resend after a lost answer): delivered.
+                    return Delivered(status[0], None)
+                # The status message is gone (or can't be edited): say it anew.
                 log.debug("Failure shown as a new message: %s", error.message)
         return await self._send_text(task, text)
 
@@ -230,6 +261,10 @@ class TelegramView:
         return Delivered(message.message_id, None)
 
     async def _send_media(self, task: TaskRecord, result: dict[str, Any]) -> Delivered:
+        async with self._media_slots:
+            return await self._send_media_now(task, result)
+
+    async def _send_media_now(self, task: TaskRecord, result: dict[str, Any]) -> Delivered:
         # Download and upload ourselves: Telegram fetches at most 5 MB photos by URL, and
         # Discord links expire; the file_id we get back is what we keep.
         data = await self._client.fetch(str(result["url"]), max_bytes=MAX_RESULT_BYTES)
@@ -253,8 +288,12 @@ class TelegramView:
             reply_markup=keyboard,
             **self._reply(task),
         )
-        if photo.compressed and task.type in UPSCALED_TYPES and len(data) <= DOCUMENT_MAX_BYTES:
-            # The photo was shrunk to fit Telegram; an upscale is wanted at full quality.
+        if (
+            task.type in UPSCALED_TYPES
+            and len(data) <= DOCUMENT_MAX_BYTES
+            and (photo.compressed or await self._wants_originals(task.user_id))
+        ):
+            # A shrunk upscale is wanted at full quality; some users want every original.
             await self._send_original(task, message, data, filename)
         return Delivered(message.message_id, _photo_file_id(message))
 
@@ -275,10 +314,21 @@ class TelegramView:
             **kwargs,
         )
 
+    async def _wants_originals(self, user_id: int) -> bool:
+        if self._user_settings is None:
+            return False
+        return (await self._user_settings.get(user_id)).originals
+
     async def show_again(self, task: TaskRecord) -> None:
         """Show a finished task's outcome once more (e.g. a repeated 🌱 Seed press)."""
         with self._speaking(task):
             await self._send_outcome(task, None)
+
+
+def _is_gone(error: TelegramBadRequest) -> bool:
+    """Whether an edit failed because the message no longer exists."""
+    text = error.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text
 
 
 def _photo_file_id(message: Message) -> str | None:

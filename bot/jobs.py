@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, cast
@@ -45,6 +45,7 @@ class Requester:
     thread_id: int | None = None
     message_id: int | None = None
     locale: str = "en"
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,80 @@ class Delivered:
 
 class UndeliverableError(Exception):
     """The chat will never take this result (bot blocked, chat gone): stop trying."""
+
+
+class JobGate(Protocol):
+    """Access, limits and charging around jobs (bot/limits.py in production)."""
+
+    async def refusal(self, requester: Requester, type: str) -> str | None:
+        """Why this requester may not start this job now, in their words; None: go ahead."""
+
+    async def charge(self, record: TaskRecord) -> None:
+        """Charge a job that finished `done` to its requester (idempotent)."""
+
+
+class QueueView(Protocol):
+    """Shows a job waiting for a free slot (a status message with its place in the queue)."""
+
+    async def queued(self, task: TaskRecord, position: int) -> None:
+        """Say the job waits, and where in the queue (1 = next); called again when it moves."""
+
+    async def dequeued(self, task: TaskRecord) -> None:
+        """The job left the queue (it starts now): take the waiting message away."""
+
+
+class JobObserver(Protocol):
+    """Watches outcomes for the owner (bot/alerts.py): API errors and failed tasks."""
+
+    async def api_error(self, error: UserAPIError, account_hash: str | None) -> None:
+        """An API call failed."""
+
+    async def task_failed(self, task: TaskRecord) -> None:
+        """A task ended in `error`."""
+
+
+class Slots:
+    """A global cap on jobs at the API, with a first-come queue for the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.busy: set[int] = set()
+        self.waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def try_take(self, task_id: int) -> bool:
+        """Take a slot at once if one is free and nobody waits before us."""
+        if len(self.busy) < self.limit and not self.waiting:
+            self.busy.add(task_id)
+            return True
+        return False
+
+    def enqueue(self, task_id: int) -> asyncio.Future[None]:
+        """Join the queue; the future resolves when the slot is ours."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((task_id, future))
+        return future
+
+    def position(self, task_id: int) -> int:
+        """Place in the queue, 1 = next (0 when not waiting)."""
+        for place, (waiting_id, _) in enumerate(self.waiting, start=1):
+            if waiting_id == task_id:
+                return place
+        return 0
+
+    def release(self, task_id: int) -> list[int]:
+        """Free a task's slot (idempotent); return the ids that got a slot from it."""
+        if task_id not in self.busy:
+            return []
+        self.busy.discard(task_id)
+        granted = []
+        while self.waiting and len(self.busy) < self.limit:
+            waiting_id, future = self.waiting.popleft()
+            if future.done():  # its waiter was cancelled (shutdown)
+                continue
+            self.busy.add(waiting_id)
+            future.set_result(None)
+            granted.append(waiting_id)
+        return granted
 
 
 class JobView(Protocol):
@@ -139,8 +214,16 @@ class Jobs:
         client: UserAPIClient,
         view: JobView,
         webhook_url: str | None,
+        gate: JobGate | None = None,
+        max_concurrent: int | None = None,
+        queue_view: QueueView | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self._repo = repo
+        self.gate = gate
+        self.slots = Slots(max_concurrent) if max_concurrent else None
+        self.queue_view = queue_view
+        self.observer = observer
         self._client = client
         self.view = view
         self._webhook_url = webhook_url
@@ -166,8 +249,10 @@ class Jobs:
         """Store a new task, show its status message, and submit it with `call` (once).
 
         `call` gets the webhook arguments to pass to the client and returns the API's hash
-        (or a finished task object). Every kind of job starts here.
+        (or a finished task object). Every kind of job starts here, so here the gate refuses
+        (the task ends `error` with the reason, costing nothing) and the global cap queues.
         """
+        refusal = await self.gate.refusal(requester, type) if self.gate else None
         record = await self._repo.create(
             type=type,
             prompt=prompt,
@@ -180,8 +265,52 @@ class Jobs:
             thread_id=requester.thread_id,
             request_message_id=requester.message_id,
             locale=requester.locale,
+            requester=requester.name,
         )
-        return await self._submit(record, call)
+        if refusal is not None:
+            log.info("Task %d (%s) refused for user %d", record.id, type, requester.user_id)
+            await self.give_up(record, refusal)
+            return await self._repo.require(record.id)
+        if self.slots is None or self.slots.try_take(record.id):
+            return await self._submit_holding(record, call)
+        # Every slot is taken: wait our turn in the background so the caller is not held up.
+        waiting = self.slots.enqueue(record.id)
+        if self.queue_view is not None:
+            await self.queue_view.queued(record, self.slots.position(record.id))
+        self.spawn(self._submit_when_free(record, waiting, call))
+        return record
+
+    async def _submit_when_free(
+        self,
+        record: TaskRecord,
+        waiting: asyncio.Future[None],
+        call: Callable[[Hook], Awaitable[str | Task]],
+    ) -> None:
+        await waiting
+        if self.queue_view is not None:
+            await self.queue_view.dequeued(record)
+        await self._submit_holding(record, call)
+
+    async def _submit_holding(
+        self, record: TaskRecord, call: Callable[[Hook], Awaitable[str | Task]]
+    ) -> TaskRecord:
+        try:
+            return await self._submit(record, call)
+        except Exception:
+            # A crash mid-submission must not keep the slot forever (recover() fails the task).
+            await self._release(record.id)
+            raise
+
+    async def _release(self, task_id: int) -> None:
+        """Give a finished task's slot to the next in the queue, and tell the rest they moved."""
+        if self.slots is None or not self.slots.release(task_id):
+            return
+        if self.queue_view is None:
+            return
+        for waiting_id, _ in list(self.slots.waiting):
+            waiting = await self._repo.get(waiting_id)
+            if waiting is not None:
+                await self.queue_view.queued(waiting, self.slots.position(waiting_id))
 
     async def imagine(
         self, requester: Requester, prompt: str, *, account_hash: str | None = None
@@ -284,6 +413,8 @@ class Jobs:
             answer: str | Task = await call(self._hook())
         except UserAPIError as error:
             log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
+            if self.observer is not None:
+                await self.observer.api_error(error, record.account_hash)
             failed = await self._repo.fail(record.id, failure_reason(error))
             if failed is not None:
                 await self._deliver(failed)
@@ -312,6 +443,8 @@ class Jobs:
                 self._park(task)
             return False
         if record.is_final:
+            if record.status == "error" and self.observer is not None:
+                await self.observer.task_failed(record)
             await self._deliver(record)
         else:
             await self.view.job_progress(record)
@@ -327,6 +460,10 @@ class Jobs:
             self._early.popitem(last=False)
 
     async def _deliver(self, record: TaskRecord) -> None:
+        # Every final state passes here: the slot frees, and a `done` is charged (once).
+        await self._release(record.id)
+        if record.status == "done" and self.gate is not None:
+            await self.gate.charge(record)
         if not await self._repo.claim_delivery(record.id):
             return  # someone else delivers it, or already did
         try:
@@ -360,6 +497,9 @@ class Jobs:
     async def recover(self) -> None:
         """After a start: retry interrupted deliveries and fail submissions cut off mid-way."""
         await self._repo.release_claims()
+        if self.slots is not None:
+            # Jobs still running at the API hold their slots across the restart.
+            self.slots.busy.update(record.id for record in await self._repo.in_flight())
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
             await self.give_up(orphan, Failure.RESTARTED)

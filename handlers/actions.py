@@ -6,14 +6,20 @@ import html
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
 
 from bot.actions import Action, flat_actions
+from bot.config import Settings
 from bot.i18n import _
 from bot.jobs import Jobs
 from bot.keyboards import ActionCallback, task_action_rows
+from bot.limits import Policy
 from bot.prompts import PromptError, normalize_prompt
+from bot.userapi import UserAPIClient
 from handlers.common import requester_of
+from handlers.groups import may_press, not_yours
+from handlers.images import ask_region, describe_button
 from storage.prompts import PromptRequest, PromptRequestRepo
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -69,6 +75,10 @@ def build_router() -> Router:
         jobs: Jobs,
         tasks: TaskRepo,
         prompts: PromptRequestRepo,
+        client: UserAPIClient,
+        state: FSMContext,
+        settings: Settings,
+        policy: Policy,
     ) -> None:
         task = await tasks.get(callback_data.task_id)
         actions = flat_actions(task_action_rows(task)) if task and task.status == "done" else []
@@ -76,14 +86,24 @@ def build_router() -> Router:
         if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
             await query.answer(expired(), show_alert=True)
             return
+        if not await may_press(query, task, policy):
+            await query.answer(not_yours(), show_alert=True)
+            return
         action = actions[callback_data.index]
+        if action.kind in ("imagine", "describe"):
+            await describe_button(query, message, task, action, jobs, client)
+            return
+        if action.kind == "inpaint":
+            await query.answer()
+            await ask_region(message, query.from_user.id, task, state, settings)
+            return
         if await jobs.needs_prompt(task, action):
             await query.answer()
             await _ask_prompt(message, query.from_user.id, task, action, prompts)
             return
         # Answer the press at once; the job's own status message follows.
         await query.answer(_("{action}: started").format(action=action.label))
-        await jobs.run_action(requester_of(message, query.from_user.id), task, action)
+        await jobs.run_action(requester_of(message, query.from_user), task, action)
 
     @router.message(F.reply_to_message, F.text)
     async def on_prompt_reply(

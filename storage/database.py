@@ -71,6 +71,70 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: the language each task's messages are shown in (its requester's).
     "ALTER TABLE tasks ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';",
+    # 3: per-user preferences (/settings, /language).
+    """
+    CREATE TABLE user_settings (
+        user_id INTEGER PRIMARY KEY,
+        aspect TEXT,
+        model TEXT,
+        stylize INTEGER,
+        raw INTEGER NOT NULL DEFAULT 0,
+        speed TEXT,
+        originals INTEGER NOT NULL DEFAULT 0,
+        locale TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX tasks_user_recent ON tasks(user_id, id);
+    """,
+    # 4: access control, per-group settings and charged usage (issue 4).
+    """
+    CREATE TABLE bot_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE user_access (
+        user_id INTEGER PRIMARY KEY,
+        allowed INTEGER NOT NULL DEFAULT 0,
+        banned INTEGER NOT NULL DEFAULT 0,
+        daily_limit INTEGER,
+        concurrent_limit INTEGER
+    );
+    CREATE TABLE chat_access (
+        chat_id INTEGER PRIMARY KEY,
+        allowed INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        daily_limit INTEGER,
+        anyone_presses INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE usage (
+        task_id INTEGER PRIMARY KEY REFERENCES tasks(id),
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        day TEXT NOT NULL,
+        charged_at REAL NOT NULL
+    );
+    CREATE INDEX usage_user_day ON usage(user_id, day);
+    CREATE INDEX usage_chat_day ON usage(chat_id, day);
+    CREATE INDEX tasks_created ON tasks(created_at);
+    """,
+    # 5: user images uploaded to Discord, and their URLs (issue 3).
+    """
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        file_unique_id TEXT NOT NULL,
+        account_hash TEXT,
+        url TEXT NOT NULL,
+        ext TEXT NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX uploads_file ON uploads(file_unique_id, created_at);
+    """,
+    # 6: who asked, as shown under results in groups.
+    "ALTER TABLE tasks ADD COLUMN requester TEXT;",
 )
 
 

@@ -57,6 +57,7 @@ class TaskRecord:
     result_file_id: str | None
     delivery: str
     locale: str
+    requester: str | None
     created_at: float
     updated_at: float
 
@@ -93,6 +94,7 @@ class TaskRecord:
             result_file_id=row["result_file_id"],
             delivery=row["delivery"],
             locale=row["locale"],
+            requester=row["requester"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -136,14 +138,15 @@ class TaskRepo:
         choice: str | None = None,
         account_hash: str | None = None,
         locale: str = "en",
+        requester: str | None = None,
     ) -> TaskRecord:
         """Store a new task before it is sent to the API."""
         now = time.time()
         task_id = await self._db.insert(
             """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
-                   parent_id, action, choice, account_hash, locale, status, status_rank,
+                   parent_id, action, choice, account_hash, locale, requester, status, status_rank,
                    created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
             (
                 type,
                 chat_id,
@@ -156,6 +159,7 @@ class TaskRepo:
                 choice,
                 account_hash,
                 locale,
+                requester,
                 now,
                 now,
             ),
@@ -309,6 +313,13 @@ class TaskRepo:
                WHERE id = ?""",
             (time.time(), message_id, file_id, task_id),
         )
+
+    async def recent_for_user(self, user_id: int, limit: int = 10) -> list[TaskRecord]:
+        """A user's newest tasks, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM tasks WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
+        )
+        return [TaskRecord.from_row(row) for row in rows]
 
     async def child(self, parent_id: int, action: str) -> TaskRecord | None:
         """The newest task started from a parent by a given action, if any."""

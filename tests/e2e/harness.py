@@ -69,6 +69,8 @@ class BotHarness:
             "poll_max_interval": 0.3,
             "webhook_quiet_after": 30.0,
             "progress_edit_interval": 0.05,
+            # Telegram's limits, 20x faster: every request still passes the limiter.
+            "telegram_rate_scale": 20.0,
         }
         values.update(self.overrides)
         return Settings(_env_file=None, **values)

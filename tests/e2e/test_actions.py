@@ -36,7 +36,7 @@ ANIMATION_LABELS = [["U1", "U2", "U3", "U4"], ["🔄"]]
 def upscale_labels(upscale_row: list[str]) -> list[list[str]]:
     """The keyboard of an upscale whose prompt gives this Upscale row."""
     return [
-        ["Vary (Subtle)", "Vary (Strong)"],
+        ["Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
         ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
         ["⬅️", "➡️", "⬆️", "⬇️"],
         upscale_row,

@@ -62,7 +62,7 @@ async def test_imagine_upscale_zoom(harness: BotHarness) -> None:
     assert body["hash"] == parent["hash"]
     assert body["choice"] == 2
     labels = button_labels(upscale)
-    assert ["Vary (Subtle)", "Vary (Strong)"] in labels
+    assert ["Vary (Subtle)", "Vary (Strong)", "Vary (Region)"] in labels
     assert ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"] in labels
     assert ["⬅️", "➡️", "⬆️", "⬇️"] in labels
     assert ["Upscale (Subtle)", "Upscale (Creative)"] in labels

@@ -51,7 +51,7 @@ def test_upscale_without_next_actions_matches_midjourney() -> None:
         task_type="upscale", prompt="a cat --v 5.2", result=IMAGE, next_actions=None
     )
     assert labels(rows) == [
-        ["Vary (Subtle)", "Vary (Strong)"],
+        ["Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
         ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
         ["⬅️", "➡️", "⬆️", "⬇️"],
         ["Upscale (2x)", "Upscale (4x)"],
@@ -94,7 +94,7 @@ def test_next_actions_for_an_upscale_use_the_apis_upsample_choices() -> None:
         task_type="upscale", prompt="a cat", result=IMAGE, next_actions=next_actions
     )
     assert labels(rows) == [
-        ["Vary (Subtle)", "Vary (Strong)"],
+        ["Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
         ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
         ["⬅️", "⬆️"],
         ["Upscale (Subtle)", "Upscale (Creative)"],
@@ -113,9 +113,7 @@ def test_animate_result_gets_upscales_and_reroll_but_no_seed() -> None:
 
 def test_single_animation_and_non_images_get_no_buttons() -> None:
     assert action_rows(task_type="upscale", prompt="x", result=ANIMATION, next_actions=None) == []
-    assert (
-        action_rows(task_type="describe", prompt="x", result=["a", "b"], next_actions=None) == []
-    )
+    assert action_rows(task_type="describe", prompt="x", result=[], next_actions=None) == []
     assert action_rows(task_type="seed", prompt="x", result={"seed": "1"}, next_actions=None) == []
 
 
@@ -128,3 +126,25 @@ def test_remix_and_prompt_rules() -> None:
     assert by_kind["vary_strong"].takes_remix_prompt
     assert not by_kind["zoom"].takes_remix_prompt
     assert not by_kind["upsample"].takes_remix_prompt
+
+
+def test_describe_gets_a_button_per_prompt_and_describe_again() -> None:
+    prompts = ["a", "b", "c", "d"]
+    rows = action_rows(
+        task_type="describe", prompt="https://x/y.png", result=prompts, next_actions=None
+    )
+    assert labels(rows) == [["1", "2", "3", "4"], ["🔄"]]
+    assert [a.key for a in flat_actions(rows)] == [
+        "imagine:1",
+        "imagine:2",
+        "imagine:3",
+        "imagine:4",
+        "describe",
+    ]
+
+
+def test_upscale_offers_vary_region() -> None:
+    rows = action_rows(task_type="upscale", prompt="x", result=IMAGE, next_actions=None)
+    assert rows[0][-1].label == "Vary (Region)"
+    assert rows[0][-1].kind == "inpaint"
+    assert not rows[0][-1].takes_remix_prompt
