@@ -206,8 +206,9 @@ class _HTMLEntities(HTMLParser):
         "blockquote": "blockquote",
     }
 
-    def __init__(self) -> None:
+    def __init__(self, users: dict[int, JSONDict] | None = None) -> None:
         super().__init__(convert_charrefs=True)
+        self._users = users or {}
         self.text = ""
         self.entities: list[JSONDict] = []
         self._open: list[tuple[str, JSONDict]] = []
@@ -225,7 +226,10 @@ class _HTMLEntities(HTMLParser):
             href = attr.get("href") or ""
             match = re.fullmatch(r"tg://user\?id=(\d+)", href)
             if match:
-                entity = {"type": "text_mention", "user": {"id": int(match[1])}}
+                # Telegram sends the whole User of a mention, as it knows it.
+                user_id = int(match[1])
+                user = self._users.get(user_id) or {"id": user_id, "first_name": str(user_id)}
+                entity = {"type": "text_mention", "user": {"is_bot": False, **user}}
             else:
                 entity = {"type": "text_link", "url": href}
         elif tag == "tg-emoji":
@@ -260,12 +264,17 @@ class _HTMLEntities(HTMLParser):
         return self.text, sorted(self.entities, key=lambda e: (e["offset"], -e["length"]))
 
 
-def _format(text: str, parse_mode: str | None, entities: Any) -> tuple[str, list[JSONDict]]:
+def _format(
+    text: str,
+    parse_mode: str | None,
+    entities: Any,
+    users: dict[int, JSONDict] | None = None,
+) -> tuple[str, list[JSONDict]]:
     """Apply parse_mode (HTML only; Markdown is kept verbatim) or explicit entities."""
     if isinstance(entities, list) and entities:
         return text, entities
     if parse_mode and parse_mode.lower() == "html":
-        parser = _HTMLEntities()
+        parser = _HTMLEntities(users)
         parser.feed(text)
         return parser.finish()
     return text, []
@@ -1231,7 +1240,7 @@ class FakeTelegram:
     def _caption(self, caption: Any, parse_mode: Any, entities: Any) -> JSONDict:
         if caption is None or caption == "":
             return {}
-        text, parsed = _format(str(caption), parse_mode, entities)
+        text, parsed = _format(str(caption), parse_mode, entities, self._users)
         if _utf16_len(text) > CAPTION_LIMIT:
             raise _bad("message caption is too long")
         content: JSONDict = {"caption": text}
@@ -1244,7 +1253,7 @@ class FakeTelegram:
         raw = req.get_str("text")
         if not raw:
             raise _bad("message text is empty")
-        text, entities = _format(raw, req.get_str("parse_mode"), req.get("entities"))
+        text, entities = _format(raw, req.get_str("parse_mode"), req.get("entities"), self._users)
         if not text.strip():
             raise _bad("message text is empty")
         if _utf16_len(text) > TEXT_LIMIT:
@@ -1452,7 +1461,7 @@ class FakeTelegram:
         raw = req.get_str("text")
         if not raw:
             raise _bad("message text is empty")
-        text, entities = _format(raw, req.get_str("parse_mode"), req.get("entities"))
+        text, entities = _format(raw, req.get_str("parse_mode"), req.get("entities"), self._users)
         if _utf16_len(text) > TEXT_LIMIT:
             raise _bad("message is too long")
         markup = self._check_markup(req.get("reply_markup"), message["chat"])
