@@ -257,7 +257,12 @@ async def start_app(settings: Settings) -> App:
 
     web_app = build_web_app(jobs=jobs, webhook_secret=webhook_secret)
     RegionApp(
-        jobs=jobs, tasks=tasks, client=client, token=token, max_age=settings.webapp_max_age
+        jobs=jobs,
+        tasks=tasks,
+        client=client,
+        token=token,
+        max_age=settings.webapp_max_age,
+        i18n=i18n,
     ).register(web_app)
     if settings.telegram_webhook:
         if not settings.public_url:

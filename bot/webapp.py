@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiogram.utils.i18n import I18n
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 
 from bot.actions import UPSCALED_TYPES, is_animation
+from bot.i18n import _
 from bot.jobs import Jobs, Requester
 from bot.prompts import PromptError, normalize_prompt
 from bot.uploads import ImageProblem, make_mask
@@ -35,6 +37,26 @@ API_PREFIX = "/webapp/api/region/"
 MAX_SUBMIT_BYTES = 8 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
+
+
+def page_texts() -> dict[str, str]:
+    """The Mini App's words in the current language (the page shows English until then)."""
+    return {
+        "brush": _("Brush"),
+        "eraser": _("Eraser"),
+        "undo": _("Undo"),
+        "clear": _("Clear"),
+        "prompt": _("Prompt"),
+        "submit": _("Submit"),
+        "paint_first": _("Paint the area to redraw first."),
+        "need_prompt": _("Please write a prompt."),
+        "sending": _("Sending…"),
+        "sent": _("Sent! The result will come to the chat."),
+        "expired": _("This page has expired. Press Vary (Region) again."),
+        "send_failed": _("Could not send: {error}"),
+        "load_failed": _("Could not load the image: {error}"),
+        "ready": _("Paint over what should change, then submit."),
+    }
 
 
 def region_url(base: str, task_id: int) -> str:
@@ -122,7 +144,9 @@ class RegionApp:
         client: UserAPIClient,
         token: str,
         max_age: float,
+        i18n: I18n,
     ) -> None:
+        self._i18n = i18n
         self._jobs = jobs
         self._tasks = tasks
         self._client = client
@@ -166,11 +190,14 @@ class RegionApp:
         """The upscale's size and prompt (to pre-fill the prompt field)."""
         allowed = await self._allowed(request)
         size = upscale_size(allowed.task)
+        with self._i18n.context(), self._i18n.use_locale(allowed.task.locale):
+            texts = page_texts()
         return web.json_response(
             {
                 "prompt": allowed.task.prompt or "",
                 "width": size[0] if size else None,
                 "height": size[1] if size else None,
+                "texts": texts,
             }
         )
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from bot.i18n import build_i18n
 from bot.texts import CAPTION_LIMIT, caption_for
+from bot.webapp import page_texts
 from storage.tasks import TaskRecord
 
 BASE = TaskRecord(
@@ -70,3 +72,13 @@ def test_russian_type_label() -> None:
         assert caption_for(replace(BASE, type="imagine", choice=None)).startswith(
             "<b>Генерация</b>"
         )
+
+
+def test_mini_app_texts_cover_the_page_and_speak_russian() -> None:
+    page = (Path(__file__).parents[2] / "bot" / "webapp" / "region.html").read_text("utf-8")
+    i18n = build_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        texts = page_texts()
+    assert texts["submit"] == "Отправить"
+    for key in texts:
+        assert f"{key}:" in page, f"the page has no default for {key}"
