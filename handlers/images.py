@@ -32,7 +32,13 @@ from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
 from bot.jobs import Jobs, Requester, failure_reason
-from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
+from bot.prompts import (
+    MAX_PROMPT_LENGTH,
+    PromptDefaults,
+    PromptError,
+    apply_defaults,
+    normalize_prompt,
+)
 from bot.texts import reason_text
 from bot.uploads import (
     DOWNLOAD_LIMIT_MB,
@@ -47,7 +53,8 @@ from bot.uploads import (
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.webapp import can_inpaint, region_url, start_inpaint, upscale_size
 from handlers.common import requester_of
-from handlers.imagine import prompt_problem
+from handlers.imagine import defaults_of, prompt_problem
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 from storage.uploads import UploadRepo
 
@@ -294,7 +301,12 @@ class ImageFlows:
         )
 
     async def image_prompt(
-        self, message: Message, refs: Sequence[ImageRef], text: str | None, requester: Requester
+        self,
+        message: Message,
+        refs: Sequence[ImageRef],
+        text: str | None,
+        requester: Requester,
+        defaults: PromptDefaults,
     ) -> None:
         """Upload images and imagine `<url> ... <text>`."""
         if len(refs) > MAX_IMAGE_PROMPTS:
@@ -305,7 +317,7 @@ class ImageFlows:
             )
             return
         try:
-            words = normalize_prompt(text)
+            words = apply_defaults(normalize_prompt(text), defaults)
         except PromptError as error:
             await message.reply(prompt_problem(error))
             return
@@ -453,6 +465,7 @@ def build_router() -> Router:
         client: UserAPIClient,
         uploads: UploadRepo,
         tasks: TaskRepo,
+        user_settings: UserSettingsRepo,
     ) -> None:
         album = await albums.collect(message)
         if album is None:
@@ -477,7 +490,8 @@ def build_router() -> Router:
             elif name == "blend":
                 await images.blend(first, refs, requester)
             else:
-                await images.image_prompt(first, refs, args, requester)
+                defaults = defaults_of(await user_settings.get(requester.user_id))
+                await images.image_prompt(first, refs, args, requester, defaults)
             return
         if current == Flow.describe_next.state:
             await state.set_state(None)
@@ -557,11 +571,14 @@ def build_router() -> Router:
         jobs: Jobs,
         client: UserAPIClient,
         uploads: UploadRepo,
+        user_settings: UserSettingsRepo,
     ) -> None:
         refs = _refs(await state.get_data(), "prompt_images")
         await state.set_state(None)
+        requester = requester_of(message)
+        defaults = defaults_of(await user_settings.get(requester.user_id))
         await flows(bot, jobs, client, uploads).image_prompt(
-            message, refs, message.text, requester_of(message)
+            message, refs, message.text, requester, defaults
         )
 
     @router.message(Flow.mask, F.text, ~F.text.startswith("/"))
