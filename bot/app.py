@@ -52,6 +52,9 @@ from storage.users import UserRepo
 
 log = logging.getLogger(__name__)
 
+# How long a stop waits for updates being handled before cancelling them.
+HANDLER_GRACE_SECONDS = 5.0
+
 
 def user_commands() -> list[BotCommand]:
     """The command menu everyone sees, in the current language."""
@@ -115,6 +118,7 @@ class App:
     dispatcher: Dispatcher
     jobs: Jobs
     poller: StatusPoller
+    view: TelegramView
     runner: web.AppRunner
     simulator: Simulator | None = None
     alerts: Alerts | None = None
@@ -133,14 +137,25 @@ class App:
         """Stop taking work, finish what is running, and close every connection."""
         with contextlib.suppress(RuntimeError):  # polling was not running
             await self.dispatcher.stop_polling()
+        # Polling runs each update as a task and stop_polling doesn't wait for them; a handler
+        # still running would reopen the Telegram session after it is closed.
+        handlers = set(self.dispatcher._handle_update_tasks)
+        if handlers:
+            _, late = await asyncio.wait(handlers, timeout=HANDLER_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self.poller.stop()
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         if self.alerts is not None:
             await self.alerts.stop()
-        await self.jobs.drain()
+        # No new webhooks or Mini App calls first, then let running deliveries finish, then
+        # drop pending progress edits: nothing may use the Telegram session once it is closed.
         await self.runner.cleanup()
+        await self.jobs.drain()
+        await self.view.close()
         await self.client.aclose()
         await self.bot.session.close()
         if self.simulator is not None:
@@ -303,6 +318,7 @@ async def start_app(settings: Settings) -> App:
         dispatcher=dispatcher,
         jobs=jobs,
         poller=poller,
+        view=view,
         runner=runner,
         simulator=simulator,
         alerts=alerts,

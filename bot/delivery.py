@@ -314,6 +314,14 @@ class TelegramView:
             **kwargs,
         )
 
+    async def close(self) -> None:
+        """Cancel progress edits still waiting (their jobs resume after a restart)."""
+        pending = list(self._flush.values())
+        self._flush.clear()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _wants_originals(self, user_id: int) -> bool:
         if self._user_settings is None:
             return False

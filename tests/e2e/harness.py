@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class BotHarness:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         self.app, self._runner = None, None
+        # Anything the bot left open is reported now, against the test that left it.
+        gc.collect()
 
     async def photo_reply(
         self,
