@@ -24,11 +24,11 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from bench.limited_telegram import LimitedTelegram
 from bot.userapi.simulator import Simulator, SimulatorConfig, _StoredFile
 from bot.web import USERAPI_WEBHOOK_PREFIX, derive_secret
 from tests.e2e.harness import free_port
 from tests.fake_telegram import ApiCall
+from tests.limited_telegram import LimitedTelegram
 
 KEY = "bench-key"
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,27 +1,37 @@
-"""Telegram's sending limits as token buckets: per chat, per group, overall, with priorities.
+"""Telegram's sending limits: per chat, per group, overall, with priorities.
 
 Every request that puts something in a chat waits here first (see `bot.telegram`), so the bot
 stays under Telegram's limits instead of collecting 429s. Results go before status messages,
-and those before progress edits; an edit also leaves a chat's last token to a result.
+and those before progress edits; an edit also leaves a chat's last slot to a result.
+
+Telegram counts a message when it arrives, somewhere between the moment we let it go and the
+moment its answer comes back; an upload can take longer than the gap between two grants. So the
+hard limits (30 a second overall, 20 a minute per group) are sliding windows in which a request
+counts from its grant until one window after its answer: then no window of Telegram's can hold
+more than the limit, however late each request arrives. A private chat's "about one a second,
+short bursts allowed" is a token bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from itertools import count
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
 class Priority(IntEnum):
-    """Who goes first when tokens are scarce (lower first)."""
+    """Who goes first when slots are scarce (lower first)."""
 
     RESULT = 0
     NORMAL = 1
@@ -48,29 +58,47 @@ def current_priority() -> Priority:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bucket sizes and refill rates; defaults keep clear of Telegram's published limits."""
+    """Telegram's published limits, and the bucket that models a private chat."""
 
     # About 1 message/s per chat, with a short burst.
     chat_rate: float = 1.0
     chat_burst: float = 3.0
-    # 20 messages/min per group: burst + rate * 60 s stays at 20.
-    group_rate: float = 0.29
-    group_burst: float = 2.0
-    # 30 messages/s overall; a burst of 1 keeps any one-second window under 30 even when
-    # requests reach Telegram a little out of step with when they were let through.
-    global_rate: float = 28.5
-    global_burst: float = 1.0
-    # Tokens a progress edit must leave in its chat's (and group's) bucket for a result.
-    progress_reserve: float = 1.0
+    # 20 messages in any minute per group.
+    group_window: float = 60.0
+    group_most: int = 20
+    # 30 messages in any second overall.
+    global_window: float = 1.0
+    global_most: int = 30
+    # Slots a progress edit must leave in its chat's (and group's) limit for a result.
+    progress_reserve: int = 1
 
     def scaled(self, factor: float) -> Limits:
-        """The same limits with every rate multiplied (tests against a fake Telegram)."""
+        """The same limits, every one `factor` times faster (tests against a fake Telegram)."""
         return replace(
             self,
             chat_rate=self.chat_rate * factor,
-            group_rate=self.group_rate * factor,
-            global_rate=self.global_rate * factor,
+            group_window=self.group_window / factor,
+            global_window=self.global_window / factor,
         )
+
+
+class Limit(Protocol):
+    """One limit a request must pass: a chat's bucket, a group's or the global window."""
+
+    def wait(self, now: float, need: int) -> float:
+        """Seconds until `need` more may go: 0 when they may, inf until a request returns."""
+
+    def take(self) -> None:
+        """One request goes now."""
+
+    def done(self, now: float) -> None:
+        """A request taken earlier has its answer."""
+
+    def block(self, now: float, seconds: float) -> None:
+        """Telegram said to wait: nothing goes for `seconds`."""
+
+    def idle(self, now: float) -> bool:
+        """Whether forgetting this limit changes nothing."""
 
 
 @dataclass(slots=True)
@@ -91,14 +119,70 @@ class Bucket:
     def wait(self, now: float, need: float) -> float:
         """Seconds until `need` tokens are there (0 when they are)."""
         self.refill(now)
+        # A bucket too small to leave a reserve asks for a full bucket instead.
+        need = min(need, self.capacity)
         if self.tokens >= need - 1e-9:
             return 0.0
         return (need - self.tokens) / self.rate
+
+    def take(self) -> None:
+        """Spend a token."""
+        self.tokens -= 1.0
+
+    def done(self, now: float) -> None:
+        """Nothing to do: a bucket counts requests when they go."""
 
     def block(self, now: float, seconds: float) -> None:
         """Empty the bucket so the next token comes only after `seconds` (Telegram said so)."""
         self.refill(now)
         self.tokens = min(self.tokens, 1.0 - seconds * self.rate)
+
+    def idle(self, now: float) -> bool:
+        """Full again."""
+        return self.wait(now, math.ceil(self.capacity)) == 0
+
+
+@dataclass(slots=True)
+class Window:
+    """At most `most` requests in any `seconds`; one in flight counts until `seconds` after."""
+
+    seconds: float
+    most: int
+    in_flight: int = 0
+    # When answered requests stop counting, oldest first (the clock only moves forward).
+    ends: deque[float] = field(default_factory=deque)
+    held_until: float = 0.0
+
+    def wait(self, now: float, need: int) -> float:
+        """Seconds until `need` more may go: 0 when they may, inf until a request returns."""
+        if now < self.held_until:
+            return self.held_until - now
+        while self.ends and self.ends[0] <= now:
+            self.ends.popleft()
+        short = self.in_flight + len(self.ends) + min(need, self.most) - self.most
+        if short <= 0:
+            return 0.0
+        if short <= len(self.ends):
+            return self.ends[short - 1] - now
+        return math.inf
+
+    def take(self) -> None:
+        """One more in flight."""
+        self.in_flight += 1
+
+    def done(self, now: float) -> None:
+        """Answered: it keeps counting for one more window."""
+        self.in_flight -= 1
+        self.ends.append(now + self.seconds)
+
+    def block(self, now: float, seconds: float) -> None:
+        """Hold everything for `seconds`."""
+        self.held_until = max(self.held_until, now + seconds)
+
+    def idle(self, now: float) -> bool:
+        """Nothing in flight, nothing counting, nothing held."""
+        self.wait(now, 0)  # drops what stopped counting
+        return not self.in_flight and not self.ends and now >= self.held_until
 
 
 def is_group(chat_id: int | str) -> bool:
@@ -107,7 +191,7 @@ def is_group(chat_id: int | str) -> bool:
 
 
 class RateLimiter:
-    """Lets requests through as the buckets allow, in priority order, then arrival order."""
+    """Lets requests through as the limits allow, in priority order, then arrival order."""
 
     def __init__(
         self,
@@ -119,12 +203,9 @@ class RateLimiter:
         self.limits = limits or Limits()
         self._clock = clock
         self._sleep = sleep
-        now = clock()
-        self._global = Bucket(
-            self.limits.global_rate, self.limits.global_burst, self.limits.global_burst, now
-        )
+        self._global = Window(self.limits.global_window, self.limits.global_most)
         self._chats: dict[int | str, Bucket] = {}
-        self._groups: dict[int | str, Bucket] = {}
+        self._groups: dict[int | str, Window] = {}
         self._waiters: list[_Waiter] = []
         self._seq = count()
         self._arrived = asyncio.Event()
@@ -132,64 +213,77 @@ class RateLimiter:
 
     # -- the decision, synchronous and clock-driven (what the unit tests exercise) ---------
 
-    def _buckets(self, chat_id: int | str | None, now: float) -> list[tuple[Bucket, bool]]:
-        """The buckets a request to this chat draws from, each with whether it is per-chat."""
+    def _limits(self, chat_id: int | str | None, now: float) -> list[tuple[Limit, bool]]:
+        """The limits a request to this chat must pass, each with whether it is the chat's own."""
         limits = self.limits
-        buckets: list[tuple[Bucket, bool]] = [(self._global, False)]
+        found: list[tuple[Limit, bool]] = [(self._global, False)]
         if chat_id is None:
-            return buckets
+            return found
         chat = self._chats.get(chat_id)
         if chat is None:
             chat = self._chats[chat_id] = Bucket(
                 limits.chat_rate, limits.chat_burst, limits.chat_burst, now
             )
-        buckets.append((chat, True))
+        found.append((chat, True))
         if is_group(chat_id):
             group = self._groups.get(chat_id)
             if group is None:
-                group = self._groups[chat_id] = Bucket(
-                    limits.group_rate, limits.group_burst, limits.group_burst, now
-                )
-            buckets.append((group, True))
-        return buckets
+                group = self._groups[chat_id] = Window(limits.group_window, limits.group_most)
+            found.append((group, True))
+        return found
 
     def try_acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> float:
-        """Take a token now and return 0, or return the seconds to wait (taking nothing)."""
+        """Take a slot now and return 0, or return the seconds to wait (taking nothing).
+
+        A request let through must be followed by `release` once Telegram has answered it.
+        """
         now = self._clock()
-        buckets = self._buckets(chat_id, now)
-        reserve = self.limits.progress_reserve if level is Priority.PROGRESS else 0.0
-        # A bucket too small to leave a reserve asks an edit to find it full instead.
-        wait = max(
-            bucket.wait(now, min(bucket.capacity, 1.0 + (reserve if own else 0.0)))
-            for bucket, own in buckets
-        )
+        found = self._limits(chat_id, now)
+        reserve = self.limits.progress_reserve if level is Priority.PROGRESS else 0
+        wait = max(limit.wait(now, 1 + (reserve if own else 0)) for limit, own in found)
         if wait > 0:
             return wait
-        for bucket, _own in buckets:
-            bucket.tokens -= 1.0
+        for limit, _own in found:
+            limit.take()
         return 0.0
+
+    def release(self, chat_id: int | str | None) -> None:
+        """A request let through has its answer (or failed): it counts one window more."""
+        now = self._clock()
+        for limit, _own in self._limits(chat_id, now):
+            limit.done(now)
+        if self._waiters:
+            self._arrived.set()
 
     def retry_after(self, chat_id: int | str | None, seconds: float) -> None:
         """Telegram answered 429: hold this chat (or everything) back for `seconds`."""
         now = self._clock()
-        if chat_id is None:
-            self._global.block(now, seconds)
-            return
-        for bucket, own in self._buckets(chat_id, now):
-            if own:
-                bucket.block(now, seconds)
+        for limit, own in self._limits(chat_id, now):
+            if own or chat_id is None:
+                limit.block(now, seconds)
 
     def forget_idle(self) -> None:
-        """Drop buckets that are full again, so memory stays bounded by recent chats."""
+        """Drop limits that no longer hold anything back, so memory stays bounded."""
         now = self._clock()
         for table in (self._chats, self._groups):
-            for key in [k for k, b in table.items() if b.wait(now, b.capacity) == 0]:
+            for key in [k for k, limit in table.items() if limit.idle(now)]:
                 del table[key]
 
     # -- the async side --------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def slot(
+        self, chat_id: int | str | None, level: Priority = Priority.NORMAL
+    ) -> AsyncIterator[None]:
+        """Wait until a request to `chat_id` may go; it counts until the block is left."""
+        await self.acquire(chat_id, level)
+        try:
+            yield
+        finally:
+            self.release(chat_id)
+
     async def acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> None:
-        """Wait until a request to `chat_id` may be sent."""
+        """Wait until a request to `chat_id` may go (then `release` it when answered)."""
         if not self._waiters and self.try_acquire(chat_id, level) == 0:
             return
         waiter = _Waiter(int(level), next(self._seq), chat_id, level)
@@ -202,11 +296,14 @@ class RateLimiter:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+            elif not waiter.future.cancelled():
+                # Granted in the same instant as cancelled: give the slot back.
+                self.release(chat_id)
             raise
 
     @property
     def waiting(self) -> int:
-        """Requests waiting for a token."""
+        """Requests waiting for a slot."""
         return len(self._waiters)
 
     async def _dispatch(self) -> None:
@@ -215,14 +312,14 @@ class RateLimiter:
             delay = self._grant()
             if not self._waiters:
                 break
-            if len(self._chats) > 10_000:
+            if len(self._chats) + len(self._groups) > 10_000:
                 self.forget_idle()
             await self._pause(delay)
 
     def _grant(self) -> float:
-        """Let through every waiter the buckets allow, best first; the delay to the next."""
+        """Let through every waiter the limits allow, best first; the delay to the next."""
         self._waiters.sort(key=lambda w: (w.rank, w.seq))
-        delay = float("inf")
+        delay = math.inf
         for waiter in list(self._waiters):
             if waiter.future.done():  # cancelled while waiting
                 self._waiters.remove(waiter)
@@ -236,11 +333,12 @@ class RateLimiter:
         return delay
 
     async def _pause(self, delay: float) -> None:
-        delay = min(delay, 1.0)  # waiters that went away leave no finite wait behind
+        # An answer (`release`) or a newcomer for a free chat wakes us before the delay is up;
+        # the 1 s cap only bounds a wait on requests in flight that never report back.
+        delay = min(delay, 1.0)
         if self._sleep is not None:
             await self._sleep(delay)
             return
-        # A newcomer may go at once (another chat with tokens left): wake up for it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._arrived.wait(), delay)
 

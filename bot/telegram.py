@@ -83,7 +83,7 @@ def counted_chat(method: TelegramMethod[TelegramType]) -> tuple[bool, int | str 
 class RateLimitMiddleware(BaseRequestMiddleware):
     """Hold each counted request until the limiter lets it through; learn from 429s.
 
-    It sits inside `RetryMiddleware`, so a resent request waits for a token again.
+    It sits inside `RetryMiddleware`, so a resent request waits for a slot again.
     """
 
     def __init__(self, limiter: RateLimiter) -> None:
@@ -95,17 +95,17 @@ class RateLimitMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        """Wait for a token, then make the request."""
+        """Wait for a slot, make the request, and report its answer to the limiter."""
         counted, chat_id = counted_chat(method)
         if not counted:
             return await make_request(bot, method)
-        await self.limiter.acquire(chat_id, current_priority())
-        try:
-            return await make_request(bot, method)
-        except TelegramRetryAfter as error:
-            # Telegram's clock wins over ours: nothing more to this chat until it allows.
-            self.limiter.retry_after(chat_id, float(error.retry_after))
-            raise
+        async with self.limiter.slot(chat_id, current_priority()):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                # Telegram's clock wins over ours: nothing more to this chat until it allows.
+                self.limiter.retry_after(chat_id, float(error.retry_after))
+                raise
 
 
 def create_session(api_url: str, limiter: RateLimiter | None = None) -> AiohttpSession:

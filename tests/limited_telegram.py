@@ -18,9 +18,10 @@ _UNCOUNTED = frozenset({"sendchataction"})
 class LimitedTelegram(FakeTelegram):
     """FakeTelegram plus sliding-window limits per chat, per group and overall."""
 
-    def __init__(self) -> None:
-        """Start with empty windows."""
+    def __init__(self, scale: float = 1.0) -> None:
+        """Start with empty windows; `scale` > 1 makes every window that many times shorter."""
         super().__init__()
+        self.scale = scale
         self._windows: dict[object, deque[float]] = {}
         self.refused: list[ApiCall] = []
         self.counted: list[tuple[float, str, object]] = []
@@ -28,6 +29,7 @@ class LimitedTelegram(FakeTelegram):
     def _over(self, key: object, limit: tuple[float, int], now: float) -> float:
         window, most = limit
         stamps = self._windows.setdefault(key, deque())
+        window /= self.scale
         while stamps and stamps[0] <= now - window:
             stamps.popleft()
         if len(stamps) >= most:
