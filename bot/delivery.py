@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     BufferedInputFile,
+    FSInputFile,
+    InputFile,
     InputMediaPhoto,
     Message,
     ReplyParameters,
@@ -33,15 +37,17 @@ from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
 
-# Results are fetched whole into memory; Midjourney's largest files (upsamples) are ~30 MB.
+# Midjourney's largest files (upsamples) are ~30 MB; anything far past that is not a result.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 # Telegram bots may upload documents up to 50 MB.
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
-# Results being downloaded, converted and uploaded at once. Each holds its file in memory a
-# few times over (bytes, decoded pixels, the upload), so this bounds the bot's peak memory;
+# Results being downloaded and uploaded at once (streamed through disk, little memory each);
 # Telegram's 30 messages/s, not this, limits how fast a backlog drains.
-MEDIA_AT_ONCE = 3
+MEDIA_AT_ONCE = 8
+# Images decoded at once to be re-encoded: each holds its pixels in memory (a 4096 px upscale
+# is 50 MB), so this bounds the bot's peak memory. Two keep both cores of a small host busy.
+CONVERT_AT_ONCE = 2
 
 
 class TelegramView:
@@ -70,6 +76,7 @@ class TelegramView:
         self._status: dict[int, tuple[int, bool]] = {}
         self._preview_url: dict[int, str] = {}
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
+        self._convert_slots = asyncio.Semaphore(CONVERT_AT_ONCE)
 
     @contextmanager
     def _speaking(self, task: TaskRecord) -> Iterator[None]:
@@ -261,58 +268,62 @@ class TelegramView:
         return Delivered(message.message_id, None)
 
     async def _send_media(self, task: TaskRecord, result: dict[str, Any]) -> Delivered:
-        async with self._media_slots:
-            return await self._send_media_now(task, result)
-
-    async def _send_media_now(self, task: TaskRecord, result: dict[str, Any]) -> Delivered:
         # Download and upload ourselves: Telegram fetches at most 5 MB photos by URL, and
-        # Discord links expire; the file_id we get back is what we keep.
-        data = await self._client.fetch(str(result["url"]), max_bytes=MAX_RESULT_BYTES)
+        # Discord links expire; the file_id we get back is what we keep. The file goes through
+        # disk, so a backlog of big results costs disk space, not memory.
+        async with self._media_slots:
+            with tempfile.TemporaryDirectory(prefix="mjbot-") as folder:
+                return await self._send_media_via(Path(folder), task, result)
+
+    async def _send_media_via(
+        self, folder: Path, task: TaskRecord, result: dict[str, Any]
+    ) -> Delivered:
+        # The API's filename is only shown to the user, never used as a path.
+        source = folder / "result"
+        with source.open("wb") as sink:
+            size = await self._client.download(
+                str(result["url"]), sink, max_bytes=MAX_RESULT_BYTES
+            )
         filename = str(result.get("filename") or "result.png").rsplit("/", 1)[-1]
         keyboard = result_keyboard(task)
         caption = caption_for(task)
         if is_animation(result):
-            video = await asyncio.to_thread(animation_to_mp4, data)
+            video = folder / "animation.mp4"
+            async with self._convert_slots:
+                await asyncio.to_thread(animation_to_mp4, source, video)
             message = await self._bot.send_animation(
-                animation=BufferedInputFile(video, filename="animation.mp4"),
+                animation=FSInputFile(video, filename="animation.mp4"),
                 caption=caption,
                 reply_markup=keyboard,
                 **self._reply(task),
             )
             file_id = message.animation.file_id if message.animation else None
             return Delivered(message.message_id, file_id)
-        photo = await asyncio.to_thread(prepare_photo, data, filename)
+        async with self._convert_slots:
+            photo = await asyncio.to_thread(prepare_photo, source, filename, folder)
         message = await self._bot.send_photo(
-            photo=BufferedInputFile(photo.data, filename=photo.filename),
+            photo=FSInputFile(photo.path, filename=photo.filename),
             caption=caption,
             reply_markup=keyboard,
             **self._reply(task),
         )
         if (
             task.type in UPSCALED_TYPES
-            and len(data) <= DOCUMENT_MAX_BYTES
+            and size <= DOCUMENT_MAX_BYTES
             and (photo.compressed or await self._wants_originals(task.user_id))
         ):
             # A shrunk upscale is wanted at full quality; some users want every original.
-            await self._send_original(task, message, data, filename)
+            await self._send_original(task, message, FSInputFile(source, filename=filename))
         return Delivered(message.message_id, _photo_file_id(message))
 
     async def _send_original(
-        self,
-        task: TaskRecord,
-        photo_message: Message,
-        data: bytes,
-        filename: str,
+        self, task: TaskRecord, photo_message: Message, original: InputFile
     ) -> None:
         kwargs = self._reply(task)
         kwargs["reply_parameters"] = ReplyParameters(
             message_id=photo_message.message_id, allow_sending_without_reply=True
         )
-        await self._bot.send_document(
-            document=BufferedInputFile(data, filename=filename),
-            caption=_("Original file"),
-            **kwargs,
-        )
+        await self._bot.send_document(document=original, caption=_("Original file"), **kwargs)
 
     async def close(self) -> None:
         """Cancel progress edits still waiting (their jobs resume after a restart)."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
-import av
 from PIL import Image, ImageSequence
 
 # Telegram's sendPhoto rules (Bot API docs): at most 10 MB, width + height at most 10000,
@@ -20,9 +19,9 @@ COMPRESSED_MAX_SIDE = 2560
 
 @dataclass(frozen=True, slots=True)
 class Photo:
-    """Bytes ready for sendPhoto, and whether they had to be re-encoded."""
+    """A file ready for sendPhoto, and whether it had to be re-encoded."""
 
-    data: bytes
+    path: Path
     filename: str
     width: int
     height: int
@@ -36,17 +35,23 @@ def fits_photo_rules(size: int, width: int, height: int) -> bool:
     return max(width, height) <= PHOTO_MAX_RATIO * max(1, min(width, height))
 
 
-def prepare_photo(data: bytes, filename: str) -> Photo:
-    """Return the image as is when Telegram takes it, else a JPEG that fits the rules."""
-    with Image.open(io.BytesIO(data)) as image:
+def prepare_photo(source: Path, filename: str, workdir: Path) -> Photo:
+    """The image as is when Telegram takes it, else a JPEG in `workdir` that fits the rules.
+
+    Only the header is read for an image that fits; pixels are decoded only to re-encode.
+    """
+    with Image.open(source) as image:
         width, height = image.size
-        if fits_photo_rules(len(data), width, height) and image.format in ("PNG", "JPEG"):
-            return Photo(data, filename, width, height, compressed=False)
-        return _compress(image, filename)
+        size = source.stat().st_size
+        if fits_photo_rules(size, width, height) and image.format in ("PNG", "JPEG"):
+            return Photo(source, filename, width, height, compressed=False)
+        stem = filename.rsplit(".", 1)[0] or "image"
+        return _compress(image, workdir / "photo.jpg", f"{stem}.jpg")
 
 
-def _compress(image: Image.Image, filename: str) -> Photo:
-    rgb = image.convert("RGB")
+def _compress(image: Image.Image, target: Path, filename: str) -> Photo:
+    # convert() copies even when the mode is already right: one decoded copy is enough.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     width, height = rgb.size
     if width > PHOTO_MAX_RATIO * height or height > PHOTO_MAX_RATIO * width:
         # Too narrow to show as a photo at all: pad it onto a canvas Telegram accepts.
@@ -55,26 +60,26 @@ def _compress(image: Image.Image, filename: str) -> Photo:
         canvas.paste(rgb, ((canvas.width - width) // 2, (canvas.height - height) // 2))
         rgb = canvas
     rgb.thumbnail((COMPRESSED_MAX_SIDE, COMPRESSED_MAX_SIDE))
-    stem = filename.rsplit(".", 1)[0] or "image"
     for quality in (90, 80, 70, 55):
-        buffer = io.BytesIO()
-        rgb.save(buffer, "JPEG", quality=quality, optimize=True)
-        if buffer.tell() <= PHOTO_MAX_BYTES:
+        rgb.save(target, "JPEG", quality=quality, optimize=True)
+        if target.stat().st_size <= PHOTO_MAX_BYTES:
             break
-    return Photo(buffer.getvalue(), f"{stem}.jpg", rgb.width, rgb.height, compressed=True)
+    return Photo(target, filename, rgb.width, rgb.height, compressed=True)
 
 
-def animation_to_mp4(data: bytes) -> bytes:
+def animation_to_mp4(source: Path, target: Path) -> None:
     """Re-encode an animated image (Midjourney sends WebP) as H.264 MP4, which Telegram plays."""
-    with Image.open(io.BytesIO(data)) as image:
+    # PyAV loads FFmpeg's libraries (~16 MB resident): only animations pay for them.
+    import av
+
+    with Image.open(source) as image:
         frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
         durations = [
             int(frame.info.get("duration", 0)) or 40 for frame in ImageSequence.Iterator(image)
         ]
     # H.264 with yuv420p needs even dimensions.
     width, height = frames[0].width // 2 * 2, frames[0].height // 2 * 2
-    output = io.BytesIO()
-    with av.open(output, mode="w", format="mp4") as container:
+    with av.open(str(target), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=1000)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -92,4 +97,3 @@ def animation_to_mp4(data: bytes) -> bytes:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return output.getvalue()

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -814,6 +815,36 @@ async def test_fetch_retries_a_5xx(fake: FakeAPI, client: UserAPIClient) -> None
     )
     assert await client.fetch(f"{fake.base_url}/cdn/flaky.png", max_bytes=100) == b"img"
     assert len(fake.calls("/cdn/flaky.png")) == 2
+
+
+async def test_a_download_cut_off_midway_starts_the_file_over(tmp_path: Path) -> None:
+    body = bytes(range(256)) * 40
+    attempts = 0
+
+    class CutOff(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield body[:3000]
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            return httpx.Response(200, stream=CutOff())
+        return httpx.Response(200, content=body)
+
+    async with UserAPIClient(
+        base_url="http://api.test",
+        api_key=API_KEY,
+        transport=httpx.MockTransport(handler),
+        retry_backoff=0.01,
+    ) as api:
+        target = tmp_path / "result"
+        with target.open("wb") as sink:
+            size = await api.download("https://cdn.discordapp.test/a.png", sink, max_bytes=10**6)
+    assert attempts == 2
+    assert size == len(body)
+    assert target.read_bytes() == body
 
 
 # --- against the built-in simulator -------------------------------------------------------------
