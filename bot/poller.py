@@ -120,12 +120,14 @@ class StatusPoller:
         due = sorted(
             (r for r in records if r.id not in stuck_ids and self._is_due(r, now)),
             # Within the budget: after a start everything once, then tasks never asked about,
+            # newest first (a job just started may fail or finish at once while its requester
+            # watches; after a burst, the older ones still get their turn within a sweep),
             # then drawing ones (they finish soon), then the longest overdue.
             key=lambda r: (
                 r.id not in self._forced,
                 r.id in self._delay,
                 r.status != "progress",
-                self._due.get(r.id, now),
+                self._due[r.id] if r.id in self._delay else -self._due.get(r.id, now),
             ),
         )
         allowed = []

@@ -1,0 +1,85 @@
+"""The status poller's order within its budget, against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from bot.jobs import Jobs
+from bot.poller import StatusPoller
+from bot.userapi import UserAPIClient
+from bot.userapi.simulator import Simulator, SimulatorConfig
+from storage.database import Database
+from storage.tasks import TaskRepo
+from tests.integration.test_webhook_fuzz import RecordingView
+
+KEY = "poller-key"
+STATUS = "/midjourney/v2/status"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(SimulatorConfig(pace=0.0, api_key=KEY, hold=True))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def asked_about(sim: Simulator) -> list[str]:
+    """The task hashes of the status requests the simulator received."""
+    return [parse_qs(r.query)["hash"][0] for r in sim.requests_to(STATUS)]
+
+
+async def stored_task(repo: TaskRepo, api: UserAPIClient, n: int) -> str:
+    """Start a job at the simulator and store it as the bot would; return its hash."""
+    record = await repo.create(
+        type="imagine",
+        prompt=f"cat {n}",
+        parent_id=None,
+        action=None,
+        choice=None,
+        account_hash=None,
+        chat_id=n,
+        user_id=n,
+        thread_id=None,
+        request_message_id=None,
+        locale="en",
+    )
+    task_hash = await api.imagine(prompt=f"cat {n}")
+    await repo.set_hash(record.id, task_hash)
+    return task_hash
+
+
+async def test_a_new_task_is_asked_about_before_a_backlog_of_older_ones(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    db = await Database.open(tmp_path / "poll.sqlite3")
+    repo = TaskRepo(db)
+    async with UserAPIClient(base_url=sim.base_url, api_key=KEY) as api:
+        jobs = Jobs(repo=repo, client=api, view=RecordingView(), webhook_url=None)
+        poller = StatusPoller(
+            repo=repo,
+            client=api,
+            jobs=jobs,
+            interval=3.0,
+            max_interval=30.0,
+            quiet_after=None,
+            max_rate=4.0,
+        )
+        backlog = [await stored_task(repo, api, n) for n in range(1, 31)]
+        sim.clear_requests()
+        await poller.tick()  # the budget covers 4 of the 30 never asked about
+        first = asked_about(sim)
+        assert len(first) == 4 and set(first) <= set(backlog)
+        fresh = await stored_task(repo, api, 99)
+        await asyncio.sleep(1.1)  # the budget refills
+        sim.clear_requests()
+        await poller.tick()
+        asked = asked_about(sim)
+        assert fresh in asked
+        await jobs.drain()
+    await db.close()
