@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     BufferedInputFile,
     FSInputFile,
@@ -31,7 +31,7 @@ from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
 from bot.ratelimit import Priority, priority
 from bot.texts import caption_for, failure_text, status_text, type_label
-from bot.userapi import UserAPIClient
+from bot.userapi import UserAPIClient, UserAPIError
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -75,6 +75,10 @@ class TelegramView:
         # The status message may move (text -> photo preview); this is the current one.
         self._status: dict[int, tuple[int, bool]] = {}
         self._preview_url: dict[int, str] = {}
+        # Tasks whose edit loop is posting a new status message (cut off midway, the message
+        # could exist with nobody knowing its id), and tasks whose outcome is being sent.
+        self._posting: set[int] = set()
+        self._ending: set[int] = set()
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
         self._convert_slots = asyncio.Semaphore(CONVERT_AT_ONCE)
 
@@ -121,40 +125,55 @@ class TelegramView:
         """Record the newest state; an edit follows within the throttle interval."""
         self._latest[task.id] = task
         if task.id not in self._flush:
-            self._flush[task.id] = asyncio.create_task(self._flush_later(task.id))
+            self._flush[task.id] = asyncio.create_task(self._edit_loop(task.id))
 
-    async def _flush_later(self, task_id: int) -> None:
-        wait = self._last_edit.get(task_id, 0.0) + self._edit_interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._flush.pop(task_id, None)
-        task = self._latest.pop(task_id, None)
-        if task is None:
-            return
-        self._last_edit[task_id] = time.monotonic()
+    async def _edit_loop(self, task_id: int) -> None:
+        """Show a task's latest state, at most one edit per interval, until none is new."""
+        # The loop stays in `_flush` until it ends, so that `job_finished` and `close` find an
+        # edit under way, not only one that waits.
+        try:
+            while task_id in self._latest:
+                wait = self._last_edit.get(task_id, 0.0) + self._edit_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                task = self._latest.pop(task_id, None)
+                if task is None:
+                    return
+                self._last_edit[task_id] = time.monotonic()
+                await self._edit(task)
+        finally:
+            if self._flush.get(task_id) is asyncio.current_task():
+                del self._flush[task_id]
+
+    async def _edit(self, task: TaskRecord) -> None:
+        """One progress edit; best-effort, so its failures are logged, not raised."""
         try:
             with self._speaking(task), priority(Priority.PROGRESS):
                 await self._show_progress(task)
         except TelegramBadRequest as error:
-            if _is_gone(error):
+            if _is_gone(error) and task.id not in self._ending:
                 await self._status_anew(task)
             else:
                 # "not modified" and the like: progress is best-effort.
-                log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
-        except TelegramForbiddenError as error:
-            log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
+                log.debug("Progress edit for task %d skipped: %s", task.id, error.message)
+        except (TelegramAPIError, UserAPIError) as error:
+            # Telegram refused for good, or the preview could not be fetched: the next state
+            # (or the result) will show instead.
+            log.info("Progress edit for task %d failed: %s", task.id, error)
 
     async def _status_anew(self, task: TaskRecord) -> None:
         """The status message was deleted: post a fresh one so progress stays visible."""
         self._status.pop(task.id, None)
         self._preview_url.pop(task.id, None)
+        self._posting.add(task.id)
         try:
             with self._speaking(task), priority(Priority.PROGRESS):
                 message = await self._bot.send_message(text=status_text(task), **self._reply(task))
+            await self._set_status(task, message.message_id, is_photo=False)
         except (TelegramBadRequest, TelegramForbiddenError) as error:
             log.debug("No new status message for task %d: %s", task.id, error.message)
-            return
-        await self._set_status(task, message.message_id, is_photo=False)
+        finally:
+            self._posting.discard(task.id)
 
     async def _show_progress(self, task: TaskRecord) -> None:
         status = self._status_of(task)
@@ -171,10 +190,16 @@ class TelegramView:
                     media=InputMediaPhoto(media=photo, caption=caption),
                 )
                 return
-            message = await self._bot.send_photo(photo=photo, caption=caption, **self._reply(task))
-            await self._set_status(task, message.message_id, is_photo=True)
-            if status:
-                await self._delete(task.chat_id, status[0])
+            self._posting.add(task.id)
+            try:
+                message = await self._bot.send_photo(
+                    photo=photo, caption=caption, **self._reply(task)
+                )
+                await self._set_status(task, message.message_id, is_photo=True)
+                if status:
+                    await self._delete(task.chat_id, status[0])
+            finally:
+                self._posting.discard(task.id)
             return
         if status is None:
             return
@@ -187,11 +212,20 @@ class TelegramView:
                 chat_id=task.chat_id, message_id=status[0], text=status_text(task)
             )
 
-    def _forget(self, task_id: int) -> tuple[int, bool] | None:
-        pending = self._flush.pop(task_id, None)
-        if pending is not None:
-            pending.cancel()
+    def _stop_progress(self, task_id: int) -> asyncio.Task[None] | None:
+        """No more progress for a finished task; return its edit loop, if one runs."""
+        # The loop is cancelled, unless it is posting a new status message: that one is left
+        # to land, so its id is known when the status message is removed.
+        self._ending.add(task_id)
         self._latest.pop(task_id, None)
+        loop = self._flush.get(task_id)
+        if loop is not None and task_id not in self._posting:
+            loop.cancel()
+        return loop
+
+    def _forget(self, task_id: int) -> tuple[int, bool] | None:
+        """Drop what was kept for a finished task's progress; return its status message."""
+        self._ending.discard(task_id)
         self._last_edit.pop(task_id, None)
         self._preview_url.pop(task_id, None)
         return self._status.pop(task_id, None)
@@ -204,16 +238,24 @@ class TelegramView:
 
     async def job_finished(self, task: TaskRecord) -> Delivered:
         """Send the result (or the failure) and remove the status message."""
-        status = self._forget(task.id) or self._status_of(task)
+        edit = self._stop_progress(task.id)
         try:
-            with self._speaking(task), priority(Priority.RESULT):
-                delivered = await self._send_outcome(task, status)
-        except TelegramForbiddenError as error:
-            raise UndeliverableError(error.message) from error
-        except TelegramBadRequest as error:
-            if "chat not found" in error.message.lower():
+            if edit is not None and task.status != "done":
+                # A failure is written over the status message: after the last edit, not under.
+                await asyncio.wait([edit])
+            try:
+                with self._speaking(task), priority(Priority.RESULT):
+                    delivered = await self._send_outcome(task, self._status_of(task))
+            except TelegramForbiddenError as error:
                 raise UndeliverableError(error.message) from error
-            raise
+            except TelegramBadRequest as error:
+                if "chat not found" in error.message.lower():
+                    raise UndeliverableError(error.message) from error
+                raise
+            if edit is not None:
+                await asyncio.wait([edit])
+        finally:
+            status = self._forget(task.id) or self._status_of(task)
         if status and status[0] != delivered.message_id:
             with priority(Priority.RESULT):
                 await self._delete(task.chat_id, status[0])
@@ -326,12 +368,12 @@ class TelegramView:
         await self._bot.send_document(document=original, caption=_("Original file"), **kwargs)
 
     async def close(self) -> None:
-        """Cancel progress edits still waiting (their jobs resume after a restart)."""
+        """Cancel progress edits, waiting or under way (their jobs resume after a restart)."""
         pending = list(self._flush.values())
-        self._flush.clear()
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        for loop in pending:
+            loop.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     async def _wants_originals(self, user_id: int) -> bool:
         if self._user_settings is None:
