@@ -120,6 +120,7 @@ class App:
     poller: StatusPoller
     view: TelegramView
     runner: web.AppRunner
+    limiter: RateLimiter
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -149,14 +150,18 @@ class App:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
-        if self.alerts is not None:
-            await self.alerts.stop()
         # No new webhooks or Mini App calls first, then let running deliveries finish, then
         # drop pending progress edits: nothing may use the Telegram session once it is closed.
         await self.runner.cleanup()
         await self.jobs.drain()
+        # After the drain: a job failing while it drained starts an account re-check, which
+        # may alert the admins over Telegram.
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.view.close()
         await self.client.aclose()
+        # A request still waiting for a token would reopen the session closed next; cancel it.
+        await self.limiter.close()
         await self.bot.session.close()
         if self.simulator is not None:
             await self.simulator.stop()
@@ -181,12 +186,10 @@ async def start_app(settings: Settings) -> App:
     client = UserAPIClient(base_url=base_url, api_key=api_key, timeout=settings.userapi_timeout)
 
     token = settings.bot_token.get_secret_value()
+    limiter = RateLimiter(Limits().scaled(settings.telegram_rate_scale))
     bot = Bot(
         token=token,
-        session=create_session(
-            settings.telegram_api_url,
-            RateLimiter(Limits().scaled(settings.telegram_rate_scale)),
-        ),
+        session=create_session(settings.telegram_api_url, limiter),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     tasks = TaskRepo(db)
@@ -320,6 +323,7 @@ async def start_app(settings: Settings) -> App:
         poller=poller,
         view=view,
         runner=runner,
+        limiter=limiter,
         simulator=simulator,
         alerts=alerts,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bot.app import App, start_app
 from bot.config import Settings
 from bot.userapi.simulator import Simulator
@@ -25,6 +27,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def bot_tasks() -> list[asyncio.Task[Any]]:
+    """Unfinished tasks running the bot's own code (the simulator is the tests' side)."""
+    found = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+        if module.startswith(("bot.", "handlers.")) and module != "bot.userapi.simulator":
+            found.append(task)
+    return found
 
 
 def button_data(message: dict[str, Any], label: str) -> str:
@@ -83,15 +96,29 @@ class BotHarness:
         return self.app
 
     async def stop(self) -> None:
-        """Stop the bot as SIGTERM would."""
-        if self.app is not None:
-            await self.app.stop()
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+        """Stop the bot as SIGTERM would, and fail if it left anything running or open."""
+        app, runner = self.app, self._runner
         self.app, self._runner = None, None
-        # Anything the bot left open is reported now, against the test that left it.
+        if app is not None:
+            await app.stop()
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        # aiogram opens a new session on any request after close(); a task of the bot's still
+        # running could do so long after this test, and the leak would surface in another.
+        left = bot_tasks()
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        reopened = getattr(app.bot.session, "_session", None) if app is not None else None
+        if isinstance(reopened, aiohttp.ClientSession) and not reopened.closed:
+            await reopened.close()
+        else:
+            reopened = None
+        # Anything else the bot left open is reported now, against the test that left it.
         gc.collect()
+        assert not left, f"the bot left tasks running after stop: {left}"
+        assert reopened is None, "a request after stop reopened the Telegram session"
 
     async def photo_reply(
         self,
