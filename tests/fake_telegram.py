@@ -402,6 +402,7 @@ class FakeTelegram:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._drops: dict[str, int] = {}
+        self._lost_answers: dict[str, int] = {}
 
         handlers: dict[str, Callable[[_Req], Awaitable[Any]]] = {
             "getMe": self._get_me,
@@ -575,11 +576,27 @@ class FakeTelegram:
         name = method.lower()
         self._drops[name] = self._drops.get(name, 0) + times
 
+    def lose_answer_next(self, method: str, times: int = 1) -> None:
+        """Carry out the next `times` calls of a method, then close the connection unanswered.
+
+        Unlike `drop_connection_next`, the call takes effect: only its answer is lost.
+        """
+        name = method.lower()
+        self._lost_answers[name] = self._lost_answers.get(name, 0) + times
+
     def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
         """Make a user an administrator (or "creator") of a chat."""
         if status not in ("administrator", "creator"):
             raise ValueError(status)
         self._admins.setdefault(chat_id, {})[user_id] = status
+
+    def delete_as_user(self, chat_id: int, message_id: int) -> None:
+        """Play a user deleting a message; Telegram sends the bot no update about it."""
+        key = (chat_id, message_id)
+        if key in self._deleted or key not in self._messages:
+            raise ValueError(f"no message {message_id} in chat {chat_id}")
+        self._deleted.add(key)
+        self._notify()
 
     def block(self, user_id: int) -> None:
         """Play a user who blocked the bot: sends to their private chat get 403."""
@@ -897,6 +914,10 @@ class FakeTelegram:
             # The transport is gone; aiohttp discards whatever is returned.
             return web.Response()
         status, body = await self._dispatch(name, params, files)
+        if self._lost_answers.get(name.lower(), 0) > 0 and request.transport is not None:
+            self._lost_answers[name.lower()] -= 1
+            request.transport.abort()
+            return web.Response()
         return web.json_response(body, status=status)
 
     async def _dispatch(
