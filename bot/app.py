@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 # How long a stop waits for updates being handled before cancelling them.
 HANDLER_GRACE_SECONDS = 5.0
+# Updates handled at once. A burst (a thousand /imagine) otherwise holds a thousand handlers
+# in memory, each waiting for its turn at Telegram's 30 messages/s anyway.
+UPDATES_AT_ONCE = 64
 
 
 def user_commands() -> list[BotCommand]:
@@ -131,7 +134,10 @@ class App:
             await asyncio.Event().wait()
         else:
             await self.dispatcher.start_polling(
-                self.bot, handle_signals=False, close_bot_session=False
+                self.bot,
+                handle_signals=False,
+                close_bot_session=False,
+                tasks_concurrency_limit=UPDATES_AT_ONCE,
             )
 
     async def stop(self) -> None:

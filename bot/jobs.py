@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, TypedDict, cast
 
 from bot.actions import Action
 from bot.userapi import Task, UserAPIClient, UserAPIError
-from storage.tasks import TaskRecord, TaskRepo, TaskUpdate
+from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,13 @@ def update_from_task(task: Task) -> TaskUpdate | None:
     )
 
 
+def _advance(task: Task) -> tuple[int, int]:
+    """How far along an update says its task is (a status-less one says nothing)."""
+    if task.status is None:
+        return (-1, 0)
+    return (status_rank(task.status.value), task.progress or 0)
+
+
 class Failure:
     """Reasons the bot itself gives a task (stored as status_reason; the view words them)."""
 
@@ -230,6 +237,9 @@ class Jobs:
         self._background: set[asyncio.Task[None]] = set()
         self._remix: dict[str, tuple[float, bool]] = {}
         self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
+        # Webhook updates waiting per task hash (at most one: the most advanced) while that
+        # task's previous update is being handled.
+        self._queued: dict[str, Task] = {}
         self._submitting = 0
 
     # -- starting jobs -------------------------------------------------------------------
@@ -431,6 +441,28 @@ class Jobs:
         return await self._repo.require(record.id)
 
     # -- updates -------------------------------------------------------------------------
+
+    def offer(self, task: Task) -> None:
+        """Handle a webhook's update in the background, at most one at a time per task."""
+        # A burst of progress webhooks for one task need not each reach the database and the
+        # chat: while one is handled, only the most advanced of those arriving meanwhile waits.
+        queued = self._queued.get(task.hash)
+        if queued is None or _advance(task) >= _advance(queued):
+            self._queued[task.hash] = task
+        if queued is None:
+            self.spawn(self._handle_queued(task.hash))
+
+    async def _handle_queued(self, task_hash: str) -> None:
+        while (task := self._queued.get(task_hash)) is not None:
+            try:
+                await self.handle_update(task)
+            except Exception:
+                # Logged and passed over, so the updates queued behind it are not stranded.
+                log.exception("Update of task %s failed", task_hash)
+            finally:
+                # Removed only now, so that updates arriving meanwhile queue behind this one.
+                if self._queued.get(task_hash) is task:
+                    del self._queued[task_hash]
 
     async def handle_update(self, task: Task) -> bool:
         """Store a task update and show it; True when it changed anything."""

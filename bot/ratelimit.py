@@ -71,6 +71,8 @@ class Limits:
     global_most: int = 30
     # Slots a progress edit must leave in its chat's (and group's) limit for a result.
     progress_reserve: int = 1
+    # ... and overall, so that a result never waits for a second of edits to pass.
+    progress_global_reserve: int = 3
 
     def scaled(self, factor: float) -> Limits:
         """The same limits, every one `factor` times faster (tests against a fake Telegram)."""
@@ -233,19 +235,24 @@ class RateLimiter:
         return found
 
     def try_acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> float:
-        """Take a slot now and return 0, or return the seconds to wait (taking nothing).
-
-        A request let through must be followed by `release` once Telegram has answered it.
-        """
+        """Take a slot now and return 0 (`release` it once answered), or the seconds to wait."""
         now = self._clock()
         found = self._limits(chat_id, now)
-        reserve = self.limits.progress_reserve if level is Priority.PROGRESS else 0
-        wait = max(limit.wait(now, 1 + (reserve if own else 0)) for limit, own in found)
+        own_reserve, shared_reserve = self._reserves(level)
+        wait = max(
+            limit.wait(now, 1 + (own_reserve if own else shared_reserve)) for limit, own in found
+        )
         if wait > 0:
             return wait
         for limit, _own in found:
             limit.take()
         return 0.0
+
+    def _reserves(self, level: Priority) -> tuple[int, int]:
+        """Slots a request at this level must leave free: in its own chat's limits, overall."""
+        if level is Priority.PROGRESS:
+            return self.limits.progress_reserve, self.limits.progress_global_reserve
+        return 0, 0
 
     def release(self, chat_id: int | str | None) -> None:
         """A request let through has its answer (or failed): it counts one window more."""
@@ -320,10 +327,16 @@ class RateLimiter:
         """Let through every waiter the limits allow, best first; the delay to the next."""
         self._waiters.sort(key=lambda w: (w.rank, w.seq))
         delay = math.inf
+        now = self._clock()
         for waiter in list(self._waiters):
             if waiter.future.done():  # cancelled while waiting
                 self._waiters.remove(waiter)
                 continue
+            overall = self._global.wait(now, 1 + self._reserves(waiter.level)[1])
+            if overall > 0:
+                # Those after it need as much of the overall window or more: none can go.
+                delay = min(delay, overall)
+                break
             wait = self.try_acquire(waiter.chat_id, waiter.level)
             if wait == 0:
                 self._waiters.remove(waiter)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 
 from aiohttp import web
@@ -64,16 +63,13 @@ class UserAPIWebhook:
         if len(body) > MAX_WEBHOOK_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_WEBHOOK_BYTES, actual_size=len(body))
         try:
-            task = Task.model_validate(json.loads(body))
-        except (ValueError, ValidationError, RecursionError) as error:
-            # RecursionError: deeply nested JSON; ValueError covers bad UTF-8 and bad JSON.
+            task = Task.model_validate_json(body)
+        except ValidationError as error:
+            # Bad UTF-8, bad JSON and too deeply nested JSON are validation errors here too.
             log.info("Rejected a malformed webhook: %s", type(error).__name__)
             raise web.HTTPBadRequest(text="invalid task object") from error
-        self._jobs.spawn(self._handle(task))
+        self._jobs.offer(task)
         return web.json_response({"ok": True})
-
-    async def _handle(self, task: Task) -> None:
-        await self._jobs.handle_update(task)
 
 
 async def healthz(request: web.Request) -> web.Response:

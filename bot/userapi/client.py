@@ -360,10 +360,8 @@ class UserAPIClient:
         return buffer.getvalue()
 
     async def download(self, url: str, sink: BinaryIO, *, max_bytes: int) -> int:
-        """Stream a result file into `sink`, refusing more than `max_bytes`; return its size.
-
-        The api key is never sent along. A retry starts the sink over from its beginning.
-        """
+        """Stream a file into `sink` (never with the api key), up to `max_bytes`; its size."""
+        # A retry starts the sink over from its beginning.
         target = httpx.URL(url)
         label = f"{target.host}{target.path}"
         for attempt in range(1, self._attempts + 1):

@@ -15,7 +15,7 @@ from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from storage.database import Database
 from storage.tasks import TaskRepo
-from tests.integration.test_webhook_fuzz import RecordingView
+from tests.integration.conftest import RecordingView
 
 KEY = "poller-key"
 STATUS = "/midjourney/v2/status"

@@ -171,6 +171,18 @@ async def test_waiting_results_go_before_waiting_edits() -> None:
     await rl.close()
 
 
+def test_progress_edits_leave_overall_slots_to_results() -> None:
+    clock = FakeClock()
+    rl = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    edits = 0
+    while rl.try_acquire(1000 + edits, Priority.PROGRESS) == 0:
+        edits += 1
+    assert edits == 30 - 3
+    # A second of edits in flight holds no result back.
+    assert [rl.try_acquire(n, Priority.RESULT) for n in range(3)] == [0, 0, 0]
+    assert rl.try_acquire(3, Priority.RESULT) > 0
+
+
 def test_a_progress_edit_leaves_the_last_group_slot_to_a_result() -> None:
     clock = FakeClock()
     rl = limiter(clock, chat_rate=100.0, chat_burst=100.0)

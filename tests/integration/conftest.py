@@ -1,0 +1,82 @@
+"""The bot's userapi webhook endpoint on a test server, with Jobs and a recording view behind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.jobs import Delivered, Jobs
+from bot.userapi import UserAPIClient
+from bot.web import USERAPI_WEBHOOK_PREFIX, build_web_app
+from storage.database import Database
+from storage.tasks import TaskRecord, TaskRepo
+
+SECRET = "s" * 40
+PATH = USERAPI_WEBHOOK_PREFIX + SECRET
+KNOWN = "0f2c7c1e-1111-4222-8333-444455556666"
+
+
+class RecordingView:
+    """A JobView that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    async def job_started(self, task: TaskRecord) -> None:
+        self.calls.append(("started", task.id))
+
+    async def job_progress(self, task: TaskRecord) -> None:
+        self.calls.append(("progress", task.id))
+
+    async def job_finished(self, task: TaskRecord) -> Delivered:
+        self.calls.append(("finished", task.id))
+        return Delivered(None, None)
+
+    async def show_again(self, task: TaskRecord) -> None:
+        self.calls.append(("again", task.id))
+
+
+class Endpoint:
+    """The bot's web app on a test server, with the Jobs and view behind it."""
+
+    def __init__(
+        self, client: TestClient[Any, Any], jobs: Jobs, view: RecordingView, repo: TaskRepo
+    ) -> None:
+        self.client = client
+        self.jobs = jobs
+        self.view = view
+        self.repo = repo
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
+    db = await Database.open(tmp_path / "fuzz.sqlite3")
+    repo = TaskRepo(db)
+    record = await repo.create(
+        type="imagine",
+        prompt="a known task",
+        parent_id=None,
+        action=None,
+        choice=None,
+        account_hash=None,
+        chat_id=1,
+        user_id=1,
+        thread_id=None,
+        request_message_id=None,
+        locale="en",
+    )
+    await repo.set_hash(record.id, KNOWN)
+    view = RecordingView()
+    api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused")
+    jobs = Jobs(repo=repo, client=api, view=view, webhook_url="http://bot/hook")
+    client = TestClient(TestServer(build_web_app(jobs=jobs, webhook_secret=SECRET)))
+    await client.start_server()
+    yield Endpoint(client, jobs, view, repo)
+    await client.close()
+    await jobs.drain()
+    await api.aclose()
+    await db.close()
