@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -41,6 +42,10 @@ async def run(settings: Settings) -> None:
     from bot.app import start_app
 
     app = await start_app(settings)
+    # What exists now (aiogram's ~200,000 type objects, mostly) lives as long as the process:
+    # out of the collector's sight, a full collection takes microseconds instead of ~280 ms
+    # that every request in flight would wait for.
+    gc.freeze()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,7 +71,14 @@ def main() -> None:
     )
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run(settings))
+    if sys.platform == "win32":
+        asyncio.run(run(settings))
+    else:
+        # libuv's event loop: sockets, timers and callbacks in C, about twice the requests a
+        # second through the same aiohttp server (see docs/benchmarks.md).
+        import uvloop
+
+        uvloop.run(run(settings))
 
 
 if __name__ == "__main__":
