@@ -71,14 +71,9 @@ def main() -> None:
     )
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if sys.platform == "win32":
-        asyncio.run(run(settings))
-    else:
-        # libuv's event loop: sockets, timers and callbacks in C, about twice the requests a
-        # second through the same aiohttp server (see docs/benchmarks.md).
-        import uvloop
-
-        uvloop.run(run(settings))
+    # Not uvloop: faster webhook ingest, but downloads through httpx then buffer far more
+    # (see docs/benchmarks.md).
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ import html
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
@@ -36,6 +37,7 @@ from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Midjourney's largest files (upsamples) are ~30 MB; anything far past that is not a result.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
@@ -80,7 +82,9 @@ class TelegramView:
         self._posting: set[int] = set()
         self._ending: set[int] = set()
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
-        self._convert_slots = asyncio.Semaphore(CONVERT_AT_ONCE)
+        # Its own threads, not asyncio's shared pool: each thread that ever decoded an image
+        # keeps a malloc arena sized for it, so fewer threads hold less memory for good.
+        self._converter = ThreadPoolExecutor(CONVERT_AT_ONCE, thread_name_prefix="media")
 
     @contextmanager
     def _speaking(self, task: TaskRecord) -> Iterator[None]:
@@ -331,8 +335,7 @@ class TelegramView:
         caption = caption_for(task)
         if is_animation(result):
             video = folder / "animation.mp4"
-            async with self._convert_slots:
-                await asyncio.to_thread(animation_to_mp4, source, video)
+            await self._convert(animation_to_mp4, source, video)
             message = await self._bot.send_animation(
                 animation=FSInputFile(video, filename="animation.mp4"),
                 caption=caption,
@@ -341,8 +344,7 @@ class TelegramView:
             )
             file_id = message.animation.file_id if message.animation else None
             return Delivered(message.message_id, file_id)
-        async with self._convert_slots:
-            photo = await asyncio.to_thread(prepare_photo, source, filename, folder)
+        photo = await self._convert(prepare_photo, source, filename, folder)
         message = await self._bot.send_photo(
             photo=FSInputFile(photo.path, filename=photo.filename),
             caption=caption,
@@ -357,6 +359,10 @@ class TelegramView:
             # A shrunk upscale is wanted at full quality; some users want every original.
             await self._send_original(task, message, FSInputFile(source, filename=filename))
         return Delivered(message.message_id, _photo_file_id(message))
+
+    async def _convert(self, work: Callable[..., T], *args: Any) -> T:
+        """Run image work on the media threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._converter, work, *args)
 
     async def _send_original(
         self, task: TaskRecord, photo_message: Message, original: InputFile
@@ -374,6 +380,7 @@ class TelegramView:
             loop.cancel()
         if pending:
             await asyncio.wait(pending)
+        self._converter.shutdown(wait=False, cancel_futures=True)
 
     async def _wants_originals(self, user_id: int) -> bool:
         if self._user_settings is None:
