@@ -82,8 +82,8 @@ class TelegramView:
         self._posting: set[int] = set()
         self._ending: set[int] = set()
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
-        # Its own threads, not asyncio's shared pool: each thread that ever decoded an image
-        # keeps a malloc arena sized for it, so fewer threads hold less memory for good.
+        # Its own threads: at most CONVERT_AT_ONCE images decoded at once, and image work
+        # never queues behind other users of asyncio's shared pool (nor holds them up).
         self._converter = ThreadPoolExecutor(CONVERT_AT_ONCE, thread_name_prefix="media")
 
     @contextmanager
