@@ -28,19 +28,36 @@ async def sim() -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-@pytest.fixture(params=["webhooks", "polling"])
-async def harness(
-    request: pytest.FixtureRequest,
-    tg: FakeTelegram,
-    sim: Simulator,
-    tmp_path: Path,
+async def make_harness(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool
 ) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(
-        tg=tg,
-        sim=sim,
-        database_path=tmp_path / "bot.sqlite3",
-        webhooks=request.param == "webhooks",
-    )
+    """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
+    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=webhooks)
     await runner.start()
     yield runner
     await runner.stop()
+
+
+@pytest.fixture
+async def webhook_harness(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
+        yield runner
+
+
+@pytest.fixture
+async def polling_harness(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=False):
+        yield runner
+
+
+@pytest.fixture(params=["webhooks", "polling"])
+async def harness(
+    request: pytest.FixtureRequest, tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    """The same test once with webhooks and once with polling."""
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=request.param == "webhooks"):
+        yield runner

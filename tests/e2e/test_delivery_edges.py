@@ -8,8 +8,6 @@ every step lands at a known moment; delivery does not depend on how updates arri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from tests.e2e.test_reliability import (
     SETTLE,
     edits_and_sends,
     has_keyboard,
-    make_harness,
     post,
     results,
     snapshot,
@@ -32,15 +29,6 @@ from tests.fake_telegram import NOT_MODIFIED, ApiCall, FakeTelegram
 FAILED = "failed: Simulated Midjourney failure"
 EDIT_GONE = "Bad Request: message to edit not found"
 DELETE_GONE = "Bad Request: message to delete not found"
-
-
-@pytest.fixture
-async def webhook_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path
-) -> AsyncIterator[BotHarness]:
-    """A bot taking userapi updates by webhook (only the tests post them, see `run_quietly`)."""
-    async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
-        yield runner
 
 
 def shown(call: ApiCall) -> str:

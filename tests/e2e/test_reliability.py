@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import (
@@ -59,31 +56,6 @@ async def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float 
 def uploaded(call: ApiCall, field: str) -> bytes:
     """The bytes a call uploaded for a file field (sent as attach://name)."""
     return call.files[str(call.params[field]).removeprefix("attach://")].data
-
-
-async def make_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool
-) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=webhooks)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-@pytest.fixture
-async def webhook_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path
-) -> AsyncIterator[BotHarness]:
-    async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
-        yield runner
-
-
-@pytest.fixture
-async def polling_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path
-) -> AsyncIterator[BotHarness]:
-    async for runner in make_harness(tg, sim, tmp_path, webhooks=False):
-        yield runner
 
 
 async def imagine_and_wait(

@@ -52,24 +52,29 @@ class Endpoint:
         self.repo = repo
 
 
-@pytest.fixture
-async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
-    db = await Database.open(tmp_path / "fuzz.sqlite3")
-    repo = TaskRepo(db)
+async def store_task(repo: TaskRepo, task_hash: str, prompt: str, *, chat_id: int) -> None:
+    """Store an accepted imagine job as the bot would, asked for in a private chat."""
     record = await repo.create(
         type="imagine",
-        prompt="a known task",
+        prompt=prompt,
         parent_id=None,
         action=None,
         choice=None,
         account_hash=None,
-        chat_id=1,
-        user_id=1,
+        chat_id=chat_id,
+        user_id=chat_id,
         thread_id=None,
         request_message_id=None,
         locale="en",
     )
-    await repo.set_hash(record.id, KNOWN)
+    await repo.set_hash(record.id, task_hash)
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
+    db = await Database.open(tmp_path / "fuzz.sqlite3")
+    repo = TaskRepo(db)
+    await store_task(repo, KNOWN, "a known task", chat_id=1)
     view = RecordingView()
     api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused")
     jobs = Jobs(repo=repo, client=api, view=view, webhook_url="http://bot/hook")

@@ -15,7 +15,7 @@ from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from storage.database import Database
 from storage.tasks import TaskRepo
-from tests.integration.conftest import RecordingView
+from tests.integration.conftest import RecordingView, store_task
 
 KEY = "poller-key"
 STATUS = "/midjourney/v2/status"
@@ -36,21 +36,8 @@ def asked_about(sim: Simulator) -> list[str]:
 
 async def stored_task(repo: TaskRepo, api: UserAPIClient, n: int) -> str:
     """Start a job at the simulator and store it as the bot would; return its hash."""
-    record = await repo.create(
-        type="imagine",
-        prompt=f"cat {n}",
-        parent_id=None,
-        action=None,
-        choice=None,
-        account_hash=None,
-        chat_id=n,
-        user_id=n,
-        thread_id=None,
-        request_message_id=None,
-        locale="en",
-    )
     task_hash = await api.imagine(prompt=f"cat {n}")
-    await repo.set_hash(record.id, task_hash)
+    await store_task(repo, task_hash, f"cat {n}", chat_id=n)
     return task_hash
 
 
