@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,18 +22,26 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.1, api_key=SIM_KEY, grid_size=512))
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    """The simulator, at the pace a test module sets in SIM_PACE (seconds per step)."""
+    pace = getattr(request.module, "SIM_PACE", 0.1)
+    simulator = Simulator(SimulatorConfig(pace=pace, api_key=SIM_KEY, grid_size=512))
     await simulator.start()
     yield simulator
     await simulator.stop()
 
 
 async def make_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
 ) -> AsyncIterator[BotHarness]:
     """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=webhooks)
+    runner = BotHarness(
+        tg=tg,
+        sim=sim,
+        database_path=tmp_path / "bot.sqlite3",
+        webhooks=webhooks,
+        overrides=overrides,
+    )
     await runner.start()
     yield runner
     await runner.stop()

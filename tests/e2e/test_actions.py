@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness, button_data, button_labels
+from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
+from tests.e2e.conftest import make_harness
+from tests.e2e.harness import BotHarness, button_data, button_labels
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -44,22 +45,15 @@ def upscale_labels(upscale_row: list[str]) -> list[list[str]]:
     ]
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    # Faster than the shared fixture: these tests run many jobs and only care about outcomes.
-    simulator = Simulator(SimulatorConfig(pace=0.02, api_key=SIM_KEY, grid_size=512))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+# Faster than the shared fixture: these tests run many jobs and only care about outcomes.
+SIM_PACE = 0.02
 
 
 @pytest.fixture
 async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
     # Buttons work the same whichever way updates arrive (test_imagine_flow covers both).
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
-    await runner.start()
-    yield runner
-    await runner.stop()
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
+        yield runner
 
 
 class Session:

@@ -9,20 +9,16 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from bot.userapi.simulator import Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness
+from bot.userapi.simulator import Simulator
+from tests.e2e.harness import BotHarness
 from tests.e2e.image_session import ImageUser, heic_picture, labels_of, mask_of, picture
 from tests.fake_telegram import FakeTelegram
 
 MB = 1024 * 1024
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.02, api_key=SIM_KEY, grid_size=512))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+# Faster than the shared default: these tests care about outcomes, not progress.
+SIM_PACE = 0.02
 
 
 @pytest.fixture(params=["webhooks", "polling"])

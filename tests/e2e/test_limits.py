@@ -8,19 +8,15 @@ from typing import Any
 
 import pytest
 
-from bot.userapi.simulator import Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness, button_data
+from bot.userapi.simulator import Simulator
+from tests.e2e.harness import BotHarness, button_data
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.02, api_key=SIM_KEY, grid_size=512))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+# Faster than the shared default: these tests care about outcomes, not progress.
+SIM_PACE = 0.02
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
+from tests.e2e.conftest import make_harness
 from tests.e2e.harness import BotHarness, button_data, button_labels
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 
 @pytest.fixture
 async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
-    await runner.start()
-    yield runner
-    await runner.stop()
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
+        yield runner
 
 
 def has_keyboard(call: ApiCall) -> bool:

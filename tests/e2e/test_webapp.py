@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 
-from bot.userapi.simulator import Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness
+from bot.userapi.simulator import Simulator
+from tests.e2e.harness import BotHarness
 from tests.e2e.image_session import ImageUser, labels_of, mask_of
 from tests.fake_telegram import FakeTelegram
 
@@ -54,12 +54,8 @@ def sign_init_data(token: str, user: dict[str, Any], auth_date: int | None = Non
     return urlencode(fields)
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.02, api_key=SIM_KEY, grid_size=512))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+# Faster than the shared default: these tests care about outcomes, not progress.
+SIM_PACE = 0.02
 
 
 @pytest.fixture
