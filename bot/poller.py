@@ -134,7 +134,7 @@ class StatusPoller:
         for record in due:
             if self._budget.wait(now, 1.0) > 0:
                 break  # the rest stay due and go first next tick
-            self._budget.tokens -= 1.0
+            self._budget.take()
             allowed.append(record)
         if allowed:
             await asyncio.gather(*(self._poll(record) for record in allowed))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -25,7 +26,7 @@ from bot.config import Settings
 from bot.i18n import _
 from bot.limits import Policy
 from bot.texts import type_label
-from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi import Task, UserAPIClient, UserAPIError
 from handlers.groups import describe_user
 from storage.usage import Count
 
@@ -231,21 +232,29 @@ def remix_keyboard(accounts: list[str]) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+async def _change_account(account_hash: str, change: Awaitable[Task]) -> Task | str:
+    """Run a change of an account's settings: the finished task, or its failure in words."""
+    try:
+        task = await change
+    except UserAPIError as error:
+        reason = error.message
+    else:
+        if task.status is None or task.status.value != "error":
+            return task
+        reason = task.status_reason or "?"
+    return _("❌ {account}: {error}").format(
+        account=html.escape(short_hash(account_hash)), error=html.escape(reason)
+    )
+
+
 async def set_speed(client: UserAPIClient, account_hash: str, speed: str) -> str:
     """Switch an account's speed; the API's answer in words."""
-    try:
-        task = await client.speed(
-            account_hash=account_hash, choice=cast(Literal["relax", "fast", "turbo"], speed)
-        )
-    except UserAPIError as error:
-        return _("❌ {account}: {error}").format(
-            account=html.escape(short_hash(account_hash)), error=html.escape(error.message)
-        )
-    if task.status is not None and task.status.value == "error":
-        return _("❌ {account}: {error}").format(
-            account=html.escape(short_hash(account_hash)),
-            error=html.escape(task.status_reason or "?"),
-        )
+    choice = cast(Literal["relax", "fast", "turbo"], speed)
+    task = await _change_account(
+        account_hash, client.speed(account_hash=account_hash, choice=choice)
+    )
+    if isinstance(task, str):
+        return task
     return _("✅ {account}: speed is now <b>{speed}</b>.").format(
         account=html.escape(short_hash(account_hash)), speed=speed
     )
@@ -253,17 +262,9 @@ async def set_speed(client: UserAPIClient, account_hash: str, speed: str) -> str
 
 async def toggle_remix(client: UserAPIClient, account_hash: str) -> str:
     """Toggle an account's remix mode; the new state in words."""
-    try:
-        task = await client.prefer(account_hash=account_hash)
-    except UserAPIError as error:
-        return _("❌ {account}: {error}").format(
-            account=html.escape(short_hash(account_hash)), error=html.escape(error.message)
-        )
-    if task.status is not None and task.status.value == "error":
-        return _("❌ {account}: {error}").format(
-            account=html.escape(short_hash(account_hash)),
-            error=html.escape(task.status_reason or "?"),
-        )
+    task = await _change_account(account_hash, client.prefer(account_hash=account_hash))
+    if isinstance(task, str):
+        return task
     state = _("on") if str(task.result) == "on" else _("off")
     return _("✅ {account}: remix is now <b>{state}</b>.").format(
         account=html.escape(short_hash(account_hash)), state=state

@@ -7,7 +7,7 @@ import base64
 import contextlib
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -31,7 +31,7 @@ from aiogram.types import (
 from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
-from bot.jobs import Jobs, Requester, failure_reason
+from bot.jobs import Hook, Jobs, Requester, failure_reason
 from bot.prompts import (
     MAX_PROMPT_LENGTH,
     PromptDefaults,
@@ -384,34 +384,31 @@ async def describe_button(
     requester = requester_of(message, query.from_user)
     account = task.account_hash
     if action.kind == "describe":
-        url = task.prompt or ""
-        await query.answer(_("{action}: started").format(action=action.label))
-        await jobs.start(
-            requester,
-            type="describe",
-            prompt=url,
-            parent=task,
-            action=action.key,
-            account_hash=account,
-            call=lambda hook: client.describe(url=url, account_hash=account, **hook),
-        )
-        return
-    prompts = task.result if isinstance(task.result, list) else []
-    raw = describe_prompt(prompts, int(str(action.choice)))
-    try:
-        prompt = normalize_prompt(raw)
-    except PromptError as error:
-        await query.answer(prompt_problem(error)[:200], show_alert=True)
-        return
+        kind, prompt = "describe", task.prompt or ""
+
+        def call(hook: Hook) -> Awaitable[str]:
+            return client.describe(url=prompt, account_hash=account, **hook)
+    else:
+        prompts = task.result if isinstance(task.result, list) else []
+        try:
+            prompt = normalize_prompt(describe_prompt(prompts, int(str(action.choice))))
+        except PromptError as error:
+            await query.answer(prompt_problem(error)[:200], show_alert=True)
+            return
+        kind = "imagine"
+
+        def call(hook: Hook) -> Awaitable[str]:
+            return client.imagine(prompt=prompt, account_hash=account, **hook)
+
     await query.answer(_("{action}: started").format(action=action.label))
     await jobs.start(
         requester,
-        type="imagine",
+        type=kind,
         prompt=prompt,
         parent=task,
         action=action.key,
         account_hash=account,
-        call=lambda hook: client.imagine(prompt=prompt, account_hash=account, **hook),
+        call=call,
     )
 
 
