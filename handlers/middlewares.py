@@ -30,6 +30,8 @@ TRACKED = 10_000
 # while a script's flood runs dry within a second.
 BURST = 30
 REFILL_PER_SECOND = 2.0
+# Telegram albums hold at most 10 items; only that many parts ride on the first one's token.
+ALBUM_SIZE = 10
 
 
 K = TypeVar("K")
@@ -66,6 +68,7 @@ class _Bucket:
     tokens: float
     at: float
     album: str | None = None
+    album_parts: int = 0
     told: bool = False
 
 
@@ -97,11 +100,15 @@ class Throttle:
         bucket.at = now
         if bucket.tokens >= self.burst:
             bucket.told = False  # quiet long enough: a later flood is told again
-        if album is not None and album == bucket.album:
-            return True  # the rest of an album already paid for
+        same_album = album is not None and album == bucket.album
+        if same_album:
+            bucket.album_parts += 1
+            if bucket.album_parts <= ALBUM_SIZE:
+                return True  # the rest of an album its first part paid for
         if bucket.tokens >= 1:
             bucket.tokens -= 1
-            bucket.album = album
+            if not same_album:
+                bucket.album, bucket.album_parts = album, 1
             return True
         if bucket.told:
             return None
@@ -144,10 +151,13 @@ async def job_type_of(event: TelegramObject, state: FSMContext | None) -> str | 
     current = await state.get_state() if state is not None else None
     if isinstance(event, CallbackQuery):
         data = event.data or ""
-        if data.startswith(ImageMenu.__prefix__ + ImageMenu.__separator__):
+        if not data.startswith(ImageMenu.__prefix__ + ImageMenu.__separator__):
+            return None
+        try:
             do = ImageMenu.unpack(data).do
-            return {"describe": "describe", "blend": "blend"}.get(do)
-        return None
+        except (TypeError, ValueError):
+            return None  # not data we made: the menu's handler won't match it either
+        return {"describe": "describe", "blend": "blend"}.get(do)
     if not isinstance(event, Message):
         return None
     username = (await event.bot.me()).username if event.bot is not None else None

@@ -206,6 +206,20 @@ async def test_a_forged_press_naming_another_chats_task_runs_nothing(make_bot: A
     assert sim.requests_to(UPSCALE) == []
     assert not any("secret garden" in text for text in sent_to(tg, eve_chat["id"]))
     assert "secret garden" not in str(answer)
+    # Message ids count per chat: one of Eve's messages has the group result's id. Pressed
+    # there, the data still names a task of another chat.
+    target = group_grid["message_id"]
+    for _ in range(target):
+        if tg.message(eve_chat["id"], target) is not None:
+            break
+        tg.send_message(eve_chat, eve, "/me")
+        await tg.wait_for("sendMessage", said(eve_chat["id"], "Jobs today"))
+    same_id = tg.message(eve_chat["id"], target)
+    assert same_id is not None
+    answer = await answer_of(tg, tg.press(same_id, forged, eve, check=False))
+    assert answer.get("show_alert") is True
+    await asyncio.sleep(SETTLE)
+    assert sim.requests_to(UPSCALE) == []
 
     # In the group itself, the data of one result pressed under another is refused too.
     tg.send_message(group, ann, f"/imagine@{tg.bot_username} a second party")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.middlewares import LRU, Throttle
+from handlers.middlewares import ALBUM_SIZE, LRU, Throttle
 
 
 class Clock:
@@ -29,10 +29,13 @@ def test_a_flood_is_cut_and_told_once() -> None:
 
 
 def test_an_album_counts_once() -> None:
-    throttle = Throttle(burst=2, per_second=0.0, clock=Clock())
-    assert all(throttle.check(1, album="a") for _ in range(10))
-    assert throttle.check(1) is True
-    assert throttle.check(1) is False
+    throttle = Throttle(burst=4, per_second=0.0, clock=Clock())
+    assert all(throttle.check(1, album="a") for _ in range(ALBUM_SIZE))  # 1 token
+    assert throttle.check(1) is True  # 2
+    assert all(throttle.check(1, album="b") for _ in range(ALBUM_SIZE))  # 3
+    # Parts beyond what an album can hold pay like any message.
+    assert throttle.check(1, album="b") is True  # 4
+    assert throttle.check(1, album="b") is False
 
 
 def test_memory_is_bounded() -> None:
