@@ -140,6 +140,11 @@ async def test_limits_refuse_a_photo_before_download(make_bot: Any) -> None:
     await wait_in_flight(bot, 1)
     tg.send_message(chat, ann, photo=picture(), caption="/describe")
     await tg.wait_for("sendMessage", said(chat["id"], "jobs running"))
+    # The same when the photo answers a waiting /describe.
+    tg.send_message(chat, ann, "/describe")
+    await tg.wait_for("sendMessage", said(chat["id"], "Send me the photo"))
+    tg.send_message(chat, ann, photo=picture(color="navy"))
+    await tg.wait_for("sendMessage", said(chat["id"], "jobs running"), count=2)
     await asyncio.sleep(SETTLE)
     assert tg.calls("getFile") == []
     assert sim.requests_to("/midjourney/v2/upload") == []
