@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.userapi.simulator import Simulator
+from handlers.images import ImageMenu
 from handlers.middlewares import BURST
 from storage.database import Database
 from storage.tasks import TaskRepo, TaskUpdate
@@ -171,9 +172,10 @@ async def test_a_flood_gets_one_notice(make_bot: Any) -> None:
     assert BURST <= answered <= BURST + 2 * read_in + 2, (answered, read_in)
 
     # A flood of presses: the same, and someone else is not held back by Ann's flood.
-    tg.send_message(bob_chat, bob, "/settings")
-    menu = (await tg.wait_for("sendMessage", said(bob_chat["id"], "Your defaults"))).result
-    data = button_data(menu, "Aspect ratio")
+    tg.send_message(bob_chat, bob, "/me")
+    menu = (await tg.wait_for("sendMessage", said(bob_chat["id"], "Jobs today"))).result
+    # A press every handler answers without editing anything: Blend, with no blend started.
+    data = ImageMenu(do="blend").pack()
     queries = [tg.press(menu, data, bob, check=False) for _ in range(120)]
     await tg.wait_for(
         "answerCallbackQuery", lambda c: "Too many" in str(c.params.get("text") or "")
