@@ -135,7 +135,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: who asked, as shown under results in groups.
     "ALTER TABLE tasks ADD COLUMN requester TEXT;",
-    # 7: waiting states (aiogram FSM) kept across restarts, and what pruning looks up by age.
+    # 7: each job's request as a value (JSON), kept from the moment it is asked for, so the
+    # queue of jobs waiting for a slot (status 'queued') survives a restart.
+    """
+    ALTER TABLE tasks ADD COLUMN request TEXT;
+    CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
+    """,
+    # 8: waiting states (aiogram FSM) kept across restarts, and what pruning looks up by age.
     """
     CREATE TABLE fsm_states (
         key TEXT PRIMARY KEY,
