@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 from aiogram import BaseMiddleware
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from aiogram.utils.i18n import I18nMiddleware
 
@@ -142,13 +141,13 @@ def outsider_text(user_id: int) -> str:
     )
 
 
-async def job_type_of(event: TelegramObject, state: FSMContext | None) -> str | None:
+async def job_type_of(event: TelegramObject, current: str | None) -> str | None:
     """The job an update would download or upload images for, if any (None: costs nothing).
 
-    Only these paths spend before `Jobs.start` checks its gate; the rest start jobs (or not)
-    without touching a file, and the gate there is early enough.
+    `current` is the user's waiting state. Only these paths spend before `Jobs.start` checks
+    its gate; the rest start jobs (or not) without touching a file, and the gate there is
+    early enough.
     """
-    current = await state.get_state() if state is not None else None
     if isinstance(event, CallbackQuery):
         data = event.data or ""
         if not data.startswith(ImageMenu.__prefix__ + ImageMenu.__separator__):
@@ -253,7 +252,8 @@ class AccessMiddleware(BaseMiddleware):
             if await self._speaks_to_us(event):
                 await self._tell(event, outsider_text(user.id), alert=True)
             return None
-        kind = await job_type_of(event, data.get("state"))
+        # aiogram's FSM middleware has read the waiting state already.
+        kind = await job_type_of(event, data.get("raw_state"))
         if kind is not None:
             message = event.message if isinstance(event, CallbackQuery) else event
             if isinstance(message, Message):
