@@ -26,6 +26,7 @@ from bot.limits import Defaults, Policy
 from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
+from bot.retention import prune_daily
 from bot.telegram import create_session
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
@@ -40,10 +41,10 @@ from bot.webapp import RegionApp
 from bot.webhook_watch import WebhookWatch
 from handlers import get_routers
 from handlers.admin import admin_commands
-from handlers.groups import AccessMiddleware
-from handlers.middlewares import UserLocaleMiddleware
+from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
 from storage.access import AccessRepo
 from storage.database import Database
+from storage.fsm import SQLiteStorage
 from storage.prompts import PromptRequestRepo
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
@@ -275,6 +276,8 @@ async def start_app(settings: Settings) -> App:
 
     users = UserRepo(db)
     dispatcher = Dispatcher(
+        # Waiting states in the database: a flow half done survives a restart.
+        storage=SQLiteStorage(db),
         jobs=jobs,
         tasks=tasks,
         prompts=PromptRequestRepo(db),
@@ -349,6 +352,7 @@ async def start_app(settings: Settings) -> App:
     await set_admin_menus(bot, i18n, settings.admin_ids)
     await jobs.recover()
     app.background.append(asyncio.create_task(poller.run()))
+    app.background.append(asyncio.create_task(prune_daily(db, settings.retention_days)))
     if alerts is not None:
         app.background.append(asyncio.create_task(alerts.run()))
     web_app[READY]["ready"] = True

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Telegram's signed initData may be (seconds).
     webapp_url: str | None = None
     webapp_max_age: int = 3600
+    # Days before finished jobs, unanswered prompt questions, upload records and waiting
+    # states are pruned; delivered results (what /history offers again) are kept.
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator(
         "admin_ids",

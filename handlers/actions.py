@@ -17,7 +17,7 @@ from bot.keyboards import ActionCallback, task_action_rows
 from bot.limits import Policy
 from bot.prompts import PromptError, normalize_prompt
 from bot.userapi import UserAPIClient
-from handlers.common import requester_of
+from handlers.common import not_here, requester_of, shown_here
 from handlers.groups import may_press, not_yours
 from handlers.images import ask_region, describe_button
 from storage.prompts import PromptRequest, PromptRequestRepo
@@ -85,6 +85,9 @@ def build_router() -> Router:
         message = query.message
         if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
             await query.answer(expired(), show_alert=True)
+            return
+        if not shown_here(query, message, task):
+            await query.answer(not_here(), show_alert=True)
             return
         if not await may_press(query, task, policy):
             await query.answer(not_yours(), show_alert=True)

@@ -1,21 +1,18 @@
-"""Groups and access: who the bot listens to, per-group switches, and /me."""
+"""Groups: who may press whose buttons, per-group switches, and /me."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Router
+from aiogram import Bot, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, Message
 
 from bot.i18n import _
 from bot.limits import Policy, reset_text, today
 from storage.tasks import TaskRecord
-from storage.users import UserRepo
 
 # Commands a disabled group still hears, so it can be switched back on.
 GROUP_COMMANDS = ("bot_on", "bot_off", "group_limit", "group_buttons")
@@ -56,66 +53,6 @@ async def may_press(query: CallbackQuery, task: TaskRecord, policy: Policy) -> b
 def not_yours() -> str:
     """The alert for pressing someone else's buttons."""
     return _("These buttons belong to the person who started this job.")
-
-
-class AccessMiddleware(BaseMiddleware):
-    """Remembers who writes, and keeps banned users and switched-off groups quiet."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, tuple[str | None, str | None, str | None]] = {}
-        self._seen_chats: set[int] = set()
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        """Let the update through, or drop it (answering a press so the client stops waiting)."""
-        policy: Policy | None = data.get("policy")
-        users: UserRepo | None = data.get("users")
-        user: User | None = data.get("event_from_user")
-        if policy is None or user is None:
-            return await handler(event, data)
-        if users is not None:
-            await self._remember(users, user, event)
-        if policy.is_admin(user.id):
-            return await handler(event, data)
-        if await policy.is_banned(user.id):
-            if isinstance(event, CallbackQuery):
-                await event.answer(_("You can't use this bot."), show_alert=True)
-            return None
-        chat_id = self._chat_id(event)
-        if chat_id is not None and not await policy.chat_enabled(chat_id):
-            if isinstance(event, Message) and command_name(event.text) in GROUP_COMMANDS:
-                return await handler(event, data)
-            if isinstance(event, CallbackQuery):
-                await event.answer(_("The bot is switched off in this group."), show_alert=True)
-            return None
-        return await handler(event, data)
-
-    @staticmethod
-    def _chat_id(event: TelegramObject) -> int | None:
-        if isinstance(event, Message):
-            return event.chat.id
-        if isinstance(event, CallbackQuery) and isinstance(event.message, Message):
-            return event.message.chat.id
-        return None
-
-    async def _remember(self, users: UserRepo, user: User, event: TelegramObject) -> None:
-        # Written only when something changed: a busy group must not mean a write per message.
-        key = (user.username, user.first_name, user.language_code)
-        if self._seen.get(user.id) != key:
-            await users.seen_user(
-                user.id,
-                username=user.username,
-                first_name=user.first_name,
-                language_code=user.language_code,
-            )
-            self._seen[user.id] = key
-        if isinstance(event, Message) and event.chat.id not in self._seen_chats:
-            await users.seen_chat(event.chat.id, type=event.chat.type, title=event.chat.title)
-            self._seen_chats.add(event.chat.id)
 
 
 def me_text(

@@ -1,4 +1,4 @@
-"""/history: a user's recent jobs, each result sendable again from its Telegram file_id."""
+"""/history: a user's recent jobs in this chat, each result sendable again from its file_id."""
 
 from __future__ import annotations
 
@@ -73,7 +73,10 @@ def build_router() -> Router:
     async def show_history(message: Message, tasks: TaskRepo) -> None:
         if message.from_user is None:
             return
-        recent = await tasks.recent_for_user(message.from_user.id, HISTORY_SIZE)
+        # Only this chat's jobs: in a group, the user's jobs there (their private prompts stay
+        # private); in a private chat, the ones they started there. A result sent again then
+        # lands where its buttons belong.
+        recent = await tasks.recent_in_chat(message.from_user.id, message.chat.id, HISTORY_SIZE)
         if not recent:
             await message.answer(_("No jobs yet. Start one with /imagine."))
             return
@@ -84,7 +87,12 @@ def build_router() -> Router:
         query: CallbackQuery, callback_data: HistoryCallback, message: Message, tasks: TaskRepo
     ) -> None:
         task = await tasks.get(callback_data.task_id)
-        if task is None or task.user_id != query.from_user.id or not task.result_file_id:
+        if (
+            task is None
+            or task.user_id != query.from_user.id
+            or task.chat_id != message.chat.id
+            or not task.result_file_id
+        ):
             await query.answer(_("This result is no longer available."), show_alert=True)
             return
         await query.answer()

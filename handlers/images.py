@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import html
 import re
@@ -575,14 +574,16 @@ def build_router() -> Router:
     async def on_mask_prompt(
         message: Message,
         state: FSMContext,
+        bot: Bot,
         jobs: Jobs,
         client: UserAPIClient,
         tasks: TaskRepo,
     ) -> None:
         data = await state.get_data()
         task = await tasks.get(int(data.get("region_task") or 0))
-        mask_b64 = str(data.get("region_mask") or "")
-        if not can_inpaint(task) or not mask_b64 or task is None:
+        mask_ref = data.get("region_mask")
+        size = upscale_size(task) if task is not None else None
+        if not can_inpaint(task) or not isinstance(mask_ref, dict) or task is None or not size:
             await state.set_state(None)
             await message.reply(
                 _("This job is no longer available. Start a new one with /imagine.")
@@ -593,15 +594,18 @@ def build_router() -> Router:
         except PromptError as error:
             await message.reply(prompt_problem(error))
             return
+        # The mask was checked when it came; it is made again from Telegram's copy now, so
+        # no image waits in the stored state (which outlives a restart).
+        try:
+            mask = await asyncio.to_thread(
+                make_mask, await download(bot, ImageRef.from_dict(mask_ref)), *size
+            )
+        except ImageProblem as problem:
+            await message.reply(problem_text(problem))
+            return
         await state.set_state(None)
         await state.update_data(region_task=None, region_mask=None)
-        await start_inpaint(
-            jobs,
-            requester_of(message),
-            task,
-            mask_png=base64.b64decode(mask_b64),
-            prompt=prompt,
-        )
+        await start_inpaint(jobs, requester_of(message), task, mask_png=mask, prompt=prompt)
 
     return router
 
@@ -644,12 +648,12 @@ async def _take_mask(
         return
     try:
         raw = await download(bot, ref)
-        mask = await asyncio.to_thread(make_mask, raw, *size)
+        await asyncio.to_thread(make_mask, raw, *size)  # refused now, not after the prompt
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return
     await state.set_state(Flow.mask_prompt)
-    await state.update_data(region_mask=base64.b64encode(mask).decode("ascii"))
+    await state.update_data(region_mask=ref.to_dict())
     prefill = task.prompt or ""
     await message.reply(
         _(

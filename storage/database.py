@@ -141,6 +141,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN request TEXT;
     CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
     """,
+    # 8: waiting states (aiogram FSM) kept across restarts, and what pruning looks up by age.
+    """
+    CREATE TABLE fsm_states (
+        key TEXT PRIMARY KEY,
+        state TEXT,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX fsm_states_updated ON fsm_states(updated_at);
+    CREATE INDEX uploads_created ON uploads(created_at);
+    CREATE INDEX prompt_requests_created ON prompt_requests(created_at);
+    """,
 )
 
 

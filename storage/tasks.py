@@ -360,3 +360,14 @@ class TaskRepo:
             (parent_id, action),
         )
         return TaskRecord.from_row(row) if row else None
+
+    async def recent_in_chat(
+        self, user_id: int, chat_id: int, limit: int = 10
+    ) -> list[TaskRecord]:
+        """A user's newest tasks started in one chat, newest first."""
+        rows = await self._db.fetch_all(
+            """SELECT * FROM tasks WHERE user_id = ? AND chat_id = ?
+               ORDER BY id DESC LIMIT ?""",
+            (user_id, chat_id, limit),
+        )
+        return [TaskRecord.from_row(row) for row in rows]

@@ -659,10 +659,13 @@ class FakeTelegram:
         message_thread_id: int | None = None,
         media_group_id: str | None = None,
         file_size: int | None = None,
+        sender_chat: JSONDict | None = None,
     ) -> JSONDict:
         """Queue an update with a user's message and return the message.
 
         `file_size` pretends the attached file has that size (for Telegram's download limit).
+        `sender_chat` sends it on behalf of a chat: a channel, or the group itself for an
+        anonymous admin (`user` is then Telegram's stand-in bot, as Telegram sends it).
         """
         self._chats.setdefault(chat["id"], dict(chat))
         self._users.setdefault(user["id"], dict(user))
@@ -672,6 +675,8 @@ class FakeTelegram:
             "chat": dict(chat),
             "date": int(time.time()),
         }
+        if sender_chat is not None:
+            message["sender_chat"] = dict(sender_chat)
         if message_thread_id is not None:
             message["message_thread_id"] = message_thread_id
             if chat.get("is_forum"):
