@@ -27,6 +27,7 @@ from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
 from bot.telegram import create_session
+from bot.translate import Translator
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web import (
@@ -127,6 +128,7 @@ class App:
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    translator: Translator | None = None
 
     async def wait(self) -> None:
         """Run until the Telegram side stops (polling ends, or forever with a webhook)."""
@@ -166,6 +168,8 @@ class App:
             await self.alerts.stop()
         await self.view.close()
         await self.client.aclose()
+        if self.translator is not None:
+            await self.translator.aclose()
         # A request still waiting for a token would reopen the session closed next; cancel it.
         await self.limiter.close()
         await self.bot.session.close()
@@ -262,6 +266,18 @@ async def start_app(settings: Settings) -> App:
     )
 
     users = UserRepo(db)
+    translator = (
+        Translator(
+            url=settings.translate_url,
+            api_key=(
+                settings.translate_api_key.get_secret_value()
+                if settings.translate_api_key
+                else None
+            ),
+        )
+        if settings.translate_url
+        else None
+    )
     dispatcher = Dispatcher(
         jobs=jobs,
         tasks=tasks,
@@ -272,6 +288,7 @@ async def start_app(settings: Settings) -> App:
         client=client,
         uploads=UploadRepo(db),
         policy=policy,
+        translator=translator,
     )
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -332,6 +349,7 @@ async def start_app(settings: Settings) -> App:
         limiter=limiter,
         simulator=simulator,
         alerts=alerts,
+        translator=translator,
     )
     await set_command_menus(bot, i18n)
     await set_admin_menus(bot, i18n, settings.admin_ids)
