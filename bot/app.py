@@ -274,6 +274,7 @@ async def start_app(settings: Settings) -> App:
                 if settings.translate_api_key
                 else None
             ),
+            timeout=settings.translate_timeout,
         )
         if settings.translate_url
         else None

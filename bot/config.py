@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # A LibreTranslate-compatible server: set, non-English prompt text is translated first.
     translate_url: str | None = None
     translate_api_key: SecretStr | None = None
+    # Seconds the translator gets for a whole prompt before it goes as written.
+    translate_timeout: float = 5.0
 
     @field_validator(
         "admin_ids",

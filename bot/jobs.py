@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, cast
 
-from bot.actions import Action
+from bot.actions import Action, refused_for_version
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
 
@@ -196,6 +196,7 @@ class Failure:
     SERVER_ERROR = "bot:server_error"
     RESTARTED = "bot:restarted"
     STUCK = "bot:stuck"
+    NOT_FOR_VERSION = "bot:not_for_version"
 
 
 def failure_reason(error: UserAPIError) -> str:
@@ -208,6 +209,8 @@ def failure_reason(error: UserAPIError) -> str:
         return Failure.BUSY
     if error.status >= 500:
         return Failure.SERVER_ERROR
+    if refused_for_version(error.message):
+        return Failure.NOT_FOR_VERSION
     return error.message
 
 

@@ -97,14 +97,16 @@ class RecentAlbums:
 
     def __init__(self, limit: int = ALBUMS_KEPT) -> None:
         self._limit = limit
-        self._albums: OrderedDict[tuple[int, str], list[ImageRef]] = OrderedDict()
+        self._albums: OrderedDict[tuple[int, str], dict[int, ImageRef]] = OrderedDict()
 
-    def remember(self, chat_id: int, group_id: str | None, refs: Sequence[ImageRef]) -> None:
-        """Keep an album's images (single photos need no memory: the reply carries them)."""
-        if group_id is None or len(refs) < 2:
+    def add(self, message: Message) -> None:
+        """Note one part of an album as it arrives (a reply may name any part of it)."""
+        ref = image_of(message)
+        if message.media_group_id is None or ref is None:
             return
-        self._albums[(chat_id, group_id)] = list(refs)
-        self._albums.move_to_end((chat_id, group_id))
+        key = (message.chat.id, message.media_group_id)
+        self._albums.setdefault(key, {})[message.message_id] = ref
+        self._albums.move_to_end(key)
         while len(self._albums) > self._limit:
             self._albums.popitem(last=False)
 
@@ -113,7 +115,7 @@ class RecentAlbums:
         if message.media_group_id is not None:
             album = self._albums.get((message.chat.id, message.media_group_id))
             if album:
-                return list(album)
+                return [album[message_id] for message_id in sorted(album)]
         ref = image_of(message)
         return [ref] if ref is not None else []
 
@@ -636,13 +638,11 @@ def build_router() -> Router:
         settings: Settings,
         translator: Translator | None,
     ) -> None:
+        recent.add(message)
         album = await albums.collect(message)
         if album is None:
             return  # part of an album its first message handles
         first = album[0]
-        recent.remember(
-            first.chat.id, first.media_group_id, [r for m in album if (r := image_of(m))]
-        )
         caption = next((m.caption for m in album if m.caption), None)
         command = parse_command(caption, await _username(bot))
         current = await state.get_state()

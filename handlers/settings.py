@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -351,6 +352,10 @@ async def on_code(
     try:
         code = parse_code(field, re.sub(r"\s+", " ", message.text or ""))
     except ValueError:
+        if message.reply_to_message is None:
+            # Not an answer to the question but something else (a prompt): let it through.
+            await state.set_state(None)
+            raise SkipHandler from None
         await message.reply(code_invalid(field))
         return
     await state.set_state(None)
