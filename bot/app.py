@@ -261,7 +261,8 @@ async def start_app(settings: Settings) -> App:
         webhook_url=webhook_url,
         gate=policy,
         max_concurrent=settings.max_concurrent_jobs,
-        queue_view=TelegramQueueNotices(bot, i18n),
+        accounts=settings.userapi_accounts,
+        queue_view=TelegramQueueNotices(bot, i18n, tasks),
         observer=alerts,
     )
 

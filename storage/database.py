@@ -135,7 +135,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: who asked, as shown under results in groups.
     "ALTER TABLE tasks ADD COLUMN requester TEXT;",
-    # 7: today's Midjourney in /settings (issue 13): draft mode, --exp, a style code, a
+    # 7: each job's request as a value (JSON), kept from the moment it is asked for, so the
+    # queue of jobs waiting for a slot (status 'queued') survives a restart.
+    """
+    ALTER TABLE tasks ADD COLUMN request TEXT;
+    CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
+    """,
+    # 8: today's Midjourney in /settings (issue 13): draft mode, --exp, a style code, a
     # personalization code, reference weights, and whether prompts are translated.
     """
     ALTER TABLE user_settings ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;
