@@ -560,6 +560,15 @@ def build_router() -> Router:
         else:
             await images.reference(message, refs, draft, requester_of(message))
 
+    @router.message(Command(*REFERENCE_COMMANDS, "ref"), F.text)
+    async def reference_without_photo(message: Message) -> None:
+        await message.reply(
+            _(
+                "Reply to a photo (or an album) with this command, or send the photo with it "
+                "as the caption, for example <code>/sref a cozy cabin in the woods</code>."
+            )
+        )
+
     @router.message(Flow.reference, Command("imagine"))
     @router.message(Flow.reference, F.text, ~F.text.startswith("/"))
     async def on_reference_prompt(

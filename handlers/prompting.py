@@ -6,7 +6,6 @@ so every prompt passes the same checks before anything is spent.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -180,8 +179,3 @@ async def plain_prompt(
         message, text, user_settings=user_settings, config=config, translator=translator
     )
     return None if draft is None else draft.words
-
-
-def html_code(text: str) -> str:
-    """Text shown as code in an HTML message."""
-    return f"<code>{html.escape(text)}</code>"

@@ -467,3 +467,17 @@ async def test_buttons_fit_the_version_and_a_refused_button_is_explained(
         await asyncio.sleep(0.05)
     [said] = text_sent(tg, chat["id"], "isn't available for this image")
     assert "V7" in said and "failed" not in said
+
+
+async def test_help_shows_references_parameters_and_translation(
+    translating_bot: BotHarness, tg: FakeTelegram
+) -> None:
+    ann = tg.user(1701, "Ann")
+    chat = tg.private_chat(ann)
+    tg.send_message(chat, ann, "/help")
+    call = await tg.wait_for("sendMessage", lambda c: "References from photos" in c.params["text"])
+    text = call.params["text"]
+    for example in ("/sref a fox", "--oref", "--cref", "--draft", "--p abc123", "кот в шляпе"):
+        assert example in text
+    tg.send_message(chat, ann, "/sref a fox")
+    await tg.wait_for("sendMessage", lambda c: "Reply to a photo" in c.params["text"])
