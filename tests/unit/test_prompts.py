@@ -129,3 +129,26 @@ def test_todays_defaults_are_appended_only_where_they_fit() -> None:
     assert apply_defaults("a cat", PromptDefaults(sw=300, ow=50)) == "a cat"
     # A speed the owner no longer allows is not added.
     assert apply_defaults("a cat", PromptDefaults(speed="turbo"), speeds=["relax"]) == "a cat"
+
+
+def test_a_photo_reference_runs_on_a_version_that_takes_it() -> None:
+    from handlers.prompting import Draft
+
+    url = "https://cdn.test/u.png"
+    v61 = PromptDefaults(model="v6.1", draft=True)
+    # Omni reference is V7's: a V6.1 default gives way to --v 7 (and draft mode fits again).
+    assert Draft("a knight", v61, ("fast",), "oref").compose(refs=[url]) == (
+        f"a knight --oref {url} --v 7 --draft"
+    )
+    # Character reference is V6's: with the V7 default (none chosen) it runs on V6.1.
+    assert Draft("a pilot", PromptDefaults(), ("fast",), "cref").compose(refs=[url]) == (
+        f"a pilot --cref {url} --v 6.1"
+    )
+    # A version the user wrote is theirs: checked, not replaced.
+    mine = Draft("a pilot --v 7", PromptDefaults(), ("fast",), "cref")
+    assert mine.compose(refs=[url]) == f"a pilot --v 7 --cref {url}"
+    problem = mine.check(refs=1)
+    assert problem is not None and problem.detail == "--cref"
+    assert Draft("a cat", v61, ("fast",), "sref").compose(refs=[url, url]) == (
+        f"a cat --sref {url} {url} --v 6.1"
+    )
