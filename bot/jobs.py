@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -28,6 +28,7 @@ from bot.job_request import (
     submit,
 )
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.webhook_watch import WebhookWatch
 from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class Jobs:
         accounts: Sequence[str] = (),
         queue_view: QueueView | None = None,
         observer: JobObserver | None = None,
+        webhooks: WebhookWatch | None = None,
     ) -> None:
         self._repo = repo
         self.gate = gate
@@ -203,8 +205,8 @@ class Jobs:
         # becomes its status message.
         self._posting_notice: dict[int, asyncio.Task[None]] = {}
         self._submitting = 0
-        # Called with a task's hash once the API accepted it (the webhook watch starts there).
-        self.on_sent: Callable[[str], None] | None = None
+        # Whether userapi's webhooks reach us (None: no PUBLIC_URL, tasks are polled).
+        self.webhooks = webhooks
 
     # -- starting jobs -------------------------------------------------------------------
 
@@ -328,8 +330,8 @@ class Jobs:
             raise
         task_hash = answer if isinstance(answer, str) else answer.hash
         await self._repo.set_hash(record.id, task_hash)
-        if self.on_sent is not None:
-            self.on_sent(task_hash)
+        if self.webhooks is not None:
+            self.webhooks.sent(task_hash)
         if isinstance(answer, Task):
             await self.handle_update(answer)
         early = self._early.pop(task_hash, None)
@@ -415,6 +417,8 @@ class Jobs:
 
     def offer(self, task: Task) -> None:
         """Handle a webhook's update in the background, at most one at a time per task."""
+        if self.webhooks is not None:
+            self.webhooks.heard(task.hash)
         # A burst of progress webhooks for one task need not each reach the database and the
         # chat: while one is handled, only the most advanced of those arriving meanwhile waits.
         queued = self._queued.get(task.hash)
