@@ -28,6 +28,7 @@ from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
 from bot.retention import prune_daily
 from bot.telegram import create_session
+from bot.translate import Translator
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web import (
@@ -129,6 +130,7 @@ class App:
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    translator: Translator | None = None
 
     async def wait(self) -> None:
         """Run until the Telegram side stops (polling ends, or forever with a webhook)."""
@@ -168,6 +170,8 @@ class App:
             await self.alerts.stop()
         await self.view.close()
         await self.client.aclose()
+        if self.translator is not None:
+            await self.translator.aclose()
         # A request still waiting for a token would reopen the session closed next; cancel it.
         await self.limiter.close()
         await self.bot.session.close()
@@ -275,6 +279,19 @@ async def start_app(settings: Settings) -> App:
     )
 
     users = UserRepo(db)
+    translator = (
+        Translator(
+            url=settings.translate_url,
+            api_key=(
+                settings.translate_api_key.get_secret_value()
+                if settings.translate_api_key
+                else None
+            ),
+            timeout=settings.translate_timeout,
+        )
+        if settings.translate_url
+        else None
+    )
     dispatcher = Dispatcher(
         # Waiting states in the database: a flow half done survives a restart.
         storage=SQLiteStorage(db),
@@ -287,6 +304,7 @@ async def start_app(settings: Settings) -> App:
         client=client,
         uploads=UploadRepo(db),
         policy=policy,
+        translator=translator,
     )
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -347,6 +365,7 @@ async def start_app(settings: Settings) -> App:
         limiter=limiter,
         simulator=simulator,
         alerts=alerts,
+        translator=translator,
     )
     await set_command_menus(bot, i18n)
     await set_admin_menus(bot, i18n, settings.admin_ids)

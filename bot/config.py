@@ -23,6 +23,10 @@ DEFAULT_COUNTED_TYPES = (
 )
 
 
+Speed = Literal["relax", "fast", "turbo"]
+ALL_SPEEDS: tuple[Speed, ...] = ("relax", "fast", "turbo")
+
+
 def _split_csv(value: object) -> object:
     """Accept `1,2, 3` (what people write in .env) as well as a JSON list."""
     if isinstance(value, str):
@@ -89,6 +93,16 @@ class Settings(BaseSettings):
     # states are pruned; delivered results (what /history offers again) are kept.
     retention_days: int = Field(default=90, ge=1)
 
+    # Speeds users may ask for (`--fast` in a prompt, /settings); others are stripped with a note.
+    allowed_speeds: Annotated[list[Speed], NoDecode] = Field(
+        default_factory=lambda: list(ALL_SPEEDS)
+    )
+    # A LibreTranslate-compatible server: set, non-English prompt text is translated first.
+    translate_url: str | None = None
+    translate_api_key: SecretStr | None = None
+    # Seconds the translator gets for a whole prompt before it goes as written.
+    translate_timeout: float = 5.0
+
     @field_validator(
         "admin_ids",
         "userapi_accounts",
@@ -101,13 +115,32 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("public_url", "userapi_key", "webapp_url", mode="before")
+    @field_validator("allowed_speeds", mode="before")
+    @classmethod
+    def _speeds(cls, value: object) -> object:
+        # `ALLOWED_SPEEDS=Relax, fast` is as good as `relax,fast`; empty means all.
+        speeds = _split_csv(value)
+        if isinstance(speeds, list):
+            speeds = [str(speed).lower() for speed in speeds]
+            return speeds or list(ALL_SPEEDS)
+        return speeds
+
+    @field_validator(
+        "public_url",
+        "userapi_key",
+        "webapp_url",
+        "translate_url",
+        "translate_api_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `PUBLIC_URL=` in a .env file means "not set", not "the empty URL".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("public_url", "telegram_api_url", "userapi_base_url", "webapp_url")
+    @field_validator(
+        "public_url", "telegram_api_url", "userapi_base_url", "webapp_url", "translate_url"
+    )
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

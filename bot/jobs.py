@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from bot.actions import Action
+from bot.actions import Action, refused_for_version
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
     FollowUp,
@@ -147,6 +147,7 @@ class Failure:
     SERVER_ERROR = "bot:server_error"
     RESTARTED = "bot:restarted"
     STUCK = "bot:stuck"
+    NOT_FOR_VERSION = "bot:not_for_version"
 
 
 def failure_reason(error: UserAPIError) -> str:
@@ -159,6 +160,8 @@ def failure_reason(error: UserAPIError) -> str:
         return Failure.BUSY
     if error.status >= 500:
         return Failure.SERVER_ERROR
+    if refused_for_version(error.message):
+        return Failure.NOT_FOR_VERSION
     return error.message
 
 

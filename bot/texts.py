@@ -6,6 +6,7 @@ import html
 
 from babel.support import LazyProxy
 
+from bot.actions import model_version
 from bot.i18n import _, __
 from bot.jobs import Failure
 from storage.tasks import TaskRecord
@@ -57,6 +58,7 @@ def reason_text(reason: str | None) -> str:
         Failure.SERVER_ERROR: _("The Midjourney service had an internal error. Please try again."),
         Failure.RESTARTED: _("The bot restarted while sending this job. Please send it again."),
         Failure.STUCK: _("Midjourney stopped reporting on this job. Please try again."),
+        Failure.NOT_FOR_VERSION: _("Midjourney doesn't offer this for the image's version."),
     }
     if not reason:
         return _("Midjourney did not say why.")
@@ -112,6 +114,13 @@ def failure_text(task: TaskRecord) -> str:
             "🚫 <b>{job}</b>: Midjourney's content filter refused this prompt ({reasons}). "
             "Please rephrase it."
         ).format(job=label, reasons=html.escape(reasons))
+    if task.status_reason == Failure.NOT_FOR_VERSION:
+        family, version = model_version(task.prompt)
+        name = f"Niji {version:g}" if family == "niji" else f"V{version:g}"
+        return _(
+            "ℹ️ <b>{job}</b> isn't available for this image: Midjourney doesn't offer it for "
+            "{version}. Nothing was charged; the other buttons still work."
+        ).format(job=label, version=name)
     return _("❌ <b>{job}</b> failed: {reason}").format(
         job=label, reason=html.escape(reason_text(task.status_reason))
     )

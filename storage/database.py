@@ -153,6 +153,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX uploads_created ON uploads(created_at);
     CREATE INDEX prompt_requests_created ON prompt_requests(created_at);
     """,
+    # 9: today's Midjourney in /settings (issue 13): draft mode, --exp, a style code, a
+    # personalization code, reference weights, and whether prompts are translated.
+    """
+    ALTER TABLE user_settings ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE user_settings ADD COLUMN exp INTEGER;
+    ALTER TABLE user_settings ADD COLUMN sref TEXT;
+    ALTER TABLE user_settings ADD COLUMN personalize TEXT;
+    ALTER TABLE user_settings ADD COLUMN sw INTEGER;
+    ALTER TABLE user_settings ADD COLUMN ow INTEGER;
+    ALTER TABLE user_settings ADD COLUMN translate INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 
