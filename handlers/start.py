@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from bot.i18n import _
+from bot.payments import Payments
 
 
 def help_text(username: str) -> str:
@@ -47,8 +48,15 @@ def build_router() -> Router:
 
     @router.message(CommandStart())
     @router.message(Command("help"))
-    async def start(message: Message) -> None:
+    async def start(message: Message, payments: Payments) -> None:
         me = await message.bot.me() if message.bot else None
-        await message.answer(help_text(me.username if me and me.username else "bot"))
+        text = help_text(me.username if me and me.username else "bot")
+        if payments.enabled:
+            text += "\n\n" + _(
+                "Your free jobs each day are on the house; after them a job costs credits, "
+                "bought with Telegram Stars: <code>/buy</code>. <code>/balance</code> shows "
+                "yours. A failed job costs nothing."
+            )
+        await message.answer(text)
 
     return router
