@@ -215,6 +215,13 @@ async def user_card(user_id: int, policy: Policy) -> tuple[str, InlineKeyboardMa
     if mode == "allowlist":
         allowed = await policy.is_allowed(user_id, user_id)
         lines.append(_("Allowed: {state}").format(state=_("yes") if allowed else _("no")))
+    if policy.payments is not None and policy.payments.enabled:
+        balance = await policy.payments.credits.balance(user_id)
+        lines.append(
+            _("Credits: {credits}, held by running jobs: {reserved}").format(
+                credits=balance.credits, reserved=balance.reserved
+            )
+        )
     if policy.is_admin(user_id):
         lines.append(_("An admin: no limits apply."))
     target = str(user_id)

@@ -275,6 +275,7 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
     assert "+2 credits. Balance now: 2" in await say(
         tg, admin_chat, owner, "/grant @ann 2 welcome"
     )
+    assert "Credits: 2, held by running jobs: 0" in await say(tg, admin_chat, owner, "/user 1001")
     assert "has only 2 credits" in await say(tg, admin_chat, owner, "/grant 1001 -5")
     assert "Usage" in await say(tg, admin_chat, owner, "/grant 1001 lots")
     # Not for everyone.
