@@ -13,7 +13,7 @@ from storage.credits import CreditsRepo
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, bot_token="1:x", **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, bot_token="1:x", **values)
 
 
 def payments(costs: dict[str, int]) -> Payments:
