@@ -36,6 +36,8 @@ class Priority(IntEnum):
     RESULT = 0
     NORMAL = 1
     PROGRESS = 2
+    # "Number N in the queue" edits: the least urgent thing the bot sends.
+    NOTICE = 3
 
 
 _priority: ContextVar[Priority | None] = ContextVar("telegram_priority", default=None)
@@ -73,6 +75,8 @@ class Limits:
     progress_reserve: int = 1
     # ... and overall, so that a result never waits for a second of edits to pass.
     progress_global_reserve: int = 3
+    # Queue notice edits leave the same in their chat and a third of the overall second.
+    notice_global_reserve: int = 10
 
     def scaled(self, factor: float) -> Limits:
         """The same limits, every one `factor` times faster (tests against a fake Telegram)."""
@@ -252,6 +256,8 @@ class RateLimiter:
         """Slots a request at this level must leave free: in its own chat's limits, overall."""
         if level is Priority.PROGRESS:
             return self.limits.progress_reserve, self.limits.progress_global_reserve
+        if level is Priority.NOTICE:
+            return self.limits.progress_reserve, self.limits.notice_global_reserve
         return 0, 0
 
     def release(self, chat_id: int | str | None) -> None:

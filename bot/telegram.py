@@ -13,7 +13,12 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
@@ -114,3 +119,9 @@ def create_session(api_url: str, limiter: RateLimiter | None = None) -> AiohttpS
     session.middleware(RetryMiddleware())
     session.middleware(RateLimitMiddleware(limiter or RateLimiter()))
     return session
+
+
+def is_gone(error: TelegramBadRequest) -> bool:
+    """Whether an edit failed because the message no longer exists."""
+    text = error.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text

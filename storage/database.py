@@ -135,7 +135,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: who asked, as shown under results in groups.
     "ALTER TABLE tasks ADD COLUMN requester TEXT;",
-    # 7: the credits ledger (issue 14): every change to a balance, which is the ledger's sum.
+    # 7: each job's request as a value (JSON), kept from the moment it is asked for, so the
+    # queue of jobs waiting for a slot (status 'queued') survives a restart.
+    """
+    ALTER TABLE tasks ADD COLUMN request TEXT;
+    CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
+    """,
+    # 8: the credits ledger (issue 14): every change to a balance, which is the ledger's sum.
     # The partial unique indexes make each task's hold and its settlement, and each Telegram
     # payment and its refund, happen at most once however often they are asked for.
     """
