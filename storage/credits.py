@@ -96,14 +96,20 @@ class CreditsRepo:
         return Balance(int(row["credits"]), int(row["reserved"]))
 
     async def reserve(self, *, user_id: int, task_id: int, cost: int) -> bool:
-        """Hold a task's cost if the user can pay it; False when they can't (or it is held)."""
+        """Hold a task's cost if the user can pay it (or it holds it already); False if not."""
         # One statement: the check and the hold can't be split by another job's hold.
         changed = await self._db.execute(
             f"""INSERT OR IGNORE INTO credit_ledger (user_id, kind, amount, task_id, created_at)
                 SELECT ?, 'reserve', ?, ?, ? WHERE {_BALANCE} >= ?""",
             (user_id, -cost, task_id, time.time(), user_id, cost),
         )
-        return changed == 1
+        if changed == 1:
+            return True
+        # Asked again for the same task (a retry, a recovery): its one hold stands.
+        held = await self._db.fetch_one(
+            "SELECT 1 FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'", (task_id,)
+        )
+        return held is not None
 
     async def settle(self, task_id: int, *, done: bool) -> bool:
         """Charge (done) or release a task's hold, once; True when the task had a hold."""
