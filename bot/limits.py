@@ -14,7 +14,6 @@ from bot.i18n import _
 from bot.jobs import Requester
 from bot.payments import Payments, no_credits_reason
 from storage.access import AccessRepo, ChatRule, UserRule
-from storage.credits import CreditsRepo
 from storage.tasks import TaskRecord
 from storage.usage import UsageRepo
 
@@ -228,7 +227,7 @@ class Policy:
         cost = self.payments.cost(record.type)
         if cost <= 0:
             return None
-        if self.counts(record.type) and await self._free(record, self.payments.credits):
+        if self.counts(record.type) and await self._free(record, self.payments):
             return None
         if await self.payments.credits.reserve(
             user_id=record.user_id, task_id=record.id, cost=cost
@@ -237,9 +236,11 @@ class Policy:
             return None
         return no_credits_reason(cost)
 
-    async def _free(self, record: TaskRecord, credits: CreditsRepo) -> bool:
+    async def _free(self, record: TaskRecord, payments: Payments) -> bool:
         """Whether a new job fits its requester's (and group's) free allowance today."""
-        counted = sorted(self.defaults.counted_types)
+        credits = payments.credits
+        # Jobs free by their price (cost 0) take no part of the allowance.
+        counted = sorted(t for t in self.defaults.counted_types if payments.cost(t) > 0)
         limit = self.daily_limit(await self.access.user(record.user_id))
         # Free jobs still running count too, the earlier ones first: of a burst of presses
         # exactly as many as are left go free, whatever order their checks run in.
@@ -265,12 +266,16 @@ class Policy:
 
     async def settle(self, record: TaskRecord) -> None:
         """A job reached a final state: charge what it holds on `done`, release it otherwise."""
-        paid = False
         # Settled even with payments switched off since: holds from before must end too.
-        if self.payments is not None:
-            paid = await self.payments.credits.settle(record.id, done=record.status == "done")
-        if record.status == "done" and not paid:
-            await self.charge(record)
+        if self.payments is not None and await self.payments.credits.settle(
+            record.id, done=record.status == "done"
+        ):
+            return  # paid with credits: the free allowance is untouched
+        if record.status != "done":
+            return
+        if self.payments is not None and self.paid and self.payments.cost(record.type) <= 0:
+            return  # free by its price: not a free job of the day either
+        await self.charge(record)
 
     async def charge(self, record: TaskRecord) -> None:
         """Charge a job that finished `done` (once) to the day, if its type counts."""

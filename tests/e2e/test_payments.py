@@ -347,3 +347,26 @@ async def test_restart_between_hold_and_done_charges_once(make_bot: Any) -> None
         "SELECT kind, amount FROM credit_ledger WHERE task_id IS NOT NULL ORDER BY id"
     )
     assert [(row["kind"], row["amount"]) for row in rows] == [("reserve", -1), ("charge", 0)]
+
+
+async def test_free_jobs_first_and_free_types_cost_nothing(make_bot: Any) -> None:
+    bot: BotHarness = await make_bot(daily_limit=1, job_costs="imagine:1,reroll:0,upscale:1")
+    tg, sim = bot.tg, bot.sim
+    ann = tg.user(1001, "Ann")
+    chat = tg.private_chat(ann)
+
+    # The day's free job, then a reroll priced 0: neither needs credits, and the reroll takes
+    # nothing of the free allowance.
+    tg.send_message(chat, ann, "/imagine a free fox")
+    grid = await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    tg.press(grid, button_data(grid, "🔄"), ann)
+    await bot.photo_reply(chat["id"], is_result(chat["id"]), count=2)
+    me = await say(tg, chat, ann, "/me")
+    assert "Free jobs today: 1 of 1." in me and "Credits: <b>0</b>" in me
+
+    # An upscale costs its price: with no credits it is refused before reaching the API.
+    upscales = len(sim.requests_to("/midjourney/v2/upscale"))
+    tg.press(grid, button_data(grid, "U1"), ann)
+    refusal = await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
+    assert "this job costs 1" in refusal.params["text"]
+    assert len(sim.requests_to("/midjourney/v2/upscale")) == upscales
