@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,11 @@ def is_notice(call: ApiCall) -> bool:
 def with_buttons(call: ApiCall) -> bool:
     """A grid result (a progress preview has no buttons)."""
     return "U1" in str(call.params.get("reply_markup"))
+
+
+def result_in(chat_id: int) -> Callable[[ApiCall], bool]:
+    """Matches a grid result sent to one chat."""
+    return lambda call: with_buttons(call) and chat_of(call) == chat_id
 
 
 def chat_of(call: ApiCall) -> int:
@@ -280,11 +285,7 @@ async def test_jobs_waiting_in_the_bot_survive_kill_9_and_each_is_delivered_once
     process, output = await start_bot(env, tmp_path)
     try:
         for chat in chats:
-            await tg.wait_for(
-                "sendPhoto",
-                lambda c, chat=chat: with_buttons(c) and chat_of(c) == chat["id"],
-                timeout=30,
-            )
+            await tg.wait_for("sendPhoto", result_in(chat["id"]), timeout=30)
         await asyncio.sleep(1.0)  # a duplicate would come now
     finally:
         process.kill()
