@@ -23,6 +23,7 @@ from bot.delivery import TelegramView
 from bot.i18n import DEFAULT_LOCALE, LOCALES, _, build_i18n
 from bot.jobs import Jobs
 from bot.limits import Defaults, Policy
+from bot.payments import Payments
 from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
@@ -44,6 +45,7 @@ from handlers import get_routers
 from handlers.admin import admin_commands
 from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
 from storage.access import AccessRepo
+from storage.credits import CreditsRepo
 from storage.database import Database
 from storage.fsm import SQLiteStorage
 from storage.prompts import PromptRequestRepo
@@ -62,8 +64,14 @@ HANDLER_GRACE_SECONDS = 5.0
 UPDATES_AT_ONCE = 64
 
 
-def user_commands() -> list[BotCommand]:
+def user_commands(paid: bool = False) -> list[BotCommand]:
     """The command menu everyone sees, in the current language."""
+    if paid:
+        return [
+            *user_commands(),
+            BotCommand(command="buy", description=_("Buy credits with Telegram Stars")),
+            BotCommand(command="balance", description=_("Your credits and purchases")),
+        ]
     return [
         BotCommand(command="imagine", description=_("Create images from a prompt")),
         BotCommand(command="settings", description=_("Default aspect ratio, model, speed")),
@@ -74,21 +82,21 @@ def user_commands() -> list[BotCommand]:
     ]
 
 
-async def set_command_menus(bot: Bot, i18n: I18n) -> None:
+async def set_command_menus(bot: Bot, i18n: I18n, paid: bool = False) -> None:
     """Publish the command menu in every language (Telegram picks by the user's app language)."""
     for locale in LOCALES:
         with i18n.context(), i18n.use_locale(locale):
-            commands = user_commands()
+            commands = user_commands(paid)
         language = None if locale == DEFAULT_LOCALE else locale
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language)
 
 
-async def set_admin_menus(bot: Bot, i18n: I18n, admin_ids: list[int]) -> None:
+async def set_admin_menus(bot: Bot, i18n: I18n, admin_ids: list[int], paid: bool = False) -> None:
     """Give each admin's private chat the user commands plus the console's."""
     for admin_id in admin_ids:
         for locale in LOCALES:
             with i18n.context(), i18n.use_locale(locale):
-                commands = user_commands() + admin_commands()
+                commands = user_commands(paid) + admin_commands(paid)
             language = None if locale == DEFAULT_LOCALE else locale
             try:
                 await bot.set_my_commands(
@@ -222,6 +230,12 @@ async def start_app(settings: Settings) -> App:
         else None
     )
     usage = UsageRepo(db)
+    payments = Payments(
+        credits=CreditsRepo(db),
+        enabled=settings.payments == "stars",
+        packs=settings.stars_packs,
+        costs=settings.job_costs,
+    )
     policy = Policy(
         access=AccessRepo(db),
         usage=usage,
@@ -235,6 +249,7 @@ async def start_app(settings: Settings) -> App:
             counted_types=frozenset(settings.counted_job_types),
         ),
         i18n=i18n,
+        payments=payments,
     )
 
     async def account_hashes() -> list[str]:
@@ -305,6 +320,7 @@ async def start_app(settings: Settings) -> App:
         uploads=UploadRepo(db),
         policy=policy,
         translator=translator,
+        payments=payments,
     )
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -367,8 +383,8 @@ async def start_app(settings: Settings) -> App:
         alerts=alerts,
         translator=translator,
     )
-    await set_command_menus(bot, i18n)
-    await set_admin_menus(bot, i18n, settings.admin_ids)
+    await set_command_menus(bot, i18n, payments.enabled)
+    await set_admin_menus(bot, i18n, settings.admin_ids, payments.enabled)
     await jobs.recover()
     app.background.append(asyncio.create_task(poller.run()))
     app.background.append(asyncio.create_task(prune_daily(db, settings.retention_days)))

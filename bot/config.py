@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Jobs that count against daily limits by default: the ones that make a new grid or video.
@@ -25,6 +25,21 @@ DEFAULT_COUNTED_TYPES = (
 
 Speed = Literal["relax", "fast", "turbo"]
 ALL_SPEEDS: tuple[Speed, ...] = ("relax", "fast", "turbo")
+# What each job type costs in credits with PAYMENTS=stars (types not listed: see bot/payments.py).
+DEFAULT_JOB_COSTS = {"imagine": 1, "upscale": 1, "animate": 2}
+
+
+def _pairs(value: object, what: str) -> list[tuple[str, int]]:
+    """`a:1, b:2` as [("a", 1), ("b", 2)], with a clear error naming the setting's form."""
+    pairs = []
+    for part in str(value).split(","):
+        if not part.strip():
+            continue
+        key, sep, number = part.partition(":")
+        if not sep or not key.strip() or not number.strip().isdigit():
+            raise ValueError(f"expected {what}, got {part.strip()!r}")
+        pairs.append((key.strip(), int(number.strip())))
+    return pairs
 
 
 def _split_csv(value: object) -> object:
@@ -67,6 +82,15 @@ class Settings(BaseSettings):
     fast_time_alert_percent: float = 10.0
     error_burst_count: int = 5
     error_burst_window: float = 300.0
+
+    # Paid generations: `stars` sells credits for Telegram Stars; unset, jobs cost nothing.
+    payments: Literal["stars"] | None = None
+    # Credit packs as (credits, stars); STARS_PACKS=10:50,50:200.
+    stars_packs: Annotated[list[tuple[int, int]], NoDecode] = Field(default_factory=list)
+    # Credits per job type; JOB_COSTS=imagine:1,upscale:1,animate:2 (0 = free).
+    job_costs: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_JOB_COSTS)
+    )
 
     # Beyond SPEC's table: tuning knobs with safe defaults.
     simulator_pace: float = 1.5
@@ -124,6 +148,40 @@ class Settings(BaseSettings):
             speeds = [str(speed).lower() for speed in speeds]
             return speeds or list(ALL_SPEEDS)
         return speeds
+
+    @field_validator("stars_packs", mode="before")
+    @classmethod
+    def _packs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        packs = []
+        for credits, stars in _pairs(value, "credits:stars like 10:50"):
+            if not credits.isdigit() or int(credits) < 1 or stars < 1:
+                raise ValueError(f"a pack is credits:stars, both 1 or more; got {credits}:{stars}")
+            packs.append((int(credits), stars))
+        return packs
+
+    @field_validator("job_costs", mode="before")
+    @classmethod
+    def _costs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        # Listed types change the defaults; the rest keep theirs.
+        return {**DEFAULT_JOB_COSTS, **dict(_pairs(value.lower(), "type:credits like imagine:1"))}
+
+    @field_validator("payments", mode="before")
+    @classmethod
+    def _payments(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @model_validator(mode="after")
+    def _packs_for_stars(self) -> Settings:
+        # Selling Stars without anything to buy would only tell users they are out of credits.
+        if self.payments == "stars" and not self.stars_packs:
+            raise ValueError("PAYMENTS=stars needs STARS_PACKS, e.g. STARS_PACKS=10:50,50:200")
+        return self
 
     @field_validator(
         "public_url",

@@ -71,8 +71,11 @@ class JobGate(Protocol):
     async def refusal(self, requester: Requester, type: str) -> str | None:
         """Why this requester may not start this job now, in their words; None: go ahead."""
 
-    async def charge(self, record: TaskRecord) -> None:
-        """Charge a job that finished `done` to its requester (idempotent)."""
+    async def reserve(self, requester: Requester, record: TaskRecord) -> str | None:
+        """Hold what a just-stored task costs (once); why it can't start, or None: go ahead."""
+
+    async def settle(self, record: TaskRecord) -> None:
+        """A task reached a final state: charge it when `done`, release its hold otherwise."""
 
 
 class JobObserver(Protocol):
@@ -244,6 +247,8 @@ class Jobs:
             requester=requester.name,
             request=dump_request(request),
         )
+        if refusal is None and self.gate is not None:
+            refusal = await self.gate.reserve(requester, record)
         if refusal is not None:
             log.info("Task %d (%s) refused for user %d", record.id, type, requester.user_id)
             await self.give_up(record, refusal)
@@ -467,13 +472,13 @@ class Jobs:
             self._early.popitem(last=False)
 
     async def _deliver(self, record: TaskRecord) -> None:
-        # Every final state passes here: the slot frees and the next job is submitted at once;
-        # what it shows in its chat waits until this result is out.
+        # Every final state passes here: the slot frees and the next job is submitted at once
+        # (what it shows in its chat waits until this result is out); the job is settled once.
         sent = asyncio.Event()
         try:
             await self._release(record.id, after=sent)
-            if record.status == "done" and self.gate is not None:
-                await self.gate.charge(record)
+            if self.gate is not None:
+                await self.gate.settle(record)
             await self._deliver_claimed(record)
         finally:
             sent.set()

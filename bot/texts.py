@@ -9,6 +9,7 @@ from babel.support import LazyProxy
 from bot.actions import model_version
 from bot.i18n import _, __
 from bot.jobs import Failure
+from bot.payments import no_credits_cost
 from storage.tasks import TaskRecord
 
 CAPTION_LIMIT = 1024
@@ -62,6 +63,12 @@ def reason_text(reason: str | None) -> str:
     }
     if not reason:
         return _("Midjourney did not say why.")
+    cost = no_credits_cost(reason)
+    if cost is not None:
+        return _(
+            "you're out of credits (this job costs {cost}; your free jobs for today are used "
+            "up). Buy credits with /buy."
+        ).format(cost=cost)
     return words.get(reason, reason)
 
 

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.i18n import _
 from bot.limits import Policy, reset_text, today
+from bot.payments import Payments, balance_text
 from storage.tasks import TaskRecord
 
 # Commands a disabled group still hears, so it can be switched back on.
@@ -56,15 +57,24 @@ def not_yours() -> str:
 
 
 def me_text(
-    used: int, limit: int, running: int, concurrent: int, *, group: tuple[int, int] | None
+    used: int,
+    limit: int,
+    running: int,
+    concurrent: int,
+    *,
+    group: tuple[int, int] | None,
+    paid: bool = False,
 ) -> str:
     """The /me answer."""
+    if paid:
+        # With payments the daily limit is the free allowance; past it, jobs cost credits.
+        first = _("Free jobs today: {used} of {limit}.").format(used=used, limit=limit)
+    elif limit:
+        first = _("Jobs today: {used} of {limit}.").format(used=used, limit=limit)
+    else:
+        first = _("Jobs today: {used} (no daily limit).").format(used=used)
     lines = [
-        (
-            _("Jobs today: {used} of {limit}.").format(used=used, limit=limit)
-            if limit
-            else _("Jobs today: {used} (no daily limit).").format(used=used)
-        ),
+        first,
         (
             _("Running now: {running} of {limit}.").format(running=running, limit=concurrent)
             if concurrent
@@ -75,7 +85,7 @@ def me_text(
         lines.append(
             _("This group today: {used} of {limit}.").format(used=group[0], limit=group[1])
         )
-    if limit or group is not None:
+    if limit or group is not None or paid:
         lines.append(_("The count resets at {reset}.").format(reset=reset_text()))
     return "\n".join(lines)
 
@@ -85,18 +95,27 @@ def build_router() -> Router:
     router = Router(name="groups")
 
     @router.message(Command("me"))
-    async def me(message: Message, policy: Policy) -> None:
+    async def me(message: Message, policy: Policy, payments: Payments) -> None:
         if message.from_user is None:
             return
-        usage = await policy.usage_of(message.from_user.id)
+        user_id = message.from_user.id
+        usage = await policy.usage_of(user_id)
         group: tuple[int, int] | None = None
         if message.chat.id < 0:
             group_limit = (await policy.access.chat(message.chat.id)).daily_limit
             if group_limit:
                 group = (await policy.usage.used_in_chat(message.chat.id, today()), group_limit)
-        await message.reply(
-            me_text(usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group)
+        paid = payments.enabled and not policy.is_admin(user_id)
+        text = me_text(
+            usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group, paid=paid
         )
+        if payments.enabled:
+            text += "\n\n" + balance_text(
+                await payments.credits.balance(user_id),
+                await payments.credits.purchases(user_id),
+                admin=policy.is_admin(user_id),
+            )
+        await message.reply(text)
 
     async def group_admin(message: Message, policy: Policy, *, owner_only: bool = False) -> bool:
         """Whether the sender may change this group's settings; says why not otherwise."""

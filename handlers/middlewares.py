@@ -217,6 +217,9 @@ class AccessMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if policy is None or user is None:
             return await handler(event, data)
+        if isinstance(event, Message) and event.successful_payment is not None:
+            # Money was taken: whoever paid gets their credits, banned, throttled or not.
+            return await handler(event, data)
         sender_chat = event.sender_chat if isinstance(event, Message) else None
         admin = policy.is_admin(user.id) and sender_chat is None
         if not admin and await self._speaks_to_us(event):

@@ -8,6 +8,7 @@ from aiogram.types import Message
 
 from bot.config import Settings
 from bot.i18n import _
+from bot.payments import Payments
 
 
 def todays_midjourney(username: str, *, translation: bool) -> str:
@@ -74,13 +75,17 @@ def build_router() -> Router:
 
     @router.message(CommandStart())
     @router.message(Command("help"))
-    async def start(message: Message, settings: Settings) -> None:
+    async def start(message: Message, settings: Settings, payments: Payments) -> None:
         me = await message.bot.me() if message.bot else None
         username = me.username if me and me.username else "bot"
-        await message.answer(
-            help_text(username)
-            + "\n\n"
-            + todays_midjourney(username, translation=settings.translate_url is not None)
-        )
+        text = help_text(username) + "\n\n"
+        text += todays_midjourney(username, translation=settings.translate_url is not None)
+        if payments.enabled:
+            text += "\n\n" + _(
+                "Your free jobs each day are on the house; after them a job costs credits, "
+                "bought with Telegram Stars: <code>/buy</code>. <code>/balance</code> shows "
+                "yours. A failed job costs nothing."
+            )
+        await message.answer(text)
 
     return router

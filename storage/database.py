@@ -164,6 +164,31 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE user_settings ADD COLUMN ow INTEGER;
     ALTER TABLE user_settings ADD COLUMN translate INTEGER NOT NULL DEFAULT 1;
     """,
+    # 10: the credits ledger (issue 14): every change to a balance, which is the ledger's sum.
+    # The partial unique indexes make each task's hold and its settlement, and each Telegram
+    # payment and its refund, happen at most once however often they are asked for.
+    """
+    CREATE TABLE credit_ledger (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        task_id INTEGER,
+        charge_id TEXT,
+        stars INTEGER,
+        reason TEXT,
+        actor_id INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX credit_ledger_user ON credit_ledger(user_id, id);
+    CREATE INDEX credit_ledger_kind ON credit_ledger(kind, created_at);
+    CREATE UNIQUE INDEX credit_ledger_hold ON credit_ledger(task_id) WHERE kind = 'reserve';
+    CREATE UNIQUE INDEX credit_ledger_settled ON credit_ledger(task_id)
+        WHERE kind IN ('charge', 'release');
+    CREATE UNIQUE INDEX credit_ledger_purchase ON credit_ledger(charge_id)
+        WHERE kind = 'purchase';
+    CREATE UNIQUE INDEX credit_ledger_refund ON credit_ledger(charge_id) WHERE kind = 'refund';
+    """,
 )
 
 
