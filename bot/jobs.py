@@ -61,6 +61,18 @@ class Delivered:
     file_id: str | None
 
 
+def requester_of(record: TaskRecord) -> Requester:
+    """Who asked for a stored job."""
+    return Requester(
+        chat_id=record.chat_id,
+        user_id=record.user_id,
+        thread_id=record.thread_id,
+        message_id=record.request_message_id,
+        locale=record.locale,
+        name=record.requester,
+    )
+
+
 class UndeliverableError(Exception):
     """The chat will never take this result (bot blocked, chat gone): stop trying."""
 
@@ -246,13 +258,19 @@ class Jobs:
             locale=requester.locale,
             requester=requester.name,
             request=dump_request(request),
+            # Stored refused at once: a restart must never find a refused job waiting to go.
+            refused=refusal,
         )
-        if refusal is None and self.gate is not None:
-            refusal = await self.gate.reserve(requester, record)
         if refusal is not None:
             log.info("Task %d (%s) refused for user %d", record.id, type, requester.user_id)
-            await self.give_up(record, refusal)
+            await self._deliver(record)
             return await self._repo.require(record.id)
+        if self.gate is not None:
+            # A crash before this hold is taken leaves the job queued; recover() takes it then.
+            refusal = await self.gate.reserve(requester, record)
+            if refusal is not None:
+                await self.give_up(record, refusal)
+                return await self._repo.require(record.id)
         if self.queue is None:
             return await self._submit_now(record, account)
         self.queue.add(record.id, account)
@@ -521,7 +539,14 @@ class Jobs:
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
             await self.give_up(orphan, Failure.RESTARTED)
-        waiting = await self._repo.queued()
+        waiting = []
+        for record in await self._repo.queued():
+            # Taking a job's hold again is a no-op, unless the process died before it was taken.
+            refusal = await self.gate.reserve(requester_of(record), record) if self.gate else None
+            if refusal is None:
+                waiting.append(record)
+            else:
+                await self.give_up(record, refusal)
         if self.queue is not None:
             # Jobs still running at the API hold their slots across the restart.
             for record in await self._repo.in_flight():

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from bot.job_request import ImagineRequest, dump_request
 from bot.userapi.simulator import Simulator
 from storage.credits import CreditsRepo
+from storage.database import Database
+from storage.tasks import TaskRepo
 from tests.e2e.harness import BotHarness, button_data, button_labels, wait_in_flight
 from tests.fake_telegram import ApiCall, FakeTelegram
 
@@ -370,3 +373,40 @@ async def test_free_jobs_first_and_free_types_cost_nothing(make_bot: Any) -> Non
     refusal = await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
     assert "this job costs 1" in refusal.params["text"]
     assert len(sim.requests_to("/midjourney/v2/upscale")) == upscales
+
+
+async def test_jobs_queued_before_their_hold_are_held_or_refused_after_a_crash(
+    make_bot: Any,
+) -> None:
+    bot: BotHarness = await make_bot()
+    tg, sim = bot.tg, bot.sim
+    owner, ann = tg.user(ADMIN, "Owner"), tg.user(1001, "Ann")
+    admin_chat, chat = tg.private_chat(owner), tg.private_chat(ann)
+    await say(tg, admin_chat, owner, "/grant 1001 1")
+    await bot.stop()
+
+    # The process died right after storing two jobs, before either took its hold.
+    db = await Database.open(bot.database_path)
+    repo = TaskRepo(db)
+    for prompt in ("first after the crash", "second after the crash"):
+        await repo.create(
+            type="imagine",
+            chat_id=chat["id"],
+            user_id=ann["id"],
+            prompt=prompt,
+            request=dump_request(ImagineRequest(prompt=prompt)),
+        )
+    await db.close()
+
+    await bot.start()
+    # One credit: the first job is held and runs; the second can't be paid and is refused.
+    await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
+    assert [r.json()["prompt"] for r in sim.requests_to("/midjourney/v2/imagine")] == [
+        "first after the crash"
+    ]
+    assert bot.app is not None
+    rows = await bot.app.db.fetch_all(
+        "SELECT kind, amount FROM credit_ledger WHERE task_id IS NOT NULL ORDER BY id"
+    )
+    assert [(row["kind"], row["amount"]) for row in rows] == [("reserve", -1), ("charge", 0)]
