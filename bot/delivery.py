@@ -27,7 +27,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.actions import UPSCALED_TYPES, is_animation
 from bot.i18n import _
-from bot.jobs import Delivered, UndeliverableError
+from bot.job_values import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
 from bot.ratelimit import Priority, priority

@@ -15,7 +15,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.actions import GRID_TYPES, UPSCALED_TYPES
 from bot.i18n import _
-from bot.jobs import Failure
+from bot.job_values import Failure
 from storage.credits import Balance, CreditsRepo, Purchase
 
 # Telegram Stars: the only currency for digital goods sold inside Telegram; no provider.

@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.jobs import Failure, Jobs
+from bot.job_values import Failure
+from bot.jobs import Jobs
 from bot.ratelimit import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord, TaskRepo

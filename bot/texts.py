@@ -8,7 +8,7 @@ from babel.support import LazyProxy
 
 from bot.actions import model_version
 from bot.i18n import _, __
-from bot.jobs import Failure
+from bot.job_values import Failure
 from bot.payments import no_credits_cost
 from storage.tasks import TaskRecord
 

@@ -24,7 +24,8 @@ from aiohttp import web
 from bot.actions import UPSCALED_TYPES, is_animation
 from bot.i18n import _
 from bot.job_request import InpaintRequest
-from bot.jobs import Jobs, Requester
+from bot.job_values import Requester
+from bot.jobs import Jobs
 from bot.prompts import PromptError, normalize_prompt
 from bot.uploads import ImageProblem, make_mask
 from bot.userapi import UserAPIClient, UserAPIError

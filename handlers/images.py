@@ -32,7 +32,8 @@ from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
 from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
-from bot.jobs import Jobs, Requester, failure_reason
+from bot.job_values import Requester, failure_reason
+from bot.jobs import Jobs
 from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from bot.texts import reason_text
 from bot.translate import Translator

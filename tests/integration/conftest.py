@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.jobs import Delivered, Jobs
+from bot.job_values import Delivered
+from bot.jobs import Jobs
 from bot.userapi import UserAPIClient
 from bot.web import USERAPI_WEBHOOK_PREFIX, build_web_app
 from storage.database import Database
