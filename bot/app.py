@@ -42,7 +42,7 @@ from bot.web import (
 from bot.webapp import RegionApp
 from bot.webhook_watch import WebhookWatch
 from handlers import get_routers
-from handlers.admin import admin_commands
+from handlers.admin_texts import admin_commands
 from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
 from storage.access import AccessRepo
 from storage.credits import CreditsRepo
