@@ -32,6 +32,7 @@ from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
 from bot.jobs import Hook, Jobs, Requester, failure_reason
+from bot.media import MAX_PIXELS, MAX_SIDE
 from bot.prompts import (
     MAX_PROMPT_LENGTH,
     PromptDefaults,
@@ -45,9 +46,9 @@ from bot.uploads import (
     ImageProblem,
     ImageRef,
     Uploaded,
+    build_mask,
     download,
     image_of,
-    make_mask,
     upload_images,
 )
 from bot.userapi import UserAPIClient, UserAPIError
@@ -125,6 +126,13 @@ def problem_text(problem: ImageProblem) -> str:
             "That file is too big: bots can only download files up to {limit} MB from "
             "Telegram. Please send a smaller image."
         ).format(limit=DOWNLOAD_LIMIT_MB)
+    if problem.code == "too_large":
+        return _(
+            "That image is too large: I take images of up to {megapixels} megapixels and "
+            "{side} px a side. Please send a smaller one."
+        ).format(megapixels=MAX_PIXELS // 1_000_000, side=MAX_SIDE)
+    if problem.code == "busy":
+        return _("Too many images are being prepared right now. Please send it again in a minute.")
     if problem.code == "not_image":
         return _(
             "That file is not an image I can read. Please send a photo, or a PNG, JPG, WEBP, "
@@ -661,7 +669,7 @@ async def _take_mask(
         return
     try:
         raw = await download(bot, ref)
-        mask = await asyncio.to_thread(make_mask, raw, *size)
+        mask = await build_mask(raw, *size)
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return

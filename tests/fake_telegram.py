@@ -403,6 +403,9 @@ class FakeTelegram:
         self._failures: dict[str, deque[_Failure]] = {}
         self._drops: dict[str, int] = {}
         self._lost_answers: dict[str, int] = {}
+        # File downloads to fail, in order: an HTTP status, or 0 to drop the connection.
+        self._file_failures: deque[int] = deque()
+        self.file_downloads = 0
 
         handlers: dict[str, Callable[[_Req], Awaitable[Any]]] = {
             "getMe": self._get_me,
@@ -583,6 +586,10 @@ class FakeTelegram:
         """
         name = method.lower()
         self._lost_answers[name] = self._lost_answers.get(name, 0) + times
+
+    def fail_file_downloads(self, status: int = 502, times: int = 1) -> None:
+        """Fail the next `times` file downloads with an HTTP status (0: drop the connection)."""
+        self._file_failures.extend([status] * times)
 
     def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
         """Make a user an administrator (or "creator") of a chat."""
@@ -952,6 +959,13 @@ class FakeTelegram:
         self._notify()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        self.file_downloads += 1
+        if self._file_failures:
+            status = self._file_failures.popleft()
+            if status == 0 and request.transport is not None:
+                request.transport.abort()
+                return web.Response()
+            return web.Response(status=status or 502, text="Bad Gateway")
         stored = self._files_by_path.get(request.match_info["path"])
         if request.match_info["token"] != self.token or stored is None:
             body = {"ok": False, "error_code": 404, "description": "Not Found"}

@@ -78,7 +78,7 @@ async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
     view = RecordingView()
     api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused")
     jobs = Jobs(repo=repo, client=api, view=view, webhook_url="http://bot/hook")
-    client = TestClient(TestServer(build_web_app(jobs=jobs, webhook_secret=SECRET)))
+    client = TestClient(TestServer(build_web_app(jobs=jobs, client=api, webhook_secret=SECRET)))
     await client.start_server()
     yield Endpoint(client, jobs, view, repo)
     await client.close()
