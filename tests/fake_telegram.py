@@ -588,8 +588,11 @@ class FakeTelegram:
         self._lost_answers[name] = self._lost_answers.get(name, 0) + times
 
     def fail_file_downloads(self, status: int = 502, times: int = 1) -> None:
-        """Fail the next `times` file downloads with an HTTP status (0: drop the connection)."""
-        self._file_failures.extend([status] * times)
+        """Fail the next `times` file downloads with an HTTP status (0: drop the connection).
+
+        Replaces failures still queued: `times=0` stops failing.
+        """
+        self._file_failures = deque([status] * times)
 
     def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
         """Make a user an administrator (or "creator") of a chat."""
