@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ MAX_SUBMIT_BYTES = 8 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
 IMAGES_AT_ONCE = 4
+IMAGE_CACHE_BYTES = 32 * 1024 * 1024
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 
 def page_texts() -> dict[str, str]:
@@ -156,6 +159,8 @@ class RegionApp:
         self._policy = policy
         # Upscales proxied at once: each is held in memory (up to MAX_IMAGE_BYTES) meanwhile.
         self._image_slots = asyncio.Semaphore(IMAGES_AT_ONCE)
+        self._images: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._images_bytes = 0
         self._jobs = jobs
         self._tasks = tasks
         self._client = client
@@ -216,16 +221,45 @@ class RegionApp:
         """The upscale itself, proxied so the page never needs the CDN (or any token)."""
         allowed = await self._allowed(request)
         url = str(allowed.task.result.get("url") or "")
-        try:
-            async with self._image_slots:
-                data = await self._client.fetch(url, max_bytes=MAX_IMAGE_BYTES)
-        except UserAPIError as error:
-            log.warning("Upscale image for the Mini App unavailable: %s", error.message)
-            raise web.HTTPBadGateway(text="the image is no longer available") from error
-        content_type = str(allowed.task.result.get("content_type") or "image/png")
+        data = self._cached(allowed.task.id, url)
+        if data is None:
+            try:
+                async with self._image_slots:
+                    # Another request may have fetched it while this one waited.
+                    data = self._cached(allowed.task.id, url)
+                    if data is None:
+                        data = await self._client.fetch(url, max_bytes=MAX_IMAGE_BYTES)
+                        self._remember(allowed.task.id, url, data)
+            except UserAPIError as error:
+                log.warning("Upscale image for the Mini App unavailable: %s", error.message)
+                raise web.HTTPBadGateway(text="the image is no longer available") from error
+        # Only image types: the body is served from the bot's own origin.
+        content_type = str(allowed.task.result.get("content_type") or "")
+        if content_type not in IMAGE_TYPES:
+            content_type = "image/png"
         return web.Response(
-            body=data, content_type=content_type, headers={"Cache-Control": "no-store"}
+            body=data,
+            content_type=content_type,
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
+
+    def _cached(self, task_id: int, url: str) -> bytes | None:
+        entry = self._images.get(task_id)
+        if entry is None or entry[0] != url:
+            return None
+        self._images.move_to_end(task_id)
+        return entry[1]
+
+    def _remember(self, task_id: int, url: str, data: bytes) -> None:
+        """Keep recent upscales (the page loads one per open), within IMAGE_CACHE_BYTES."""
+        if len(data) > IMAGE_CACHE_BYTES:
+            return
+        old = self._images.pop(task_id, None)
+        self._images_bytes += len(data) - (len(old[1]) if old else 0)
+        self._images[task_id] = (url, data)
+        while self._images_bytes > IMAGE_CACHE_BYTES:
+            _, (_, dropped) = self._images.popitem(last=False)
+            self._images_bytes -= len(dropped)
 
     async def submit(self, request: web.Request) -> web.Response:
         """Check, build the mask at the upscale's exact size, and start the inpaint job."""

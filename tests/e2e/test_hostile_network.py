@@ -179,7 +179,7 @@ async def test_a_forged_webhook_pointing_at_loopback_downloads_and_sends_nothing
 
 async def test_mini_app_refuses_non_ascii_hashes_and_banned_users(bot: BotHarness) -> None:
     ann = ImageUser(bot)
-    url, _ = await open_region(ann)
+    url, upscale = await open_region(ann)
     task_id = parse_qs(urlsplit(url).query)["task"][0]
     api = f"http://127.0.0.1:{bot.port}/webapp/api/region/{task_id}"
     good = sign_init_data(bot.tg.token, {"id": ann.user["id"], "first_name": "Ann"})
@@ -198,6 +198,15 @@ async def test_mini_app_refuses_non_ascii_hashes_and_banned_users(bot: BotHarnes
         headers = {"Authorization": f"tma {good}"}
         async with http.get(api, headers=headers) as response:
             assert response.status == 200
+        # The image is the stored result, fetched once and then served from the cache.
+        image_path = urlsplit(str(upscale["result"]["url"])).path
+        fetched_before = len(ann.sim.requests_to(image_path))
+        for _ in range(3):
+            async with http.get(api + "/image", headers=headers) as response:
+                assert response.status == 200
+                assert response.content_type == "image/png"
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert len(ann.sim.requests_to(image_path)) == fetched_before + 1
 
         assert bot.app is not None
         await AccessRepo(bot.app.db).save_user(UserRule(ann.user["id"], banned=True))
