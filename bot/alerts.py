@@ -161,6 +161,26 @@ class Alerts:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
+    # -- webhooks ------------------------------------------------------------------------
+
+    async def webhooks_broken(self, url: str) -> None:
+        """userapi's webhooks don't reach the bot: say where they go and what to check."""
+        with self._speaking():
+            await self._raise(
+                "webhooks",
+                _(
+                    "📭 userapi's webhooks don't reach the bot at <code>{url}</code>. Results "
+                    "still arrive, because the bot asks userapi itself, but later and at a "
+                    "cost in requests. Check that PUBLIC_URL opens from the internet over "
+                    "HTTPS, that the proxy passes this path on to the bot's WEB_PORT, and that "
+                    "no firewall blocks userapi. I'll say nothing more until they arrive again."
+                ).format(url=html.escape(url)),
+            )
+
+    def webhooks_restored(self) -> None:
+        """Webhooks arrive again: a new failure is a new episode."""
+        self._clear("webhooks")
+
     # -- job outcomes (JobObserver) ------------------------------------------------------
 
     async def api_error(self, error: UserAPIError, account_hash: str | None) -> None:

@@ -41,6 +41,7 @@ from bot.web import (
     derive_secret,
 )
 from bot.webapp import RegionApp
+from bot.webhook_watch import WebhookWatch
 from handlers import get_routers
 from handlers.admin import admin_commands
 from handlers.groups import AccessMiddleware
@@ -288,6 +289,15 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     )
     if alerts is not None:
         stack.push_async_callback(alerts.stop)
+    webhooks = None
+    if webhook_url is not None:
+        # The secret part of the path is left out: the alert shows where, not how to forge.
+        shown_url = f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}…"
+        webhooks = WebhookWatch(
+            grace=settings.webhook_grace,
+            on_broken=(lambda: alerts.webhooks_broken(shown_url)) if alerts else None,
+            on_restored=alerts.webhooks_restored if alerts else None,
+        )
     jobs = Jobs(
         repo=tasks,
         client=client,
@@ -295,8 +305,10 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         webhook_url=webhook_url,
         gate=policy,
         max_concurrent=settings.max_concurrent_jobs,
-        queue_view=TelegramQueueNotices(bot, i18n),
+        accounts=settings.userapi_accounts,
+        queue_view=TelegramQueueNotices(bot, i18n, tasks),
         observer=alerts,
+        webhooks=webhooks,
     )
     stack.push_async_callback(jobs.drain)
 

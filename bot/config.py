@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     poll_interval: float = 3.0
     poll_max_interval: float = 30.0
     webhook_quiet_after: float = 60.0
+    # With PUBLIC_URL: a task with no webhook this long after it was sent is polled instead.
+    webhook_grace: float = 15.0
     progress_edit_interval: float = 3.0
     # Most GET /status requests per second, across all tasks.
     poll_max_rate: float = 20.0

@@ -31,6 +31,7 @@ from bot.jobs import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
 from bot.media import animation_to_mp4, prepare_photo
 from bot.ratelimit import Priority, priority
+from bot.telegram import is_gone
 from bot.texts import caption_for, failure_text, status_text, type_label
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.settings import UserSettingsRepo
@@ -114,9 +115,21 @@ class TelegramView:
         await self._repo.set_status_message(task.id, message_id, is_photo=is_photo)
 
     async def job_started(self, task: TaskRecord) -> None:
-        """Send the status message that progress will edit."""
+        """Show the status message that progress will edit (the queue notice becomes it)."""
         with self._speaking(task):
             text = status_text(task)
+        if task.status_message_id is not None:
+            try:
+                await self._bot.edit_message_text(
+                    chat_id=task.chat_id, message_id=task.status_message_id, text=text
+                )
+            except TelegramBadRequest as error:
+                if not is_gone(error):
+                    log.debug("Status of task %d not shown: %s", task.id, error.message)
+                    return
+            else:
+                self._last_edit[task.id] = time.monotonic()
+                return
         try:
             message = await self._bot.send_message(text=text, **self._reply(task))
         except TelegramForbiddenError as error:
@@ -155,7 +168,7 @@ class TelegramView:
             with self._speaking(task), priority(Priority.PROGRESS):
                 await self._show_progress(task)
         except TelegramBadRequest as error:
-            if _is_gone(error) and task.id not in self._ending:
+            if is_gone(error) and task.id not in self._ending:
                 await self._status_anew(task)
             else:
                 # "not modified" and the like: progress is best-effort.
@@ -391,12 +404,6 @@ class TelegramView:
         """Show a finished task's outcome once more (e.g. a repeated 🌱 Seed press)."""
         with self._speaking(task):
             await self._send_outcome(task, None)
-
-
-def _is_gone(error: TelegramBadRequest) -> bool:
-    """Whether an edit failed because the message no longer exists."""
-    text = error.message.lower()
-    return "message to edit not found" in text or "message can't be edited" in text
 
 
 def _photo_file_id(message: Message) -> str | None:

@@ -10,13 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypedDict, cast
+from typing import Any, Protocol, cast
 
 from bot.actions import Action
+from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
+from bot.job_request import (
+    FollowUp,
+    FollowUpRequest,
+    Hook,
+    ImagineRequest,
+    JobRequest,
+    dump_request,
+    load_request,
+    submit,
+)
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.webhook_watch import WebhookWatch
 from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
 
 log = logging.getLogger(__name__)
@@ -27,13 +39,6 @@ REMIX_CACHE_SECONDS = 60.0
 # its answer to our POST (with the hash) has been stored.
 EARLY_UPDATE_SECONDS = 30.0
 EARLY_UPDATE_LIMIT = 1000
-
-
-class Hook(TypedDict, total=False):
-    """Where the API should post a job's updates (empty when we poll instead)."""
-
-    webhook_url: str
-    webhook_type: Literal["progress", "result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +75,6 @@ class JobGate(Protocol):
         """Charge a job that finished `done` to its requester (idempotent)."""
 
 
-class QueueView(Protocol):
-    """Shows a job waiting for a free slot (a status message with its place in the queue)."""
-
-    async def queued(self, task: TaskRecord, position: int) -> None:
-        """Say the job waits, and where in the queue (1 = next); called again when it moves."""
-
-    async def dequeued(self, task: TaskRecord) -> None:
-        """The job left the queue (it starts now): take the waiting message away."""
-
-
 class JobObserver(Protocol):
     """Watches outcomes for the owner (bot/alerts.py): API errors and failed tasks."""
 
@@ -88,50 +83,6 @@ class JobObserver(Protocol):
 
     async def task_failed(self, task: TaskRecord) -> None:
         """A task ended in `error`."""
-
-
-class Slots:
-    """A global cap on jobs at the API, with a first-come queue for the rest."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self.busy: set[int] = set()
-        self.waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
-
-    def try_take(self, task_id: int) -> bool:
-        """Take a slot at once if one is free and nobody waits before us."""
-        if len(self.busy) < self.limit and not self.waiting:
-            self.busy.add(task_id)
-            return True
-        return False
-
-    def enqueue(self, task_id: int) -> asyncio.Future[None]:
-        """Join the queue; the future resolves when the slot is ours."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((task_id, future))
-        return future
-
-    def position(self, task_id: int) -> int:
-        """Place in the queue, 1 = next (0 when not waiting)."""
-        for place, (waiting_id, _) in enumerate(self.waiting, start=1):
-            if waiting_id == task_id:
-                return place
-        return 0
-
-    def release(self, task_id: int) -> list[int]:
-        """Free a task's slot (idempotent); return the ids that got a slot from it."""
-        if task_id not in self.busy:
-            return []
-        self.busy.discard(task_id)
-        granted = []
-        while self.waiting and len(self.busy) < self.limit:
-            waiting_id, future = self.waiting.popleft()
-            if future.done():  # its waiter was cancelled (shutdown)
-                continue
-            self.busy.add(waiting_id)
-            future.set_result(None)
-            granted.append(waiting_id)
-        return granted
 
 
 class JobView(Protocol):
@@ -223,12 +174,19 @@ class Jobs:
         webhook_url: str | None,
         gate: JobGate | None = None,
         max_concurrent: int | None = None,
+        accounts: Sequence[str] = (),
         queue_view: QueueView | None = None,
         observer: JobObserver | None = None,
+        webhooks: WebhookWatch | None = None,
     ) -> None:
         self._repo = repo
         self.gate = gate
-        self.slots = Slots(max_concurrent) if max_concurrent else None
+        self.queue = JobQueue(Slots(max_concurrent, accounts)) if max_concurrent else None
+        self.notices = (
+            NoticeRefresher(self.queue, queue_view, repo)
+            if self.queue is not None and queue_view is not None
+            else None
+        )
         self.queue_view = queue_view
         self.observer = observer
         self._client = client
@@ -240,87 +198,162 @@ class Jobs:
         # Webhook updates waiting per task hash (at most one: the most advanced) while that
         # task's previous update is being handled.
         self._queued: dict[str, Task] = {}
+        # First queue notices being posted: a job leaving the queue waits for its notice, which
+        # becomes its status message.
+        self._posting_notice: dict[int, asyncio.Task[None]] = {}
         self._submitting = 0
+        # Whether userapi's webhooks reach us (None: no PUBLIC_URL, tasks are polled).
+        self.webhooks = webhooks
 
     # -- starting jobs -------------------------------------------------------------------
 
     async def start(
         self,
         requester: Requester,
+        request: JobRequest,
         *,
         type: str,
         prompt: str | None,
-        call: Callable[[Hook], Awaitable[str | Task]],
         parent: TaskRecord | None = None,
         action: str | None = None,
         choice: str | None = None,
-        account_hash: str | None = None,
     ) -> TaskRecord:
-        """Store a new task, show its status message, and submit it with `call` (once).
+        """Store a new job with its request, then submit it now or queue it for a free slot.
 
-        `call` gets the webhook arguments to pass to the client and returns the API's hash
-        (or a finished task object). Every kind of job starts here, so here the gate refuses
-        (the task ends `error` with the reason, costing nothing) and the global cap queues.
+        Every kind of job starts here, so here the gate refuses (the task ends `error` with the
+        reason, costing nothing) and the cap queues.
         """
         refusal = await self.gate.refusal(requester, type) if self.gate else None
+        # A follow-up runs on its parent's account; a job with an account named stays on it.
+        account = request.account_hash or (parent.account_hash if parent else None)
         record = await self._repo.create(
             type=type,
             prompt=prompt,
             parent_id=parent.id if parent else None,
             action=action,
             choice=choice,
-            account_hash=account_hash or (parent.account_hash if parent else None),
+            account_hash=account,
             chat_id=requester.chat_id,
             user_id=requester.user_id,
             thread_id=requester.thread_id,
             request_message_id=requester.message_id,
             locale=requester.locale,
             requester=requester.name,
+            request=dump_request(request),
         )
         if refusal is not None:
             log.info("Task %d (%s) refused for user %d", record.id, type, requester.user_id)
             await self.give_up(record, refusal)
             return await self._repo.require(record.id)
-        if self.slots is None or self.slots.try_take(record.id):
-            return await self._submit_holding(record, call)
-        # Every slot is taken: wait our turn in the background so the caller is not held up.
-        waiting = self.slots.enqueue(record.id)
-        if self.queue_view is not None:
-            await self.queue_view.queued(record, self.slots.position(record.id))
-        self.spawn(self._submit_when_free(record, waiting, call))
-        return record
+        if self.queue is None:
+            return await self._submit_now(record, account)
+        self.queue.add(record.id, account)
+        granted = dict(self._grant(skip=record.id))
+        if record.id in granted:
+            return await self._submit_now(record, granted[record.id])
+        # Every slot is taken: say so and return; a freed slot submits it in the background.
+        if self.queue_view is not None and record.id in self.queue:
+            position = self.queue.position(record.id)
+            posting = asyncio.create_task(self.queue_view.queued(record, position))
+            self._posting_notice[record.id] = posting
+            try:
+                await asyncio.shield(posting)
+            finally:
+                self._posting_notice.pop(record.id, None)
+            if self.notices is not None:
+                self.notices.shown(record.id, position)
+        return await self._repo.require(record.id)
 
-    async def _submit_when_free(
-        self,
-        record: TaskRecord,
-        waiting: asyncio.Future[None],
-        call: Callable[[Hook], Awaitable[str | Task]],
+    def _grant(
+        self, skip: int | None = None, after: asyncio.Event | None = None
+    ) -> list[tuple[int, str | None]]:
+        """Hand free slots to waiting jobs and submit them at once, in the background."""
+        if self.queue is None:
+            return []
+        granted = self.queue.grant()
+        for task_id, account in granted:
+            if task_id != skip:
+                self.spawn(self._submit_queued(task_id, account, after))
+        if granted and self.notices is not None:
+            self.notices.poke()
+        return granted
+
+    async def _submit_now(self, record: TaskRecord, account: str | None) -> TaskRecord:
+        """Submit a job that got a slot as it was asked for: status message, then the POST."""
+        if not await self._repo.start_sending(record.id, account):
+            return await self._repo.require(record.id)
+        record = await self._repo.require(record.id)
+        await self.view.job_started(record)
+        return await self._send(record)
+
+    async def _submit_queued(
+        self, task_id: int, account: str | None, after: asyncio.Event | None
     ) -> None:
-        await waiting
-        if self.queue_view is not None:
-            await self.queue_view.dequeued(record)
-        await self._submit_holding(record, call)
+        """Submit a job that waited: the POST first, then (after the result that freed its
+        slot is sent) its queue notice becomes its status message."""
+        if not await self._repo.start_sending(task_id, account):
+            await self._release(task_id)  # it ended while waiting
+            return
+        record = await self._send(await self._repo.require(task_id))
+        if after is not None:
+            await after.wait()
+        posting = self._posting_notice.get(task_id)
+        if posting is not None:
+            await asyncio.wait([posting])
+        record = await self._repo.require(task_id)
+        if not record.is_final:
+            await self.view.job_started(record)
 
-    async def _submit_holding(
-        self, record: TaskRecord, call: Callable[[Hook], Awaitable[str | Task]]
-    ) -> TaskRecord:
+    async def _send(self, record: TaskRecord) -> TaskRecord:
+        """Call the API once with the stored request and store its answer."""
         try:
-            return await self._submit(record, call)
+            request = self._request_of(record)
+            self._submitting += 1
+            try:
+                answer = await submit(self._client, request, self._hook())
+            finally:
+                self._submitting -= 1
+        except UserAPIError as error:
+            log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
+            if self.observer is not None:
+                await self.observer.api_error(error, record.account_hash)
+            failed = await self._repo.fail(record.id, failure_reason(error))
+            if failed is not None:
+                await self._deliver(failed)
+            return await self._repo.require(record.id)
         except Exception:
             # A crash mid-submission must not keep the slot forever (recover() fails the task).
             await self._release(record.id)
             raise
+        task_hash = answer if isinstance(answer, str) else answer.hash
+        await self._repo.set_hash(record.id, task_hash)
+        if self.webhooks is not None:
+            self.webhooks.sent(task_hash)
+        if isinstance(answer, Task):
+            await self.handle_update(answer)
+        early = self._early.pop(task_hash, None)
+        if early is not None:
+            await self.handle_update(early[1])
+        return await self._repo.require(record.id)
 
-    async def _release(self, task_id: int) -> None:
-        """Give a finished task's slot to the next in the queue, and tell the rest they moved."""
-        if self.slots is None or not self.slots.release(task_id):
+    @staticmethod
+    def _request_of(record: TaskRecord) -> JobRequest:
+        """The stored request, on the account the job got its slot on."""
+        if record.request is None:
+            raise LookupError(f"task {record.id} has no stored request")
+        request = load_request(record.request)
+        if request.account_hash is None and record.account_hash is not None:
+            request = request.model_copy(update={"account_hash": record.account_hash})
+        return request
+
+    async def _release(self, task_id: int, after: asyncio.Event | None = None) -> None:
+        """Free an ended job's slot (or queue place) and submit the next jobs at once."""
+        if self.queue is None:
             return
-        if self.queue_view is None:
-            return
-        for waiting_id, _ in list(self.slots.waiting):
-            waiting = await self._repo.get(waiting_id)
-            if waiting is not None:
-                await self.queue_view.queued(waiting, self.slots.position(waiting_id))
+        if self.queue.remove(task_id) and self.notices is not None:
+            self.notices.poke()
+        if self.queue.slots.release(task_id):
+            self._grant(after=after)
 
     async def imagine(
         self, requester: Requester, prompt: str, *, account_hash: str | None = None
@@ -328,12 +361,9 @@ class Jobs:
         """Start /imagine with an already normalised prompt."""
         return await self.start(
             requester,
+            ImagineRequest(prompt=prompt, account_hash=account_hash),
             type="imagine",
             prompt=prompt,
-            account_hash=account_hash,
-            call=lambda hook: self._client.imagine(
-                prompt=prompt, account_hash=account_hash, **hook
-            ),
         )
 
     async def needs_prompt(self, parent: TaskRecord, action: Action) -> bool:
@@ -359,91 +389,33 @@ class Jobs:
                 return earlier
         if parent.hash is None:  # pragma: no cover - buttons exist only on accepted tasks
             raise LookupError(f"task {parent.id} has no hash")
-        parent_hash = parent.hash
+        choice = None if action.choice is None else str(action.choice)
         return await self.start(
             requester,
+            FollowUpRequest(
+                endpoint=cast(FollowUp, action.kind),
+                parent_hash=parent.hash,
+                choice=choice,
+                prompt=prompt,
+            ),
             type=action.task_type,
             prompt=prompt or parent.prompt,
             parent=parent,
             action=action.key,
-            choice=None if action.choice is None else str(action.choice),
-            call=lambda hook: self._call_action(parent_hash, action, prompt, hook),
+            choice=choice,
         )
-
-    async def _call_action(
-        self,
-        parent_hash: str,
-        action: Action,
-        prompt: str | None,
-        hook: Hook,
-    ) -> str | Task:
-        client = self._client
-        choice = action.choice
-        match action.kind:
-            case "upscale":
-                return await client.upscale(hash=parent_hash, choice=int(str(choice)), **hook)
-            case "variation":
-                return await client.variation(
-                    hash=parent_hash, choice=int(str(choice)), prompt=prompt, **hook
-                )
-            case "reroll":
-                return await client.reroll(hash=parent_hash, prompt=prompt, **hook)
-            case "vary_subtle":
-                return await client.vary_subtle(hash=parent_hash, prompt=prompt, **hook)
-            case "vary_strong":
-                return await client.vary_strong(hash=parent_hash, prompt=prompt, **hook)
-            case "zoom":
-                return await client.zoom(hash=parent_hash, choice=int(str(choice)), **hook)
-            case "custom_zoom":
-                return await client.zoom(hash=parent_hash, prompt=prompt, **hook)
-            case "pan":
-                side = cast(Literal["left", "right", "up", "down"], choice)
-                return await client.pan(hash=parent_hash, choice=side, prompt=prompt, **hook)
-            case "upsample":
-                return await client.upsample(hash=parent_hash, choice=str(choice), **hook)
-            case "animate":
-                motion = cast(Literal["high", "low"], choice)
-                return await client.animate(hash=parent_hash, choice=motion, **hook)
-            case "seed":
-                return await client.seed(hash=parent_hash, webhook_url=hook.get("webhook_url"))
-        raise ValueError(f"unknown action {action.key}")
 
     def _hook(self) -> Hook:
         if not self._webhook_url:
             return {}
         return {"webhook_url": self._webhook_url, "webhook_type": "progress"}
 
-    async def _submit(
-        self, record: TaskRecord, call: Callable[[Hook], Awaitable[str | Task]]
-    ) -> TaskRecord:
-        """Show the status message, call the API once, and store its answer."""
-        await self.view.job_started(record)
-        self._submitting += 1
-        try:
-            answer: str | Task = await call(self._hook())
-        except UserAPIError as error:
-            log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
-            if self.observer is not None:
-                await self.observer.api_error(error, record.account_hash)
-            failed = await self._repo.fail(record.id, failure_reason(error))
-            if failed is not None:
-                await self._deliver(failed)
-            return await self._repo.require(record.id)
-        finally:
-            self._submitting -= 1
-        task_hash = answer if isinstance(answer, str) else answer.hash
-        await self._repo.set_hash(record.id, task_hash)
-        if isinstance(answer, Task):
-            await self.handle_update(answer)
-        early = self._early.pop(task_hash, None)
-        if early is not None:
-            await self.handle_update(early[1])
-        return await self._repo.require(record.id)
-
     # -- updates -------------------------------------------------------------------------
 
     def offer(self, task: Task) -> None:
         """Handle a webhook's update in the background, at most one at a time per task."""
+        if self.webhooks is not None:
+            self.webhooks.heard(task.hash)
         # A burst of progress webhooks for one task need not each reach the database and the
         # chat: while one is handled, only the most advanced of those arriving meanwhile waits.
         queued = self._queued.get(task.hash)
@@ -492,10 +464,18 @@ class Jobs:
             self._early.popitem(last=False)
 
     async def _deliver(self, record: TaskRecord) -> None:
-        # Every final state passes here: the slot frees, and a `done` is charged (once).
-        await self._release(record.id)
-        if record.status == "done" and self.gate is not None:
-            await self.gate.charge(record)
+        # Every final state passes here: the slot frees and the next job is submitted at once;
+        # what it shows in its chat waits until this result is out.
+        sent = asyncio.Event()
+        try:
+            await self._release(record.id, after=sent)
+            if record.status == "done" and self.gate is not None:
+                await self.gate.charge(record)
+            await self._deliver_claimed(record)
+        finally:
+            sent.set()
+
+    async def _deliver_claimed(self, record: TaskRecord) -> None:
         if not await self._repo.claim_delivery(record.id):
             return  # someone else delivers it, or already did
         try:
@@ -527,14 +507,25 @@ class Jobs:
         return len(records)
 
     async def recover(self) -> None:
-        """After a start: retry interrupted deliveries and fail submissions cut off mid-way."""
+        """After a start: retry interrupted deliveries, fail submissions cut off mid-way, and
+        take up the queue where it was."""
         await self._repo.release_claims()
-        if self.slots is not None:
-            # Jobs still running at the API hold their slots across the restart.
-            self.slots.busy.update(record.id for record in await self._repo.in_flight())
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
             await self.give_up(orphan, Failure.RESTARTED)
+        waiting = await self._repo.queued()
+        if self.queue is not None:
+            # Jobs still running at the API hold their slots across the restart.
+            for record in await self._repo.in_flight():
+                self.queue.slots.take(record.id, record.account_hash)
+            for record in waiting:
+                self.queue.add(record.id, record.account_hash)
+            self._grant()
+            if self.notices is not None:
+                self.notices.poke()
+        else:
+            for record in waiting:
+                self.spawn(self._submit_queued(record.id, record.account_hash, None))
         await self.deliver_pending()
 
     # -- remix mode ----------------------------------------------------------------------
@@ -570,6 +561,8 @@ class Jobs:
 
     async def drain(self, grace: float = 3.0) -> None:
         """Wait for background work to finish, then cancel what is left."""
+        if self.notices is not None:
+            await self.notices.close()
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace)
             for task in pending:

@@ -101,6 +101,8 @@ class StatusPoller:
         for gone in self._seen.keys() - alive:
             self._seen.pop(gone, None)
         self._forced &= alive
+        if self._jobs.webhooks is not None:
+            self._jobs.webhooks.keep_only(r.hash for r in records if r.hash is not None)
         if everything:
             self._forced.update(alive)
         # Never judged before it was asked about (a restart), nor while the API can't be asked.
@@ -154,13 +156,29 @@ class StatusPoller:
     def _is_due(self, record: TaskRecord, now: float) -> bool:
         if record.id in self._forced:
             return True
-        if self._quiet_after is not None and time.time() - record.updated_at < self._quiet_after:
+        if (
+            self._quiet_after is not None
+            and not self._webhooks_missing(record)
+            and time.time() - record.updated_at < self._quiet_after
+        ):
             return False
         # A task seen for the first time (new, or found after a restart) is asked at once.
         return self._due.setdefault(record.id, now) <= now
 
+    def _webhooks_missing(self, record: TaskRecord) -> bool:
+        """Whether webhooks failed to tell us about this task (so it is polled as without)."""
+        watch = self._jobs.webhooks
+        return (
+            watch is not None
+            and record.hash is not None
+            and watch.needs_polling(record.hash, record.created_at)
+        )
+
     async def _poll(self, record: TaskRecord) -> None:
         assert record.hash is not None
+        # After a start every task is asked once: what changed then was missed while we were
+        # down, which says nothing about webhooks.
+        after_start = record.id in self._forced
         self._forced.discard(record.id)
         running = record.status == "progress"
         async with self._semaphore:
@@ -173,6 +191,10 @@ class StatusPoller:
                 self._busy_pause = BUSY_PAUSE
                 changed = await self._jobs.handle_update(task)
                 running = task.status is not None and task.status.value == "progress"
+                watch = self._jobs.webhooks
+                moved_on = task.status is not None and task.status.value in ("progress", "done")
+                if changed and moved_on and watch is not None and not after_start:
+                    await watch.missed(record.hash)
                 if not changed and self._quiet_after is not None:
                     await self._repo.touch(record.id)
         if changed:

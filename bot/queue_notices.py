@@ -1,4 +1,4 @@
-"""The Telegram side of the local job queue: one message with the job's place, kept current."""
+"""The Telegram side of the local job queue: a message with the job's place, kept current."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import html
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import _
+from bot.ratelimit import Priority, priority
+from bot.telegram import is_gone
 from bot.texts import type_label
-from storage.tasks import TaskRecord
+from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +27,28 @@ def queued_text(task: TaskRecord, position: int) -> str:
 
 
 class TelegramQueueNotices:
-    """Sends, edits and removes the "waiting in the queue" message of a job (a `QueueView`)."""
+    """Posts and edits the "waiting in the queue" message of a job (a `QueueView`).
 
-    def __init__(self, bot: Bot, i18n: I18n) -> None:
+    The notice is stored as the task's status message, so it survives a restart and, when the
+    job leaves the queue, the usual status text replaces it in place.
+    """
+
+    def __init__(self, bot: Bot, i18n: I18n, repo: TaskRepo) -> None:
         self._bot = bot
         self._i18n = i18n
-        self._messages: dict[int, int] = {}
-        self._positions: dict[int, int] = {}
+        self._repo = repo
+
+    def _text(self, task: TaskRecord, position: int) -> str:
+        with self._i18n.context(), self._i18n.use_locale(task.locale):
+            return queued_text(task, position)
 
     async def queued(self, task: TaskRecord, position: int) -> None:
-        """Post the job's place in the queue, or edit it when it moved."""
-        if self._positions.get(task.id) == position:
-            return
-        self._positions[task.id] = position
-        with self._i18n.context(), self._i18n.use_locale(task.locale):
-            text = queued_text(task, position)
+        """Post the job's place in the queue as its status message."""
         try:
-            message_id = self._messages.get(task.id)
-            if message_id is not None:
-                await self._bot.edit_message_text(
-                    chat_id=task.chat_id, message_id=message_id, text=text
-                )
-                return
             message = await self._bot.send_message(
                 chat_id=task.chat_id,
                 message_thread_id=task.thread_id,
-                text=text,
+                text=self._text(task, position),
                 reply_parameters=(
                     ReplyParameters(
                         message_id=task.request_message_id, allow_sending_without_reply=True
@@ -59,18 +57,30 @@ class TelegramQueueNotices:
                     else None
                 ),
             )
-            self._messages[task.id] = message.message_id
         except TelegramAPIError as error:
-            # The queue message is a courtesy: the job runs whether the chat saw it or not.
+            # The notice is a courtesy: the job runs whether the chat saw it or not.
             log.warning("Queue notice for task %d failed: %s", task.id, error.message)
-
-    async def dequeued(self, task: TaskRecord) -> None:
-        """Remove the waiting message: the job's own status message follows."""
-        self._positions.pop(task.id, None)
-        message_id = self._messages.pop(task.id, None)
-        if message_id is None:
             return
+        await self._repo.set_status_message(task.id, message.message_id, is_photo=False)
+
+    async def moved(self, task: TaskRecord, position: int) -> bool:
+        """Edit the notice to a new place, at the lowest priority; False when it is gone."""
+        if task.status_message_id is None:
+            return False
         try:
-            await self._bot.delete_message(chat_id=task.chat_id, message_id=message_id)
+            with priority(Priority.NOTICE):
+                await self._bot.edit_message_text(
+                    chat_id=task.chat_id,
+                    message_id=task.status_message_id,
+                    text=self._text(task, position),
+                )
+        except TelegramBadRequest as error:
+            if is_gone(error):
+                # The user deleted it; the job's status message will be posted anew.
+                log.debug("Queue notice of task %d is gone", task.id)
+                await self._repo.clear_status_message(task.id)
+                return False
+            log.debug("Queue notice of task %d not edited: %s", task.id, error.message)
         except TelegramAPIError as error:
-            log.debug("Queue notice of task %d not deleted: %s", task.id, error.message)
+            log.info("Queue notice of task %d not edited: %s", task.id, error.message)
+        return True

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from itertools import count
-from typing import Protocol
+from typing import Literal, Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -36,6 +36,8 @@ class Priority(IntEnum):
     RESULT = 0
     NORMAL = 1
     PROGRESS = 2
+    # "Number N in the queue" edits: the least urgent thing the bot sends.
+    NOTICE = 3
 
 
 _priority: ContextVar[Priority | None] = ContextVar("telegram_priority", default=None)
@@ -69,10 +71,16 @@ class Limits:
     # 30 messages in any second overall.
     global_window: float = 1.0
     global_most: int = 30
-    # Slots a progress edit must leave in its chat's (and group's) limit for a result.
+    # Slots a progress edit must leave in its chat's limit for a result.
     progress_reserve: int = 1
     # ... and overall, so that a result never waits for a second of edits to pass.
     progress_global_reserve: int = 3
+    # A group's minute is scarce (20): status messages leave a few slots to results, and
+    # progress edits leave many, so that several results finishing at once never wait for it.
+    status_group_reserve: int = 3
+    progress_group_reserve: int = 8
+    # Queue notice edits leave what progress edits do, and a third of the overall second.
+    notice_global_reserve: int = 10
 
     def scaled(self, factor: float) -> Limits:
         """The same limits, every one `factor` times faster (tests against a fake Telegram)."""
@@ -82,6 +90,9 @@ class Limits:
             group_window=self.group_window / factor,
             global_window=self.global_window / factor,
         )
+
+
+Scope = Literal["chat", "group", "global"]
 
 
 class Limit(Protocol):
@@ -215,10 +226,10 @@ class RateLimiter:
 
     # -- the decision, synchronous and clock-driven (what the unit tests exercise) ---------
 
-    def _limits(self, chat_id: int | str | None, now: float) -> list[tuple[Limit, bool]]:
-        """The limits a request to this chat must pass, each with whether it is the chat's own."""
+    def _limits(self, chat_id: int | str | None, now: float) -> list[tuple[Limit, Scope]]:
+        """The limits a request to this chat must pass, each with what it limits."""
         limits = self.limits
-        found: list[tuple[Limit, bool]] = [(self._global, False)]
+        found: list[tuple[Limit, Scope]] = [(self._global, "global")]
         if chat_id is None:
             return found
         chat = self._chats.get(chat_id)
@@ -226,38 +237,48 @@ class RateLimiter:
             chat = self._chats[chat_id] = Bucket(
                 limits.chat_rate, limits.chat_burst, limits.chat_burst, now
             )
-        found.append((chat, True))
+        found.append((chat, "chat"))
         if is_group(chat_id):
             group = self._groups.get(chat_id)
             if group is None:
                 group = self._groups[chat_id] = Window(limits.group_window, limits.group_most)
-            found.append((group, True))
+            found.append((group, "group"))
         return found
 
     def try_acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> float:
         """Take a slot now and return 0 (`release` it once answered), or the seconds to wait."""
         now = self._clock()
         found = self._limits(chat_id, now)
-        own_reserve, shared_reserve = self._reserves(level)
-        wait = max(
-            limit.wait(now, 1 + (own_reserve if own else shared_reserve)) for limit, own in found
-        )
+        reserves = self._reserves(level)
+        wait = max(limit.wait(now, 1 + reserves[scope]) for limit, scope in found)
         if wait > 0:
             return wait
-        for limit, _own in found:
+        for limit, _scope in found:
             limit.take()
         return 0.0
 
-    def _reserves(self, level: Priority) -> tuple[int, int]:
-        """Slots a request at this level must leave free: in its own chat's limits, overall."""
-        if level is Priority.PROGRESS:
-            return self.limits.progress_reserve, self.limits.progress_global_reserve
-        return 0, 0
+    def _reserves(self, level: Priority) -> dict[Scope, int]:
+        """Slots a request at this level must leave free in each limit, for more urgent ones."""
+        limits = self.limits
+        if level is Priority.RESULT:
+            return {"chat": 0, "group": 0, "global": 0}
+        if level is Priority.NORMAL:
+            return {"chat": 0, "group": limits.status_group_reserve, "global": 0}
+        overall = (
+            limits.progress_global_reserve
+            if level is Priority.PROGRESS
+            else limits.notice_global_reserve
+        )
+        return {
+            "chat": limits.progress_reserve,
+            "group": limits.progress_group_reserve,
+            "global": overall,
+        }
 
     def release(self, chat_id: int | str | None) -> None:
         """A request let through has its answer (or failed): it counts one window more."""
         now = self._clock()
-        for limit, _own in self._limits(chat_id, now):
+        for limit, _scope in self._limits(chat_id, now):
             limit.done(now)
         if self._waiters:
             self._arrived.set()
@@ -265,8 +286,8 @@ class RateLimiter:
     def retry_after(self, chat_id: int | str | None, seconds: float) -> None:
         """Telegram answered 429: hold this chat (or everything) back for `seconds`."""
         now = self._clock()
-        for limit, own in self._limits(chat_id, now):
-            if own or chat_id is None:
+        for limit, scope in self._limits(chat_id, now):
+            if scope != "global" or chat_id is None:
                 limit.block(now, seconds)
 
     def forget_idle(self) -> None:
@@ -332,7 +353,7 @@ class RateLimiter:
             if waiter.future.done():  # cancelled while waiting
                 self._waiters.remove(waiter)
                 continue
-            overall = self._global.wait(now, 1 + self._reserves(waiter.level)[1])
+            overall = self._global.wait(now, 1 + self._reserves(waiter.level)["global"])
             if overall > 0:
                 # Those after it need as much of the overall window or more: none can go.
                 delay = min(delay, overall)

@@ -14,6 +14,7 @@ from aiogram.client.session.middlewares.base import (
 )
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    TelegramBadRequest,
     TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
@@ -160,3 +161,9 @@ async def wait_for_telegram(
             )
         await asyncio.sleep(delay)
         delay = min(max_delay, delay * 2)
+
+
+def is_gone(error: TelegramBadRequest) -> bool:
+    """Whether an edit failed because the message no longer exists."""
+    text = error.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bot.actions import UPSCALED_TYPES, is_animation
 from bot.i18n import _
+from bot.job_request import InpaintRequest
 from bot.jobs import Jobs, Requester
 from bot.limits import Policy
 from bot.prompts import PromptError, normalize_prompt
@@ -112,7 +113,6 @@ def can_inpaint(task: TaskRecord | None) -> bool:
 
 async def start_inpaint(
     jobs: Jobs,
-    client: UserAPIClient,
     requester: Requester,
     parent: TaskRecord,
     *,
@@ -125,13 +125,11 @@ async def start_inpaint(
         raise LookupError(f"task {parent.id} has no hash")
     return await jobs.start(
         requester,
+        InpaintRequest.of(parent_hash=parent_hash, mask_png=mask_png, prompt=prompt),
         type="inpaint",
         prompt=prompt,
         parent=parent,
         action="inpaint",
-        call=lambda hook: client.inpaint(
-            hash=parent_hash, mask_png=mask_png, prompt=prompt, **hook
-        ),
     )
 
 
@@ -302,7 +300,5 @@ class RegionApp:
             message_id=task.result_message_id,
             locale=task.locale,
         )
-        record = await start_inpaint(
-            self._jobs, self._client, requester, task, mask_png=mask, prompt=prompt
-        )
+        record = await start_inpaint(self._jobs, requester, task, mask_png=mask, prompt=prompt)
         return web.json_response({"ok": record.status != "error", "task_id": record.id})

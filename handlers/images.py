@@ -7,7 +7,7 @@ import base64
 import contextlib
 import html
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -31,7 +31,8 @@ from aiogram.types import (
 from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
-from bot.jobs import Hook, Jobs, Requester, failure_reason
+from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
+from bot.jobs import Jobs, Requester, failure_reason
 from bot.media import MAX_PIXELS, MAX_SIDE
 from bot.prompts import (
     MAX_PROMPT_LENGTH,
@@ -280,12 +281,9 @@ class ImageFlows:
         image = uploaded[0]
         await self.jobs.start(
             requester,
+            DescribeRequest(url=image.url, account_hash=image.account_hash),
             type="describe",
             prompt=image.url,
-            account_hash=image.account_hash,
-            call=lambda hook: self.client.describe(
-                url=image.url, account_hash=image.account_hash, **hook
-            ),
         )
 
     async def blend(
@@ -298,14 +296,12 @@ class ImageFlows:
         uploaded = await self._upload(message, refs, requester.user_id)
         if not uploaded:
             return
-        account = uploaded[0].account_hash
         images = [image.blend_image for image in uploaded]
         await self.jobs.start(
             requester,
+            BlendRequest(images=images, account_hash=uploaded[0].account_hash),
             type="blend",
             prompt=None,
-            account_hash=account,
-            call=lambda hook: self.client.blend(urls=images, account_hash=account, **hook),
         )
 
     async def image_prompt(
@@ -391,11 +387,10 @@ async def describe_button(
     """A describe result's 1-4 (imagine that prompt) or 🔄 (describe again), same account."""
     requester = requester_of(message, query.from_user)
     account = task.account_hash
+    request: DescribeRequest | ImagineRequest
     if action.kind == "describe":
         kind, prompt = "describe", task.prompt or ""
-
-        def call(hook: Hook) -> Awaitable[str]:
-            return client.describe(url=prompt, account_hash=account, **hook)
+        request = DescribeRequest(url=prompt, account_hash=account)
     else:
         prompts = task.result if isinstance(task.result, list) else []
         try:
@@ -404,20 +399,9 @@ async def describe_button(
             await query.answer(prompt_problem(error)[:200], show_alert=True)
             return
         kind = "imagine"
-
-        def call(hook: Hook) -> Awaitable[str]:
-            return client.imagine(prompt=prompt, account_hash=account, **hook)
-
+        request = ImagineRequest(prompt=prompt, account_hash=account)
     await query.answer(_("{action}: started").format(action=action.label))
-    await jobs.start(
-        requester,
-        type=kind,
-        prompt=prompt,
-        parent=task,
-        action=action.key,
-        account_hash=account,
-        call=call,
-    )
+    await jobs.start(requester, request, type=kind, prompt=prompt, parent=task, action=action.key)
 
 
 # -- router ----------------------------------------------------------------------------------
@@ -621,7 +605,6 @@ def build_router() -> Router:
         await state.update_data(region_task=None, region_mask=None)
         await start_inpaint(
             jobs,
-            client,
             requester_of(message),
             task,
             mask_png=base64.b64decode(mask_b64),

@@ -135,6 +135,12 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: who asked, as shown under results in groups.
     "ALTER TABLE tasks ADD COLUMN requester TEXT;",
+    # 7: each job's request as a value (JSON), kept from the moment it is asked for, so the
+    # queue of jobs waiting for a slot (status 'queued') survives a restart.
+    """
+    ALTER TABLE tasks ADD COLUMN request TEXT;
+    CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
+    """,
 )
 
 

@@ -12,8 +12,10 @@ import aiosqlite
 from storage.database import Database
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
-# `created` is ours: the row exists but the API has not answered with a hash yet.
+# `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
+# created one is being sent (the POST may have reached the API) and has no hash yet.
 STATUS_RANK: dict[str, int] = {
+    "queued": 0,
     "created": 0,
     "sent": 1,
     "waiting": 2,
@@ -60,6 +62,8 @@ class TaskRecord:
     requester: str | None
     created_at: float
     updated_at: float
+    # The job's request as stored JSON (bot/job_request.py reads it); None for old rows.
+    request: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -97,6 +101,7 @@ class TaskRecord:
             requester=row["requester"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            request=row["request"],
         )
 
 
@@ -139,14 +144,15 @@ class TaskRepo:
         account_hash: str | None = None,
         locale: str = "en",
         requester: str | None = None,
+        request: str | None = None,
     ) -> TaskRecord:
-        """Store a new task before it is sent to the API."""
+        """Store a new job, `queued` until it gets a slot and is sent."""
         now = time.time()
         task_id = await self._db.insert(
             """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
-                   parent_id, action, choice, account_hash, locale, requester, status, status_rank,
-                   created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', 0, ?, ?)""",
+                   parent_id, action, choice, account_hash, locale, requester, request, status,
+                   status_rank, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)""",
             (
                 type,
                 chat_id,
@@ -160,6 +166,7 @@ class TaskRepo:
                 account_hash,
                 locale,
                 requester,
+                request,
                 now,
                 now,
             ),
@@ -183,6 +190,24 @@ class TaskRepo:
         row = await self._db.fetch_one("SELECT * FROM tasks WHERE hash = ?", (task_hash,))
         return TaskRecord.from_row(row) if row else None
 
+    async def start_sending(self, task_id: int, account_hash: str | None) -> bool:
+        """Move a queued job to `created` just before its POST; False if it is not queued.
+
+        From here on a restart can't know whether the API got the job (see `orphans`).
+        """
+        changed = await self._db.execute(
+            """UPDATE tasks SET status = 'created', updated_at = ?,
+                   account_hash = COALESCE(?, account_hash)
+               WHERE id = ? AND status = 'queued'""",
+            (time.time(), account_hash, task_id),
+        )
+        return changed == 1
+
+    async def queued(self) -> list[TaskRecord]:
+        """Jobs waiting for a slot, oldest first."""
+        rows = await self._db.fetch_all("SELECT * FROM tasks WHERE status = 'queued' ORDER BY id")
+        return [TaskRecord.from_row(row) for row in rows]
+
     async def set_hash(self, task_id: int, task_hash: str) -> None:
         """Record the API's hash for a task it accepted; the task is now `sent`."""
         await self._db.execute(
@@ -198,6 +223,13 @@ class TaskRepo:
         await self._db.execute(
             "UPDATE tasks SET status_message_id = ?, status_is_photo = ? WHERE id = ?",
             (message_id, int(is_photo), task_id),
+        )
+
+    async def clear_status_message(self, task_id: int) -> None:
+        """Forget a status message that no longer exists (the user deleted it)."""
+        await self._db.execute(
+            "UPDATE tasks SET status_message_id = NULL, status_is_photo = 0 WHERE id = ?",
+            (task_id,),
         )
 
     async def apply(self, update: TaskUpdate) -> TaskRecord | None:
@@ -267,7 +299,7 @@ class TaskRepo:
     async def orphans(self) -> list[TaskRecord]:
         """Tasks stored but never answered with a hash: the process stopped mid-submission."""
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE status_rank = 0 AND hash IS NULL ORDER BY id"
+            "SELECT * FROM tasks WHERE status = 'created' AND hash IS NULL ORDER BY id"
         )
         return [TaskRecord.from_row(row) for row in rows]
 

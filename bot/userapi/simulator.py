@@ -131,6 +131,8 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    # When it arrived (time.monotonic), to order it against what others saw.
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         """The body parsed as JSON."""

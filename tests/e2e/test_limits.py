@@ -119,5 +119,15 @@ async def test_concurrency_cap_queues_and_runs_later(make_bot: Any) -> None:
         "the first in line",
         "the second in line",
     ]
-    # The queue message made way for the job's own status.
-    assert tg.message(bob_chat["id"], queued.result["message_id"]) is None
+    # The queue message became the job's own status, which made way for the result.
+    notice = (bob_chat["id"], queued.result["message_id"])
+    assert any(
+        (c.params["chat_id"], c.params["message_id"]) == notice
+        and "in the queue" not in c.params["text"]
+        for c in tg.calls("editMessageText")
+    )
+    await tg.wait_for(
+        "deleteMessage", lambda c: c.ok and (c.params["chat_id"], c.params["message_id"]) == notice
+    )
+    notice_id = notice[1]
+    assert tg.message(bob_chat["id"], notice_id) is None

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.harness import free_port
-from tests.e2e.test_run_contract import Output, clean_env
+from tests.e2e.process import Output, clean_env
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "987654:AAH-start-up-secret-token-value"

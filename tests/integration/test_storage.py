@@ -67,11 +67,18 @@ async def test_delivery_is_claimed_once_and_survives_a_restart(repo: TaskRepo) -
     assert not await repo.claim_delivery(task_id)
 
 
-async def test_in_flight_and_orphans(repo: TaskRepo) -> None:
+async def test_in_flight_queued_and_orphans(repo: TaskRepo) -> None:
     sent = await new_task(repo, "h1")
     orphan = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="x")
+    waiting = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="y")
+    # A new job waits in the queue; once its POST may have gone out it is an orphan if cut off.
+    assert [r.id for r in await repo.queued()] == [orphan.id, waiting.id]
+    assert await repo.start_sending(orphan.id, "acc")
+    assert not await repo.start_sending(orphan.id, "acc"), "sent once"
+    assert (await repo.require(orphan.id)).account_hash == "acc"
     assert [r.id for r in await repo.in_flight()] == [sent]
     assert [r.id for r in await repo.orphans()] == [orphan.id]
+    assert [r.id for r in await repo.queued()] == [waiting.id]
     failed = await repo.fail(orphan.id, "restarted")
     assert failed is not None and failed.status == "error" and failed.delivery == "pending"
     assert await repo.fail(orphan.id, "again") is None

@@ -183,14 +183,24 @@ def test_progress_edits_leave_overall_slots_to_results() -> None:
     assert rl.try_acquire(3, Priority.RESULT) > 0
 
 
-def test_a_progress_edit_leaves_the_last_group_slot_to_a_result() -> None:
+def test_a_groups_minute_keeps_slots_for_results() -> None:
     clock = FakeClock()
     rl = limiter(clock, chat_rate=100.0, chat_burst=100.0)
-    for _ in range(19):
+    limits = rl.limits
+    # Progress edits stop while only the results' and status messages' share is left ...
+    for _ in range(limits.group_most - limits.progress_group_reserve):
         assert rl.try_acquire(GROUP, Priority.PROGRESS) == 0
         rl.release(GROUP)
     assert rl.try_acquire(GROUP, Priority.PROGRESS) > 0
-    assert rl.try_acquire(GROUP, Priority.RESULT) == 0
+    assert rl.try_acquire(GROUP, Priority.NOTICE) > 0
+    # ... status messages stop while the results' share is left ...
+    for _ in range(limits.progress_group_reserve - limits.status_group_reserve):
+        assert rl.try_acquire(GROUP, Priority.NORMAL) == 0
+        rl.release(GROUP)
+    assert rl.try_acquire(GROUP, Priority.NORMAL) > 0
+    # ... and several results finishing at once all go now.
+    for _ in range(limits.status_group_reserve):
+        assert rl.try_acquire(GROUP, Priority.RESULT) == 0
     # The group's minute is spent: the next slot frees when the first answer is a minute old.
     assert 59.0 < rl.try_acquire(GROUP, Priority.RESULT) <= 60.0
 
