@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bot.userapi import UserAPIClient, UserAPIError
-from bot.userapi.netsafe import URLPolicy, is_public
+from bot.userapi.netsafe import UnsafeURLError, URLPolicy, is_public
 
 API = "http://api.test"
 ADDRESSES = {
@@ -109,3 +111,27 @@ async def test_downloads_refuse_private_names_and_redirects_to_them() -> None:
             "https://cdn.example.com/to-loopback",
             "https://cdn.example.com/to-inside",
         ]
+
+
+async def test_a_response_from_a_non_public_peer_is_refused() -> None:
+    """The connected address is checked too: a name may resolve differently the second time."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=b"png")
+
+    app = web.Application()
+    app.router.add_get("/a.png", answer)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        policy = URLPolicy([API], resolve)
+        async with (
+            httpx.AsyncClient() as http,
+            http.stream("GET", str(server.make_url("/a.png"))) as response,
+        ):
+            # As if "cdn.example.com" had resolved to 127.0.0.1 at connection time.
+            with pytest.raises(UnsafeURLError, match="connected to a non-public"):
+                policy.check_peer(httpx.URL("https://cdn.example.com/a.png"), response)
+            policy.check_peer(httpx.URL(f"{API}/a.png"), response)  # trusted origin
+    finally:
+        await server.close()
