@@ -330,7 +330,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     dispatcher.message.outer_middleware(access_middleware)
     dispatcher.callback_query.outer_middleware(access_middleware)
 
-    web_app = build_web_app(jobs=jobs, client=client, webhook_secret=webhook_secret)
+    web_app = build_web_app(jobs=jobs, client=client, tasks=tasks, webhook_secret=webhook_secret)
     RegionApp(
         jobs=jobs,
         tasks=tasks,

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import logging
 
+import httpx
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot.jobs import Jobs
 from bot.userapi import Task, UserAPIClient, UserAPIError
-from bot.userapi.netsafe import urls_in
+from bot.userapi.netsafe import UnsafeURLError, urls_in
+from storage.tasks import TaskRepo
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,12 @@ def derive_secret(token: str, purpose: str) -> str:
 class UserAPIWebhook:
     """Receives task updates from userapi: checks them, answers at once, handles them later."""
 
-    def __init__(self, *, jobs: Jobs, client: UserAPIClient, secret: str) -> None:
+    def __init__(self, *, jobs: Jobs, client: UserAPIClient, tasks: TaskRepo, secret: str) -> None:
         self._jobs = jobs
         self._client = client
+        self._tasks = tasks
         self._secret = secret
+        self._confirming: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
         """Handle one webhook POST."""
@@ -85,24 +89,46 @@ class UserAPIWebhook:
             # Bad UTF-8, bad JSON and too deeply nested JSON are validation errors here too.
             log.info("Rejected a malformed webhook: %s", type(error).__name__)
             raise web.HTTPBadRequest(text="invalid task object") from error
+        # Anyone who learns the webhook URL can forge one: it is a hint. Its result URLs must
+        # point at the API's own files or at public https hosts; otherwise the task is taken
+        # from the API's own answer instead.
         result = task.model_dump(mode="json", include={"result"}).get("result")
-        if all(self._client.urls.looks_safe(url) for url in urls_in(result)):
-            self._jobs.offer(task)
-        else:
-            # Anyone who learns the webhook URL can forge one: a result pointing elsewhere than
-            # the API's files is taken from the API's own answer instead.
+        pointed = list(urls_in(result))
+        urls = [httpx.URL(url) for url in pointed if self._client.urls.looks_safe(url)]
+        if len(urls) < len(pointed):
             log.warning("Webhook for task %s points at a refused URL; asking the API", task.hash)
             self._jobs.spawn(self._confirm(task.hash))
+        elif all(self._client.urls.trusted(url) for url in urls):
+            self._jobs.offer(task)
+        else:
+            self._jobs.spawn(self._resolve_then_offer(task, urls))
         return web.json_response({"ok": True})
+
+    async def _resolve_then_offer(self, task: Task, urls: list[httpx.URL]) -> None:
+        """Offer the task if its hosts resolve to public addresses, else ask the API."""
+        try:
+            for url in urls:
+                await self._client.urls.check(url)
+        except UnsafeURLError as error:
+            log.warning("Webhook for task %s: %s; asking the API", task.hash, error)
+            await self._confirm(task.hash)
+            return
+        self._jobs.offer(task)
 
     async def _confirm(self, task_hash: str) -> None:
         """Offer the task as `GET /status` tells it, if the bot knows the task."""
+        # Only tasks of ours, each once at a time: forged hints can't make the bot flood the API.
+        if task_hash in self._confirming or await self._tasks.get_by_hash(task_hash) is None:
+            return
+        self._confirming.add(task_hash)
         try:
             task = await self._client.status(hash=task_hash)
         except UserAPIError as error:
             # The poller asks again on its own schedule: the hint is only dropped.
             log.info("Task %s not confirmed: %s", task_hash, error.message)
             return
+        finally:
+            self._confirming.discard(task_hash)
         self._jobs.offer(task)
 
 
@@ -113,13 +139,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "starting"}, status=503)
 
 
-def build_web_app(*, jobs: Jobs, client: UserAPIClient, webhook_secret: str) -> web.Application:
+def build_web_app(
+    *, jobs: Jobs, client: UserAPIClient, tasks: TaskRepo, webhook_secret: str
+) -> web.Application:
     """The aiohttp application with the bot's own routes."""
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
     app[READY] = {"ready": False}
     app.router.add_get("/healthz", healthz)
     app.router.add_post(
         USERAPI_WEBHOOK_PREFIX + "{secret}",
-        UserAPIWebhook(jobs=jobs, client=client, secret=webhook_secret).handle,
+        UserAPIWebhook(jobs=jobs, client=client, tasks=tasks, secret=webhook_secret).handle,
     )
     return app

@@ -168,7 +168,18 @@ async def test_a_forged_webhook_pointing_at_loopback_downloads_and_sends_nothing
     assert recorder.hits == []
     assert not [c for c in bot.tg.calls("sendPhoto") if int(c.params["chat_id"]) == ann.chat_id]
     assert not bot.tg.calls("sendDocument")
-    assert len(ann.sim.requests_to("/midjourney/v2/status")) >= len(forged_urls)
+    status_calls = ann.sim.requests_to("/midjourney/v2/status")
+    assert [call for call in status_calls if task_hash in call.query]  # the API was asked
+
+    # A hint about a task the bot doesn't know costs no API call at all.
+    stranger = "0f2c7c1e-0000-4000-8000-000000000000"
+    async with aiohttp.ClientSession() as http:
+        forged["hash"] = stranger
+        async with http.post(userapi_webhook_url(bot), json=forged) as response:
+            assert response.status == 200
+    await asyncio.sleep(0.3)
+    status_calls = ann.sim.requests_to("/midjourney/v2/status")
+    assert not [call for call in status_calls if stranger in call.query]
 
     # The real result still arrives, from the API's own files.
     ann.sim.release()

@@ -48,3 +48,15 @@ async def test_an_oversized_body_is_413_however_it_arrives(
     assert status == 413
     await endpoint.jobs.drain()
     assert endpoint.view.calls == []
+
+
+async def test_a_webhook_whose_host_resolves_privately_is_not_taken(endpoint: Endpoint) -> None:
+    inside = {**DONE, "result": {"url": "https://inside.example.com/grid.png"}}
+    response = await endpoint.client.post(PATH, json=inside)
+    assert response.status == 200  # a hint; the API is asked instead (unreachable here)
+    await endpoint.jobs.drain()
+    assert endpoint.view.calls == []
+    response = await endpoint.client.post(PATH, json=DONE)
+    assert response.status == 200
+    await endpoint.jobs.drain()
+    assert [call[0] for call in endpoint.view.calls] == ["finished"]
