@@ -39,6 +39,36 @@ ZOOM_LABELS = {50: "Zoom Out 2x", 75: "Zoom Out 1.5x"}
 ANIMATE_LABELS = {"high": "Animate (High motion)", "low": "Animate (Low motion)"}
 UPSAMPLE_LABELS = {"v5_2x": "Upscale (2x)", "v5_4x": "Upscale (4x)"}
 
+# The version table, for tasks the API sent no next_actions for: the oldest version (V, Niji)
+# whose upscales Midjourney gives each button. Vary (Subtle/Strong), Zoom Out and Pan came
+# with V5.2, Vary (Region) with V5 (docs.midjourney.com); the rest is there from V5 on.
+MIN_VERSIONS: dict[str, tuple[float, float]] = {
+    "vary_subtle": (5.2, 5),
+    "vary_strong": (5.2, 5),
+    "zoom": (5.2, 5),
+    "custom_zoom": (5.2, 5),
+    "pan": (5.2, 5),
+    "inpaint": (5, 5),
+}
+# What the API answers when a button doesn't exist for a job's version.
+_NOT_FOR_VERSION = re.compile(
+    r"not (?:available|supported|allowed)\b.*\bversion|version.*\bnot supported", re.IGNORECASE
+)
+
+
+def refused_for_version(message: str | None) -> bool:
+    """Whether an API refusal says the action doesn't exist for the job's model version."""
+    return bool(message) and _NOT_FOR_VERSION.search(message or "") is not None
+
+
+def fits_version(kind: str, prompt: str | None) -> bool:
+    """Whether the version table gives this button to a job of the prompt's version."""
+    low = MIN_VERSIONS.get(kind)
+    if low is None:
+        return True
+    family, version = model_version(prompt)
+    return version >= (low[1] if family == "niji" else low[0])
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -250,7 +280,10 @@ def action_rows(
     elif task_type in UPSCALED_TYPES and is_animation(result):
         rows = []  # one animation picked out of an animate grid: nothing more to do with it
     elif task_type in UPSCALED_TYPES:
-        rows = _upscaled_rows(task_type, prompt)
+        rows = [
+            [action for action in row if fits_version(action.kind, prompt)]
+            for row in _upscaled_rows(task_type, prompt)
+        ]
     elif task_type in GRID_TYPES:
         rows = _grid_rows()
     else:

@@ -24,13 +24,16 @@ from bot.delivery import TelegramView
 from bot.i18n import DEFAULT_LOCALE, LOCALES, _, build_i18n
 from bot.jobs import Jobs
 from bot.limits import Defaults, Policy
+from bot.payments import Payments
 from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
 from bot.redact import RedactSecrets
 from bot.redact import install as install_redaction
 from bot.redact import uninstall as uninstall_redaction
+from bot.retention import prune_daily
 from bot.telegram import StartupError, create_session, wait_for_telegram
+from bot.translate import Translator
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web import (
@@ -44,10 +47,11 @@ from bot.webapp import RegionApp
 from bot.webhook_watch import WebhookWatch
 from handlers import get_routers
 from handlers.admin import admin_commands
-from handlers.groups import AccessMiddleware
-from handlers.middlewares import UserLocaleMiddleware
+from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
 from storage.access import AccessRepo
+from storage.credits import CreditsRepo
 from storage.database import Database
+from storage.fsm import SQLiteStorage
 from storage.prompts import PromptRequestRepo
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
@@ -64,8 +68,14 @@ HANDLER_GRACE_SECONDS = 5.0
 UPDATES_AT_ONCE = 64
 
 
-def user_commands() -> list[BotCommand]:
+def user_commands(paid: bool = False) -> list[BotCommand]:
     """The command menu everyone sees, in the current language."""
+    if paid:
+        return [
+            *user_commands(),
+            BotCommand(command="buy", description=_("Buy credits with Telegram Stars")),
+            BotCommand(command="balance", description=_("Your credits and purchases")),
+        ]
     return [
         BotCommand(command="imagine", description=_("Create images from a prompt")),
         BotCommand(command="settings", description=_("Default aspect ratio, model, speed")),
@@ -76,21 +86,21 @@ def user_commands() -> list[BotCommand]:
     ]
 
 
-async def set_command_menus(bot: Bot, i18n: I18n) -> None:
+async def set_command_menus(bot: Bot, i18n: I18n, paid: bool = False) -> None:
     """Publish the command menu in every language (Telegram picks by the user's app language)."""
     for locale in LOCALES:
         with i18n.context(), i18n.use_locale(locale):
-            commands = user_commands()
+            commands = user_commands(paid)
         language = None if locale == DEFAULT_LOCALE else locale
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language)
 
 
-async def set_admin_menus(bot: Bot, i18n: I18n, admin_ids: list[int]) -> None:
+async def set_admin_menus(bot: Bot, i18n: I18n, admin_ids: list[int], paid: bool = False) -> None:
     """Give each admin's private chat the user commands plus the console's."""
     for admin_id in admin_ids:
         for locale in LOCALES:
             with i18n.context(), i18n.use_locale(locale):
-                commands = user_commands() + admin_commands()
+                commands = user_commands(paid) + admin_commands(paid)
             language = None if locale == DEFAULT_LOCALE else locale
             try:
                 await bot.set_my_commands(
@@ -133,6 +143,7 @@ class App:
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     redactor: RedactSecrets | None = None
+    translator: Translator | None = None
 
     async def wait(self) -> None:
         """Run until the Telegram side stops (polling ends, or forever with a webhook)."""
@@ -172,6 +183,8 @@ class App:
             await self.alerts.stop()
         await self.view.close()
         await self.client.aclose()
+        if self.translator is not None:
+            await self.translator.aclose()
         # A request still waiting for a token would reopen the session closed next; cancel it.
         await self.limiter.close()
         await self.bot.session.close()
@@ -197,9 +210,15 @@ async def start_app(settings: Settings) -> App:
 async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     """The start itself; what it opens is pushed on `stack` to be released on failure."""
     token = settings.bot_token.get_secret_value()
-    key = settings.userapi_key.get_secret_value() if settings.userapi_key else None
-    # First of all: no record may carry the token or the key, a failing start's included.
-    redactor = install_redaction([token, key])
+    # First of all: no record may carry the token or a key, a failing start's included.
+    redactor = install_redaction(
+        [token]
+        + [
+            secret.get_secret_value()
+            for secret in (settings.userapi_key, settings.translate_api_key)
+            if secret is not None
+        ]
+    )
     stack.callback(uninstall_redaction, redactor)
     db = await Database.open(settings.database_path)
     stack.push_async_callback(db.close)
@@ -253,6 +272,12 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         else None
     )
     usage = UsageRepo(db)
+    payments = Payments(
+        credits=CreditsRepo(db),
+        enabled=settings.payments == "stars",
+        packs=settings.stars_packs,
+        costs=settings.job_costs,
+    )
     policy = Policy(
         access=AccessRepo(db),
         usage=usage,
@@ -266,6 +291,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
             counted_types=frozenset(settings.counted_job_types),
         ),
         i18n=i18n,
+        payments=payments,
     )
 
     async def account_hashes() -> list[str]:
@@ -313,7 +339,24 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     stack.push_async_callback(jobs.drain)
 
     users = UserRepo(db)
+    translator = (
+        Translator(
+            url=settings.translate_url,
+            api_key=(
+                settings.translate_api_key.get_secret_value()
+                if settings.translate_api_key
+                else None
+            ),
+            timeout=settings.translate_timeout,
+        )
+        if settings.translate_url
+        else None
+    )
+    if translator is not None:
+        stack.push_async_callback(translator.aclose)
     dispatcher = Dispatcher(
+        # Waiting states in the database: a flow half done survives a restart.
+        storage=SQLiteStorage(db),
         jobs=jobs,
         tasks=tasks,
         prompts=PromptRequestRepo(db),
@@ -323,6 +366,8 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         client=client,
         uploads=UploadRepo(db),
         policy=policy,
+        translator=translator,
+        payments=payments,
     )
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -392,11 +437,13 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         simulator=simulator,
         alerts=alerts,
         redactor=redactor,
+        translator=translator,
     )
-    await set_command_menus(bot, i18n)
-    await set_admin_menus(bot, i18n, settings.admin_ids)
+    await set_command_menus(bot, i18n, payments.enabled)
+    await set_admin_menus(bot, i18n, settings.admin_ids, payments.enabled)
     await jobs.recover()
     app.background.append(asyncio.create_task(poller.run()))
+    app.background.append(asyncio.create_task(prune_daily(db, settings.retention_days)))
     if alerts is not None:
         app.background.append(asyncio.create_task(alerts.run()))
     web_app[READY]["ready"] = True

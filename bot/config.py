@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Jobs that count against daily limits by default: the ones that make a new grid or video.
@@ -21,6 +21,25 @@ DEFAULT_COUNTED_TYPES = (
     "inpaint",
     "animate",
 )
+
+
+Speed = Literal["relax", "fast", "turbo"]
+ALL_SPEEDS: tuple[Speed, ...] = ("relax", "fast", "turbo")
+# What each job type costs in credits with PAYMENTS=stars (types not listed: see bot/payments.py).
+DEFAULT_JOB_COSTS = {"imagine": 1, "upscale": 1, "animate": 2}
+
+
+def _pairs(value: object, what: str) -> list[tuple[str, int]]:
+    """`a:1, b:2` as [("a", 1), ("b", 2)], with a clear error naming the setting's form."""
+    pairs = []
+    for part in str(value).split(","):
+        if not part.strip():
+            continue
+        key, sep, number = part.partition(":")
+        if not sep or not key.strip() or not number.strip().isdigit():
+            raise ValueError(f"expected {what}, got {part.strip()!r}")
+        pairs.append((key.strip(), int(number.strip())))
+    return pairs
 
 
 def _split_csv(value: object) -> object:
@@ -64,6 +83,15 @@ class Settings(BaseSettings):
     error_burst_count: int = 5
     error_burst_window: float = 300.0
 
+    # Paid generations: `stars` sells credits for Telegram Stars; unset, jobs cost nothing.
+    payments: Literal["stars"] | None = None
+    # Credit packs as (credits, stars); STARS_PACKS=10:50,50:200.
+    stars_packs: Annotated[list[tuple[int, int]], NoDecode] = Field(default_factory=list)
+    # Credits per job type; JOB_COSTS=imagine:1,upscale:1,animate:2 (0 = free).
+    job_costs: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_JOB_COSTS)
+    )
+
     # Beyond SPEC's table: tuning knobs with safe defaults.
     simulator_pace: float = 1.5
     poll_interval: float = 3.0
@@ -85,6 +113,19 @@ class Settings(BaseSettings):
     # Telegram's signed initData may be (seconds).
     webapp_url: str | None = None
     webapp_max_age: int = 3600
+    # Days before finished jobs, unanswered prompt questions, upload records and waiting
+    # states are pruned; delivered results (what /history offers again) are kept.
+    retention_days: int = Field(default=90, ge=1)
+
+    # Speeds users may ask for (`--fast` in a prompt, /settings); others are stripped with a note.
+    allowed_speeds: Annotated[list[Speed], NoDecode] = Field(
+        default_factory=lambda: list(ALL_SPEEDS)
+    )
+    # A LibreTranslate-compatible server: set, non-English prompt text is translated first.
+    translate_url: str | None = None
+    translate_api_key: SecretStr | None = None
+    # Seconds the translator gets for a whole prompt before it goes as written.
+    translate_timeout: float = 5.0
 
     @field_validator(
         "admin_ids",
@@ -98,13 +139,66 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("public_url", "userapi_key", "webapp_url", mode="before")
+    @field_validator("allowed_speeds", mode="before")
+    @classmethod
+    def _speeds(cls, value: object) -> object:
+        # `ALLOWED_SPEEDS=Relax, fast` is as good as `relax,fast`; empty means all.
+        speeds = _split_csv(value)
+        if isinstance(speeds, list):
+            speeds = [str(speed).lower() for speed in speeds]
+            return speeds or list(ALL_SPEEDS)
+        return speeds
+
+    @field_validator("stars_packs", mode="before")
+    @classmethod
+    def _packs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        packs = []
+        for credits, stars in _pairs(value, "credits:stars like 10:50"):
+            if not credits.isdigit() or int(credits) < 1 or stars < 1:
+                raise ValueError(f"a pack is credits:stars, both 1 or more; got {credits}:{stars}")
+            packs.append((int(credits), stars))
+        return packs
+
+    @field_validator("job_costs", mode="before")
+    @classmethod
+    def _costs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        # Listed types change the defaults; the rest keep theirs.
+        return {**DEFAULT_JOB_COSTS, **dict(_pairs(value.lower(), "type:credits like imagine:1"))}
+
+    @field_validator("payments", mode="before")
+    @classmethod
+    def _payments(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @model_validator(mode="after")
+    def _packs_for_stars(self) -> Settings:
+        # Selling Stars without anything to buy would only tell users they are out of credits.
+        if self.payments == "stars" and not self.stars_packs:
+            raise ValueError("PAYMENTS=stars needs STARS_PACKS, e.g. STARS_PACKS=10:50,50:200")
+        return self
+
+    @field_validator(
+        "public_url",
+        "userapi_key",
+        "webapp_url",
+        "translate_url",
+        "translate_api_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `PUBLIC_URL=` in a .env file means "not set", not "the empty URL".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("public_url", "telegram_api_url", "userapi_base_url", "webapp_url")
+    @field_validator(
+        "public_url", "telegram_api_url", "userapi_base_url", "webapp_url", "translate_url"
+    )
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

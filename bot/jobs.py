@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from bot.actions import Action
+from bot.actions import Action, refused_for_version
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
     FollowUp,
@@ -61,6 +61,18 @@ class Delivered:
     file_id: str | None
 
 
+def requester_of(record: TaskRecord) -> Requester:
+    """Who asked for a stored job."""
+    return Requester(
+        chat_id=record.chat_id,
+        user_id=record.user_id,
+        thread_id=record.thread_id,
+        message_id=record.request_message_id,
+        locale=record.locale,
+        name=record.requester,
+    )
+
+
 class UndeliverableError(Exception):
     """The chat will never take this result (bot blocked, chat gone): stop trying."""
 
@@ -71,8 +83,11 @@ class JobGate(Protocol):
     async def refusal(self, requester: Requester, type: str) -> str | None:
         """Why this requester may not start this job now, in their words; None: go ahead."""
 
-    async def charge(self, record: TaskRecord) -> None:
-        """Charge a job that finished `done` to its requester (idempotent)."""
+    async def reserve(self, requester: Requester, record: TaskRecord) -> str | None:
+        """Hold what a just-stored task costs (once); why it can't start, or None: go ahead."""
+
+    async def settle(self, record: TaskRecord) -> None:
+        """A task reached a final state: charge it when `done`, release its hold otherwise."""
 
 
 class JobObserver(Protocol):
@@ -147,6 +162,7 @@ class Failure:
     SERVER_ERROR = "bot:server_error"
     RESTARTED = "bot:restarted"
     STUCK = "bot:stuck"
+    NOT_FOR_VERSION = "bot:not_for_version"
 
 
 def failure_reason(error: UserAPIError) -> str:
@@ -159,6 +175,8 @@ def failure_reason(error: UserAPIError) -> str:
         return Failure.BUSY
     if error.status >= 500:
         return Failure.SERVER_ERROR
+    if refused_for_version(error.message):
+        return Failure.NOT_FOR_VERSION
     return error.message
 
 
@@ -240,11 +258,19 @@ class Jobs:
             locale=requester.locale,
             requester=requester.name,
             request=dump_request(request),
+            # Stored refused at once: a restart must never find a refused job waiting to go.
+            refused=refusal,
         )
         if refusal is not None:
             log.info("Task %d (%s) refused for user %d", record.id, type, requester.user_id)
-            await self.give_up(record, refusal)
+            await self._deliver(record)
             return await self._repo.require(record.id)
+        if self.gate is not None:
+            # A crash before this hold is taken leaves the job queued; recover() takes it then.
+            refusal = await self.gate.reserve(requester, record)
+            if refusal is not None:
+                await self.give_up(record, refusal)
+                return await self._repo.require(record.id)
         if self.queue is None:
             return await self._submit_now(record, account)
         self.queue.add(record.id, account)
@@ -464,13 +490,13 @@ class Jobs:
             self._early.popitem(last=False)
 
     async def _deliver(self, record: TaskRecord) -> None:
-        # Every final state passes here: the slot frees and the next job is submitted at once;
-        # what it shows in its chat waits until this result is out.
+        # Every final state passes here: the slot frees and the next job is submitted at once
+        # (what it shows in its chat waits until this result is out); the job is settled once.
         sent = asyncio.Event()
         try:
             await self._release(record.id, after=sent)
-            if record.status == "done" and self.gate is not None:
-                await self.gate.charge(record)
+            if self.gate is not None:
+                await self.gate.settle(record)
             await self._deliver_claimed(record)
         finally:
             sent.set()
@@ -513,7 +539,14 @@ class Jobs:
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
             await self.give_up(orphan, Failure.RESTARTED)
-        waiting = await self._repo.queued()
+        waiting = []
+        for record in await self._repo.queued():
+            # Taking a job's hold again is a no-op, unless the process died before it was taken.
+            refusal = await self.gate.reserve(requester_of(record), record) if self.gate else None
+            if refusal is None:
+                waiting.append(record)
+            else:
+                await self.give_up(record, refusal)
         if self.queue is not None:
             # Jobs still running at the API hold their slots across the restart.
             for record in await self._repo.in_flight():

@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.actions import Action, action_rows
+from bot.payments import buy_keyboard, no_credits_cost
 from storage.tasks import TaskRecord
 
 
@@ -28,6 +29,8 @@ def task_action_rows(task: TaskRecord) -> list[list[Action]]:
 
 def result_keyboard(task: TaskRecord) -> InlineKeyboardMarkup | None:
     """Buttons under a result, or None when it has no follow-ups."""
+    if task.status == "error" and no_credits_cost(task.status_reason) is not None:
+        return buy_keyboard()
     rows = task_action_rows(task)
     if not rows:
         return None

@@ -12,6 +12,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.i18n import _
 from bot.jobs import Requester
+from bot.payments import Payments, no_credits_reason
 from storage.access import AccessRepo, ChatRule, UserRule
 from storage.tasks import TaskRecord
 from storage.usage import UsageRepo
@@ -75,17 +76,24 @@ class Policy:
         usage: UsageRepo,
         defaults: Defaults,
         i18n: I18n | None = None,
+        payments: Payments | None = None,
     ) -> None:
         self.access = access
         self.usage = usage
         self.defaults = defaults
         self._i18n = i18n
+        self.payments = payments
 
     # -- reading the rules ---------------------------------------------------------------
 
     def is_admin(self, user_id: int) -> bool:
         """Whether the user is one of the bot's admins (ADMIN_IDS)."""
         return user_id in self.defaults.admin_ids
+
+    @property
+    def paid(self) -> bool:
+        """Whether jobs beyond the free allowance cost credits (PAYMENTS=stars)."""
+        return self.payments is not None and self.payments.enabled
 
     def counts(self, task_type: str) -> bool:
         """Whether jobs of this type count against daily limits."""
@@ -186,7 +194,8 @@ class Policy:
             return _(
                 "You already have {count} jobs running. Wait for one to finish, then try again."
             ).format(count=concurrent)
-        if not self.counts(type):
+        # With payments the daily limits are free allowances, decided once the task exists.
+        if not self.counts(type) or self.paid:
             return None
         counted = sorted(self.defaults.counted_types)
         limit = self.daily_limit(rule)
@@ -211,8 +220,65 @@ class Policy:
                 ).format(limit=group_limit, reset=reset_text())
         return None
 
+    async def reserve(self, requester: Requester, record: TaskRecord) -> str | None:
+        """Hold a new job's cost unless it is free; the refusal when it can't be paid."""
+        if self.payments is None or not self.paid or self.is_admin(record.user_id):
+            return None
+        cost = self.payments.cost(record.type)
+        if cost <= 0:
+            return None
+        if self.counts(record.type) and await self._free(record, self.payments):
+            return None
+        if await self.payments.credits.reserve(
+            user_id=record.user_id, task_id=record.id, cost=cost
+        ):
+            log.info("Task %d holds %d credits of user %d", record.id, cost, record.user_id)
+            return None
+        return no_credits_reason(cost)
+
+    async def _free(self, record: TaskRecord, payments: Payments) -> bool:
+        """Whether a new job fits its requester's (and group's) free allowance today."""
+        credits = payments.credits
+        # Jobs free by their price (cost 0) take no part of the allowance.
+        counted = sorted(t for t in self.defaults.counted_types if payments.cost(t) > 0)
+        limit = self.daily_limit(await self.access.user(record.user_id))
+        # Free jobs still running count too, the earlier ones first: of a burst of presses
+        # exactly as many as are left go free, whatever order their checks run in.
+        if not limit or (
+            await self.usage.used_by_user(record.user_id, today())
+            + await credits.free_running(
+                types=counted, up_to_task=record.id, user_id=record.user_id
+            )
+            > limit
+        ):
+            return False
+        if record.chat_id < 0:
+            group_limit = (await self.access.chat(record.chat_id)).daily_limit
+            if group_limit and (
+                await self.usage.used_in_chat(record.chat_id, today())
+                + await credits.free_running(
+                    types=counted, up_to_task=record.id, chat_id=record.chat_id
+                )
+                > group_limit
+            ):
+                return False
+        return True
+
+    async def settle(self, record: TaskRecord) -> None:
+        """A job reached a final state: charge what it holds on `done`, release it otherwise."""
+        # Settled even with payments switched off since: holds from before must end too.
+        if self.payments is not None and await self.payments.credits.settle(
+            record.id, done=record.status == "done"
+        ):
+            return  # paid with credits: the free allowance is untouched
+        if record.status != "done":
+            return
+        if self.payments is not None and self.paid and self.payments.cost(record.type) <= 0:
+            return  # free by its price: not a free job of the day either
+        await self.charge(record)
+
     async def charge(self, record: TaskRecord) -> None:
-        """Charge a job that finished `done` (once), if its type counts."""
+        """Charge a job that finished `done` (once) to the day, if its type counts."""
         if not self.counts(record.type):
             return
         await self.usage.charge(

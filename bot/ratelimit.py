@@ -73,8 +73,10 @@ class Limits:
     global_most: int = 30
     # Slots a progress edit must leave in its chat's limit for a result.
     progress_reserve: int = 1
-    # ... and overall, so that a result never waits for a second of edits to pass.
-    progress_global_reserve: int = 3
+    # Overall, status messages (a burst of queue notices) leave a few slots to results, and
+    # progress edits more, so that a result never waits for a second of them to pass.
+    status_global_reserve: int = 2
+    progress_global_reserve: int = 5
     # A group's minute is scarce (20): status messages leave a few slots to results, and
     # progress edits leave many, so that several results finishing at once never wait for it.
     status_group_reserve: int = 3
@@ -263,7 +265,11 @@ class RateLimiter:
         if level is Priority.RESULT:
             return {"chat": 0, "group": 0, "global": 0}
         if level is Priority.NORMAL:
-            return {"chat": 0, "group": limits.status_group_reserve, "global": 0}
+            return {
+                "chat": 0,
+                "group": limits.status_group_reserve,
+                "global": limits.status_global_reserve,
+            }
         overall = (
             limits.progress_global_reserve
             if level is Priority.PROGRESS

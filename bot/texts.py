@@ -6,8 +6,10 @@ import html
 
 from babel.support import LazyProxy
 
+from bot.actions import model_version
 from bot.i18n import _, __
 from bot.jobs import Failure
+from bot.payments import no_credits_cost
 from storage.tasks import TaskRecord
 
 CAPTION_LIMIT = 1024
@@ -57,9 +59,16 @@ def reason_text(reason: str | None) -> str:
         Failure.SERVER_ERROR: _("The Midjourney service had an internal error. Please try again."),
         Failure.RESTARTED: _("The bot restarted while sending this job. Please send it again."),
         Failure.STUCK: _("Midjourney stopped reporting on this job. Please try again."),
+        Failure.NOT_FOR_VERSION: _("Midjourney doesn't offer this for the image's version."),
     }
     if not reason:
         return _("Midjourney did not say why.")
+    cost = no_credits_cost(reason)
+    if cost is not None:
+        return _(
+            "you're out of credits (this job costs {cost}; your free jobs for today are used "
+            "up). Buy credits with /buy."
+        ).format(cost=cost)
     return words.get(reason, reason)
 
 
@@ -112,6 +121,13 @@ def failure_text(task: TaskRecord) -> str:
             "🚫 <b>{job}</b>: Midjourney's content filter refused this prompt ({reasons}). "
             "Please rephrase it."
         ).format(job=label, reasons=html.escape(reasons))
+    if task.status_reason == Failure.NOT_FOR_VERSION:
+        family, version = model_version(task.prompt)
+        name = f"Niji {version:g}" if family == "niji" else f"V{version:g}"
+        return _(
+            "ℹ️ <b>{job}</b> isn't available for this image: Midjourney doesn't offer it for "
+            "{version}. Nothing was charged; the other buttons still work."
+        ).format(job=label, version=name)
     return _("❌ <b>{job}</b> failed: {reason}").format(
         job=label, reason=html.escape(reason_text(task.status_reason))
     )

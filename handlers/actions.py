@@ -15,12 +15,14 @@ from bot.i18n import _
 from bot.jobs import Jobs
 from bot.keyboards import ActionCallback, task_action_rows
 from bot.limits import Policy
-from bot.prompts import PromptError, normalize_prompt
+from bot.translate import Translator
 from bot.userapi import UserAPIClient
-from handlers.common import requester_of
+from handlers.common import not_here, requester_of, shown_here
 from handlers.groups import may_press, not_yours
 from handlers.images import ask_region, describe_button
+from handlers.prompting import plain_prompt
 from storage.prompts import PromptRequest, PromptRequestRepo
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
 # Telegram cuts ForceReply placeholders at 64 characters.
@@ -86,6 +88,9 @@ def build_router() -> Router:
         if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
             await query.answer(expired(), show_alert=True)
             return
+        if not shown_here(query, message, task):
+            await query.answer(not_here(), show_alert=True)
+            return
         if not await may_press(query, task, policy):
             await query.answer(not_yours(), show_alert=True)
             return
@@ -111,6 +116,9 @@ def build_router() -> Router:
         jobs: Jobs,
         tasks: TaskRepo,
         prompts: PromptRequestRepo,
+        user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
     ) -> None:
         replied = message.reply_to_message
         if replied is None or message.from_user is None:
@@ -129,11 +137,15 @@ def build_router() -> Router:
         if task is None or action is None:
             await message.reply(expired())
             return
-        try:
-            prompt = normalize_prompt(message.text)
-        except PromptError:
+        prompt = await plain_prompt(
+            message,
+            message.text,
+            config=settings,
+            translator=translator,
+            user_settings=user_settings,
+        )
+        if prompt is None:
             await prompts.add(request)  # keep the question open for a better answer
-            await message.reply(_("Please reply with a prompt (it can't be empty or too long)."))
             return
         await jobs.run_action(requester_of(message), task, action, prompt)
 

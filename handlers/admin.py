@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from aiogram import Router
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
@@ -25,12 +27,18 @@ from bot.accounts import account_text, read_account, short_hash
 from bot.config import Settings
 from bot.i18n import _
 from bot.limits import Policy
+from bot.payments import Payments
 from bot.texts import type_label
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from handlers.groups import describe_user
+from storage.credits import RefundOutcome
 from storage.usage import Count
 
+log = logging.getLogger(__name__)
+
 SPEEDS = ("relax", "fast", "turbo")
+# Telegram's answer to refunding a charge twice (a resend whose first answer was lost).
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 LIMIT_CHOICES = ("5", "20", "50", "0", "default")
 
 ADMIN_COMMAND_NAMES = (
@@ -45,11 +53,19 @@ ADMIN_COMMAND_NAMES = (
     "allow",
     "deny",
     "access",
+    "grant",
+    "refund",
 )
 
 
-def admin_commands() -> list[BotCommand]:
+def admin_commands(paid: bool = False) -> list[BotCommand]:
     """The extra command menu admins see in their private chats, in the current language."""
+    if paid:
+        return [
+            *admin_commands(),
+            BotCommand(command="grant", description=_("Give or take a user's credits")),
+            BotCommand(command="refund", description=_("Refund a purchase's Stars")),
+        ]
     return [
         BotCommand(command="accounts", description=_("Midjourney accounts: status, fast time")),
         BotCommand(command="speed", description=_("Switch speed: relax, fast or turbo")),
@@ -156,7 +172,26 @@ async def stats_text(policy: Policy) -> str:
     lines.extend(f"{c.count} × {html.escape(c.key or '?')}" for c in errors)
     if not errors:
         lines.append("—")
+    if policy.payments is not None and policy.payments.enabled:
+        lines.append("")
+        lines.extend(await money_lines(policy.payments, week))
     return "\n".join(lines)
+
+
+async def money_lines(payments: Payments, since: float) -> list[str]:
+    """Stars earned and credits spent per day, for /stats."""
+    lines = [_("<b>Stars and credits</b> (7 days):")]
+    days = await payments.credits.days(since)
+    for day in days:
+        line = _("{day}: +{stars} ⭐, credits spent: {spent}").format(
+            day=day.day, stars=day.stars, spent=day.credits_spent
+        )
+        if day.refunded_stars:
+            line += " " + _("(refunded: {stars} ⭐)").format(stars=day.refunded_stars)
+        lines.append(line)
+    if not days:
+        lines.append("—")
+    return lines
 
 
 async def user_card(user_id: int, policy: Policy) -> tuple[str, InlineKeyboardMarkup]:
@@ -180,6 +215,13 @@ async def user_card(user_id: int, policy: Policy) -> tuple[str, InlineKeyboardMa
     if mode == "allowlist":
         allowed = await policy.is_allowed(user_id, user_id)
         lines.append(_("Allowed: {state}").format(state=_("yes") if allowed else _("no")))
+    if policy.payments is not None and policy.payments.enabled:
+        balance = await policy.payments.credits.balance(user_id)
+        lines.append(
+            _("Credits: {credits}, held by running jobs: {reserved}").format(
+                credits=balance.credits, reserved=balance.reserved
+            )
+        )
     if policy.is_admin(user_id):
         lines.append(_("An admin: no limits apply."))
     target = str(user_id)
@@ -436,6 +478,96 @@ def _admin_router() -> Router:
         await policy.update_user(user_id, daily_limit=None if value == "default" else int(value))
         text, keyboard = await user_card(user_id, policy)
         await message.reply(text, reply_markup=keyboard)
+
+    @router.message(Command("grant"))
+    async def grant(
+        message: Message, command: CommandObject, policy: Policy, payments: Payments
+    ) -> None:
+        if not payments.enabled:
+            await message.reply(_("Payments are off: set PAYMENTS=stars to use credits."))
+            return
+        args = (command.args or "").split(maxsplit=2)
+        user_id = await resolve_user(args[0], policy) if len(args) >= 2 else None
+        amount = args[1] if len(args) >= 2 else ""
+        if user_id is None or not amount.lstrip("+-").isdigit() or int(amount) == 0:
+            await message.reply(
+                _(
+                    "Usage: <code>/grant 123456 10 [reason]</code> (or @username; a negative "
+                    "number takes credits away)."
+                )
+            )
+            return
+        actor = message.from_user.id if message.from_user else 0
+        reason = args[2] if len(args) == 3 else ""
+        if not await payments.credits.grant(
+            user_id=user_id, amount=int(amount), reason=reason, actor_id=actor
+        ):
+            have = (await payments.credits.balance(user_id)).credits
+            await message.reply(
+                _("User {user} has only {credits} credits to take.").format(
+                    user=user_id, credits=have
+                )
+            )
+            return
+        balance = await payments.credits.balance(user_id)
+        await message.reply(
+            _("✅ User {user}: {amount:+d} credits. Balance now: {credits}.").format(
+                user=user_id, amount=int(amount), credits=balance.credits
+            )
+        )
+
+    @router.message(Command("refund"))
+    async def refund(
+        message: Message, command: CommandObject, payments: Payments, bot: Bot
+    ) -> None:
+        charge_id = (command.args or "").strip()
+        if not charge_id:
+            await message.reply(
+                _(
+                    "Usage: <code>/refund charge-id</code> (the buyer's /balance and the "
+                    "payment message show it)."
+                )
+            )
+            return
+        purchase = await payments.credits.find_purchase(charge_id)
+        actor = message.from_user.id if message.from_user else 0
+        outcome = await payments.credits.refund(charge_id, actor_id=actor)
+        if purchase is None or outcome is RefundOutcome.UNKNOWN:
+            await message.reply(_("No purchase has that charge id."))
+            return
+        if outcome is RefundOutcome.ALREADY:
+            await message.reply(_("That purchase was refunded already."))
+            return
+        if outcome is RefundOutcome.SPENT:
+            have = (await payments.credits.balance(purchase.user_id)).credits
+            await message.reply(
+                _(
+                    "Can't refund: the buyer has spent some of those {credits} credits "
+                    "(they have {have} left)."
+                ).format(credits=purchase.credits, have=have)
+            )
+            return
+        try:
+            await bot.refund_star_payment(
+                user_id=purchase.user_id, telegram_payment_charge_id=charge_id
+            )
+        except TelegramAPIError as error:
+            if ALREADY_REFUNDED not in error.message:
+                # The Stars stayed with us, so the credits stay with the buyer.
+                await payments.credits.cancel_refund(charge_id)
+                await message.reply(
+                    _("Telegram refused the refund: {error}. Nothing changed.").format(
+                        error=html.escape(error.message)
+                    )
+                )
+                return
+            # A resend after a lost answer: the first request did return the Stars.
+            log.warning("Refund of %s was done already at Telegram", charge_id)
+        await message.reply(
+            _("↩️ Refunded {stars} ⭐ to user {user}; {credits} credits taken back.").format(
+                stars=purchase.stars, user=purchase.user_id, credits=purchase.credits
+            )
+        )
 
     @router.callback_query(AdminCallback.filter())
     async def on_button(

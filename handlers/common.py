@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram.types import Message, User
+from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import get_i18n
 
+from bot.i18n import _
 from bot.jobs import Requester
+from storage.tasks import TaskRecord
 
 
 def display_name(user: User | None) -> str | None:
@@ -27,3 +29,29 @@ def requester_of(message: Message, by: User | None = None) -> Requester:
         locale=get_i18n().current_locale,
         name=display_name(sender),
     )
+
+
+def shown_here(query: CallbackQuery, message: Message, task: TaskRecord) -> bool:
+    """Whether a press names a task of the chat, and the message, it was pressed in.
+
+    Callback data comes from the client and can name any task; the message comes from
+    Telegram. A task from another chat is refused outright. In its own chat the press must
+    come from the task's status or result message, or from a message that really carries
+    this button (a result sent again from /history has a message id of its own).
+    """
+    if task.chat_id != message.chat.id:
+        return False
+    if message.message_id in (task.result_message_id, task.status_message_id):
+        return True
+    markup = message.reply_markup
+    shown = (
+        {button.callback_data for row in markup.inline_keyboard for button in row}
+        if markup
+        else set()
+    )
+    return query.data is not None and query.data in shown
+
+
+def not_here() -> str:
+    """The alert for a press whose data names a job this message doesn't show."""
+    return _("This button doesn't belong to this message.")

@@ -1,21 +1,19 @@
-"""Groups and access: who the bot listens to, per-group switches, and /me."""
+"""Groups: who may press whose buttons, per-group switches, and /me."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Router
+from aiogram import Bot, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, Message
 
 from bot.i18n import _
 from bot.limits import Policy, reset_text, today
+from bot.payments import Payments, balance_text
 from storage.tasks import TaskRecord
-from storage.users import UserRepo
 
 # Commands a disabled group still hears, so it can be switched back on.
 GROUP_COMMANDS = ("bot_on", "bot_off", "group_limit", "group_buttons")
@@ -58,76 +56,25 @@ def not_yours() -> str:
     return _("These buttons belong to the person who started this job.")
 
 
-class AccessMiddleware(BaseMiddleware):
-    """Remembers who writes, and keeps banned users and switched-off groups quiet."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, tuple[str | None, str | None, str | None]] = {}
-        self._seen_chats: set[int] = set()
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        """Let the update through, or drop it (answering a press so the client stops waiting)."""
-        policy: Policy | None = data.get("policy")
-        users: UserRepo | None = data.get("users")
-        user: User | None = data.get("event_from_user")
-        if policy is None or user is None:
-            return await handler(event, data)
-        if users is not None:
-            await self._remember(users, user, event)
-        if policy.is_admin(user.id):
-            return await handler(event, data)
-        if await policy.is_banned(user.id):
-            if isinstance(event, CallbackQuery):
-                await event.answer(_("You can't use this bot."), show_alert=True)
-            return None
-        chat_id = self._chat_id(event)
-        if chat_id is not None and not await policy.chat_enabled(chat_id):
-            if isinstance(event, Message) and command_name(event.text) in GROUP_COMMANDS:
-                return await handler(event, data)
-            if isinstance(event, CallbackQuery):
-                await event.answer(_("The bot is switched off in this group."), show_alert=True)
-            return None
-        return await handler(event, data)
-
-    @staticmethod
-    def _chat_id(event: TelegramObject) -> int | None:
-        if isinstance(event, Message):
-            return event.chat.id
-        if isinstance(event, CallbackQuery) and isinstance(event.message, Message):
-            return event.message.chat.id
-        return None
-
-    async def _remember(self, users: UserRepo, user: User, event: TelegramObject) -> None:
-        # Written only when something changed: a busy group must not mean a write per message.
-        key = (user.username, user.first_name, user.language_code)
-        if self._seen.get(user.id) != key:
-            await users.seen_user(
-                user.id,
-                username=user.username,
-                first_name=user.first_name,
-                language_code=user.language_code,
-            )
-            self._seen[user.id] = key
-        if isinstance(event, Message) and event.chat.id not in self._seen_chats:
-            await users.seen_chat(event.chat.id, type=event.chat.type, title=event.chat.title)
-            self._seen_chats.add(event.chat.id)
-
-
 def me_text(
-    used: int, limit: int, running: int, concurrent: int, *, group: tuple[int, int] | None
+    used: int,
+    limit: int,
+    running: int,
+    concurrent: int,
+    *,
+    group: tuple[int, int] | None,
+    paid: bool = False,
 ) -> str:
     """The /me answer."""
+    if paid:
+        # With payments the daily limit is the free allowance; past it, jobs cost credits.
+        first = _("Free jobs today: {used} of {limit}.").format(used=used, limit=limit)
+    elif limit:
+        first = _("Jobs today: {used} of {limit}.").format(used=used, limit=limit)
+    else:
+        first = _("Jobs today: {used} (no daily limit).").format(used=used)
     lines = [
-        (
-            _("Jobs today: {used} of {limit}.").format(used=used, limit=limit)
-            if limit
-            else _("Jobs today: {used} (no daily limit).").format(used=used)
-        ),
+        first,
         (
             _("Running now: {running} of {limit}.").format(running=running, limit=concurrent)
             if concurrent
@@ -138,7 +85,7 @@ def me_text(
         lines.append(
             _("This group today: {used} of {limit}.").format(used=group[0], limit=group[1])
         )
-    if limit or group is not None:
+    if limit or group is not None or paid:
         lines.append(_("The count resets at {reset}.").format(reset=reset_text()))
     return "\n".join(lines)
 
@@ -148,18 +95,27 @@ def build_router() -> Router:
     router = Router(name="groups")
 
     @router.message(Command("me"))
-    async def me(message: Message, policy: Policy) -> None:
+    async def me(message: Message, policy: Policy, payments: Payments) -> None:
         if message.from_user is None:
             return
-        usage = await policy.usage_of(message.from_user.id)
+        user_id = message.from_user.id
+        usage = await policy.usage_of(user_id)
         group: tuple[int, int] | None = None
         if message.chat.id < 0:
             group_limit = (await policy.access.chat(message.chat.id)).daily_limit
             if group_limit:
                 group = (await policy.usage.used_in_chat(message.chat.id, today()), group_limit)
-        await message.reply(
-            me_text(usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group)
+        paid = payments.enabled and not policy.is_admin(user_id)
+        text = me_text(
+            usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group, paid=paid
         )
+        if payments.enabled:
+            text += "\n\n" + balance_text(
+                await payments.credits.balance(user_id),
+                await payments.credits.purchases(user_id),
+                admin=policy.is_admin(user_id),
+            )
+        await message.reply(text)
 
     async def group_admin(message: Message, policy: Policy, *, owner_only: bool = False) -> bool:
         """Whether the sender may change this group's settings; says why not otherwise."""

@@ -1,4 +1,4 @@
-"""/history: a user's recent jobs, each result sendable again from its Telegram file_id."""
+"""/history: a user's recent jobs in this chat, each result sendable again from its file_id."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.actions import is_animation
 from bot.i18n import _
 from bot.keyboards import result_keyboard
+from bot.payments import Payments
 from bot.texts import caption_for, type_label
+from storage.credits import JobCost
 from storage.tasks import TaskRecord, TaskRepo
 
 HISTORY_SIZE = 10
@@ -34,7 +36,18 @@ def _status_word(task: TaskRecord) -> str:
     return "⏳"
 
 
-def history_text(tasks: list[TaskRecord]) -> str:
+def cost_word(task: TaskRecord, cost: JobCost | None) -> str:
+    """What a job cost in credits, as /history shows it with payments on."""
+    if cost is None:
+        return _("free") if task.status != "error" else _("nothing")
+    if cost.state == "charge":
+        return _("spent {credits}").format(credits=cost.credits)
+    if cost.state == "release":
+        return _("nothing ({credits} returned)").format(credits=cost.credits)
+    return _("{credits} held").format(credits=cost.credits)
+
+
+def history_text(tasks: list[TaskRecord], costs: dict[int, JobCost] | None = None) -> str:
     """The list of recent jobs: number, status, type, time and the start of the prompt."""
     lines = [_("<b>Your recent jobs</b>")]
     for number, task in enumerate(tasks, 1):
@@ -42,9 +55,10 @@ def history_text(tasks: list[TaskRecord]) -> str:
         prompt = task.prompt or ""
         if len(prompt) > PROMPT_PREVIEW:
             prompt = prompt[: PROMPT_PREVIEW - 1] + "…"
+        paid = "" if costs is None else " · 💳 " + cost_word(task, costs.get(task.id))
         lines.append(
             f"{number}. {_status_word(task)} <b>{html.escape(type_label(task.type))}</b> · "
-            f"{when}\n<i>{html.escape(prompt)}</i>"
+            f"{when}{paid}\n<i>{html.escape(prompt)}</i>"
         )
     return "\n\n".join(lines)
 
@@ -70,21 +84,34 @@ def build_router() -> Router:
     router = Router(name="history")
 
     @router.message(Command("history"))
-    async def show_history(message: Message, tasks: TaskRepo) -> None:
+    async def show_history(message: Message, tasks: TaskRepo, payments: Payments) -> None:
         if message.from_user is None:
             return
-        recent = await tasks.recent_for_user(message.from_user.id, HISTORY_SIZE)
+        # Only this chat's jobs: in a group, the user's jobs there (their private prompts stay
+        # private); in a private chat, the ones they started there. A result sent again then
+        # lands where its buttons belong.
+        recent = await tasks.recent_in_chat(message.from_user.id, message.chat.id, HISTORY_SIZE)
         if not recent:
             await message.answer(_("No jobs yet. Start one with /imagine."))
             return
-        await message.answer(history_text(recent), reply_markup=history_keyboard(recent))
+        costs = (
+            await payments.credits.job_costs([task.id for task in recent])
+            if payments.enabled
+            else None
+        )
+        await message.answer(history_text(recent, costs), reply_markup=history_keyboard(recent))
 
     @router.callback_query(HistoryCallback.filter(), F.message.as_("message"))
     async def resend(
         query: CallbackQuery, callback_data: HistoryCallback, message: Message, tasks: TaskRepo
     ) -> None:
         task = await tasks.get(callback_data.task_id)
-        if task is None or task.user_id != query.from_user.id or not task.result_file_id:
+        if (
+            task is None
+            or task.user_id != query.from_user.id
+            or task.chat_id != message.chat.id
+            or not task.result_file_id
+        ):
             await query.answer(_("This result is no longer available."), show_alert=True)
             return
         await query.answer()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import html
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +14,7 @@ from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -34,14 +34,9 @@ from bot.i18n import _
 from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
 from bot.jobs import Jobs, Requester, failure_reason
 from bot.media import MAX_PIXELS, MAX_SIDE
-from bot.prompts import (
-    MAX_PROMPT_LENGTH,
-    PromptDefaults,
-    PromptError,
-    apply_defaults,
-    normalize_prompt,
-)
+from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from bot.texts import reason_text
+from bot.translate import Translator
 from bot.uploads import (
     DOWNLOAD_LIMIT_MB,
     ImageProblem,
@@ -55,7 +50,7 @@ from bot.uploads import (
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.webapp import can_inpaint, region_url, start_inpaint, upscale_size
 from handlers.common import requester_of
-from handlers.imagine import defaults_of, prompt_problem
+from handlers.prompting import Draft, draft_prompt, plain_prompt, prompt_problem
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 from storage.uploads import UploadRepo
@@ -63,6 +58,11 @@ from storage.uploads import UploadRepo
 MIN_BLEND = 2
 MAX_BLEND = 5
 MAX_IMAGE_PROMPTS = 5
+# Style and character references take several images; an omni reference takes one.
+MAX_REFERENCES = {"sref": 5, "cref": 5, "oref": 1}
+REFERENCE_COMMANDS = ("sref", "oref", "cref")
+# Albums remembered per chat, so `/imagine` replying to one photo of an album takes them all.
+ALBUMS_KEPT = 200
 # Album parts arrive as separate updates a few milliseconds apart; wait this long for quiet.
 ALBUM_QUIET_SECONDS = 0.6
 # Telegram cuts ForceReply placeholders at 64 characters.
@@ -84,12 +84,41 @@ class Flow(StatesGroup):
     image_prompt = State()
     mask = State()
     mask_prompt = State()
+    reference = State()
 
 
 class ImageMenu(CallbackData, prefix="im1"):
     """A press on the photo menu or the Blend button."""
 
     do: str
+
+
+class RecentAlbums:
+    """The images of albums seen lately, by chat and media_group_id (bounded)."""
+
+    def __init__(self, limit: int = ALBUMS_KEPT) -> None:
+        self._limit = limit
+        self._albums: OrderedDict[tuple[int, str], dict[int, ImageRef]] = OrderedDict()
+
+    def add(self, message: Message) -> None:
+        """Note one part of an album as it arrives (a reply may name any part of it)."""
+        ref = image_of(message)
+        if message.media_group_id is None or ref is None:
+            return
+        key = (message.chat.id, message.media_group_id)
+        self._albums.setdefault(key, {})[message.message_id] = ref
+        self._albums.move_to_end(key)
+        while len(self._albums) > self._limit:
+            self._albums.popitem(last=False)
+
+    def images_of(self, message: Message) -> list[ImageRef]:
+        """The images a replied-to message stands for: its album if known, else its own."""
+        if message.media_group_id is not None:
+            album = self._albums.get((message.chat.id, message.media_group_id))
+            if album:
+                return [album[message_id] for message_id in sorted(album)]
+        ref = image_of(message)
+        return [ref] if ref is not None else []
 
 
 class AlbumCollector:
@@ -169,8 +198,41 @@ def blend_panel(count: int) -> tuple[str, InlineKeyboardMarkup]:
     return text, InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
+def reference_name(kind: str) -> str:
+    """A reference kind in words."""
+    if kind == "oref":
+        return _("Omni reference")
+    if kind == "cref":
+        return _("Character reference")
+    return _("Style reference")
+
+
+def reference_ask(kind: str, count: int) -> str:
+    """The question for the prompt that goes with a reference."""
+    return _(
+        "{icon} <b>{name}</b> ({count} image(s)): send the prompt to go with it, for example "
+        "<code>a lighthouse at dusk --ar 16:9</code>. The image goes in as <code>{flag}</code>."
+    ).format(
+        icon="🎨" if kind == "sref" else "🧩" if kind == "oref" else "👤",
+        name=reference_name(kind),
+        count=count,
+        flag=f"--{kind}",
+    )
+
+
+def too_many_references(kind: str, count: int) -> str:
+    """The answer to more images than a reference takes."""
+    return _("{name} takes at most {limit} image(s); you sent {count}.").format(
+        name=reference_name(kind), limit=MAX_REFERENCES[kind], count=count
+    )
+
+
 def menu_keyboard(count: int) -> InlineKeyboardMarkup:
-    """The private photo menu."""
+    """The photo menu: describe, image prompt, blend, and the three kinds of reference."""
+
+    def button(text: str, do: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text=text, callback_data=ImageMenu(do=do).pack())
+
     rows = [
         [InlineKeyboardButton(text=_("Describe"), callback_data=ImageMenu(do="describe").pack())],
         [
@@ -183,6 +245,11 @@ def menu_keyboard(count: int) -> InlineKeyboardMarkup:
                 text=_("Blend with more photos") if count < MIN_BLEND else _("Blend these"),
                 callback_data=ImageMenu(do="blend_more").pack(),
             )
+        ],
+        [button("🎨 " + _("Style reference"), "sref")],
+        [
+            button("🧩 " + _("Omni reference (V7)"), "oref"),
+            button("👤 " + _("Character reference (V6)"), "cref"),
         ],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -308,9 +375,8 @@ class ImageFlows:
         self,
         message: Message,
         refs: Sequence[ImageRef],
-        text: str | None,
+        draft: Draft,
         requester: Requester,
-        defaults: PromptDefaults,
     ) -> None:
         """Upload images and imagine `<url> ... <text>`."""
         if len(refs) > MAX_IMAGE_PROMPTS:
@@ -320,22 +386,37 @@ class ImageFlows:
                 )
             )
             return
-        try:
-            words = apply_defaults(normalize_prompt(text), defaults)
-        except PromptError as error:
-            await message.reply(prompt_problem(error))
+        uploaded = await self._upload(message, refs, requester.user_id)
+        if not uploaded:
+            return
+        prompt = draft.compose(images=[image.url for image in uploaded])
+        await self._imagine(message, requester, prompt, uploaded)
+
+    async def reference(
+        self,
+        message: Message,
+        refs: Sequence[ImageRef],
+        draft: Draft,
+        requester: Requester,
+    ) -> None:
+        """Upload images and imagine the prompt with them as a style, omni or character ref."""
+        kind = draft.reference or "sref"
+        if len(refs) > MAX_REFERENCES[kind]:
+            await message.reply(too_many_references(kind, len(refs)))
             return
         uploaded = await self._upload(message, refs, requester.user_id)
         if not uploaded:
             return
-        prompt = " ".join([*(image.url for image in uploaded), words])
+        prompt = draft.compose(refs=[image.url for image in uploaded])
+        await self._imagine(message, requester, prompt, uploaded)
+
+    async def _imagine(
+        self, message: Message, requester: Requester, prompt: str, uploaded: Sequence[Uploaded]
+    ) -> None:
         if len(prompt) > MAX_PROMPT_LENGTH:
-            await message.reply(
-                _("That prompt is too long: Midjourney takes at most {limit} characters.").format(
-                    limit=MAX_PROMPT_LENGTH
-                )
-            )
+            await message.reply(prompt_problem(PromptError("too_long")))
             return
+        # The images live on the account they were uploaded to: the job must run there too.
         await self.jobs.imagine(requester, prompt, account_hash=uploaded[0].account_hash)
 
 
@@ -411,6 +492,7 @@ def build_router() -> Router:
     """The router for photos and image documents, /describe, /blend and the photo menu."""
     router = Router(name="images")
     albums = AlbumCollector()
+    recent = RecentAlbums()
 
     def flows(bot: Bot, jobs: Jobs, client: UserAPIClient, uploads: UploadRepo) -> ImageFlows:
         return ImageFlows(bot=bot, jobs=jobs, client=client, uploads=uploads)
@@ -438,6 +520,104 @@ def build_router() -> Router:
         await state.set_state(Flow.describe_next)
         await message.reply(_("Send me the photo to describe."))
 
+    @router.message(
+        Command("imagine", *REFERENCE_COMMANDS, "ref"),
+        F.reply_to_message.photo | F.reply_to_message.document,
+    )
+    async def command_on_photo(
+        message: Message,
+        command: CommandObject,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+        user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
+    ) -> None:
+        replied = message.reply_to_message
+        assert replied is not None  # the filter saw it
+        if not looks_like_image(replied):
+            await message.reply(problem_text(ImageProblem("not_image")))
+            return
+        refs = recent.images_of(replied)
+        name = command.command.lower()
+        if name == "ref":
+            await _offer_menu(message, refs, state)
+            return
+        if name != "imagine" and not command.args:
+            await _ask_reference(message, name, refs, state)
+            return
+        draft = await draft_prompt(
+            message,
+            command.args,
+            user_settings=user_settings,
+            config=settings,
+            translator=translator,
+            reference=None if name == "imagine" else name,
+            images=len(refs) if name == "imagine" else 0,
+            refs=0 if name == "imagine" else len(refs),
+        )
+        if draft is None:
+            return
+        images = flows(bot, jobs, client, uploads)
+        if name == "imagine":
+            await images.image_prompt(message, refs, draft, requester_of(message))
+        else:
+            await images.reference(message, refs, draft, requester_of(message))
+
+    @router.message(Command(*REFERENCE_COMMANDS, "ref"), F.text)
+    async def reference_without_photo(message: Message) -> None:
+        await message.reply(
+            _(
+                "Reply to a photo (or an album) with this command, or send the photo with it "
+                "as the caption, for example <code>/sref a cozy cabin in the woods</code>."
+            )
+        )
+
+    @router.message(Flow.reference, Command("imagine"))
+    @router.message(Flow.reference, F.text, ~F.text.startswith("/"))
+    async def on_reference_prompt(
+        message: Message,
+        state: FSMContext,
+        bot: Bot,
+        jobs: Jobs,
+        client: UserAPIClient,
+        uploads: UploadRepo,
+        user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
+    ) -> None:
+        data = await state.get_data()
+        pending = data.get("reference") or {}
+        refs = _refs(pending, "images")
+        kind = str(pending.get("kind") or "")
+        text = message.text or ""
+        command = parse_command(text, await _username(bot))
+        if command is not None:
+            text = command[1]
+        if kind not in MAX_REFERENCES or not refs:
+            await state.set_state(None)
+            await message.reply(_("This menu is too old. Please send the photo again."))
+            return
+        draft = await draft_prompt(
+            message,
+            text,
+            user_settings=user_settings,
+            config=settings,
+            translator=translator,
+            reference=kind,
+            refs=len(refs),
+        )
+        if draft is None:
+            return  # the question stays open for a better prompt
+        await state.set_state(None)
+        await state.update_data(reference=None)
+        await flows(bot, jobs, client, uploads).reference(
+            message, refs, draft, requester_of(message)
+        )
+
     @router.message(Command("blend"), F.text)
     async def blend_command(message: Message, state: FSMContext) -> None:
         await state.set_state(Flow.blend)
@@ -455,7 +635,10 @@ def build_router() -> Router:
         uploads: UploadRepo,
         tasks: TaskRepo,
         user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
     ) -> None:
+        recent.add(message)
         album = await albums.collect(message)
         if album is None:
             return  # part of an album its first message handles
@@ -465,7 +648,12 @@ def build_router() -> Router:
         current = await state.get_state()
         images = flows(bot, jobs, client, uploads)
         requester = requester_of(first)
-        if command is not None and command[0] not in ("describe", "blend", "imagine"):
+        if command is not None and command[0] not in (
+            "describe",
+            "blend",
+            "imagine",
+            *REFERENCE_COMMANDS,
+        ):
             raise SkipHandler  # someone else's command with a photo
         if not all(looks_like_image(m) for m in album):
             if command is not None or current is not None or first.chat.type == ChatType.PRIVATE:
@@ -478,9 +666,26 @@ def build_router() -> Router:
                 await images.describe(first, refs[0], requester)
             elif name == "blend":
                 await images.blend(first, refs, requester)
+            elif name in REFERENCE_COMMANDS and not args:
+                await _ask_reference(first, name, refs, state)
             else:
-                defaults = defaults_of(await user_settings.get(requester.user_id))
-                await images.image_prompt(first, refs, args, requester, defaults)
+                reference = name if name in REFERENCE_COMMANDS else None
+                draft = await draft_prompt(
+                    first,
+                    args,
+                    user_settings=user_settings,
+                    config=settings,
+                    translator=translator,
+                    reference=reference,
+                    images=0 if reference else len(refs),
+                    refs=len(refs) if reference else 0,
+                )
+                if draft is None:
+                    return
+                if reference:
+                    await images.reference(first, refs, draft, requester)
+                else:
+                    await images.image_prompt(first, refs, draft, requester)
             return
         if current == Flow.describe_next.state:
             await state.set_state(None)
@@ -490,13 +695,7 @@ def build_router() -> Router:
         elif current == Flow.mask.state:
             await _take_mask(first, refs[0], state, bot, tasks)
         elif first.chat.type == ChatType.PRIVATE:
-            menu = await first.reply(
-                _("What should I do with this photo?")
-                if len(refs) == 1
-                else _("What should I do with these {count} photos?").format(count=len(refs)),
-                reply_markup=menu_keyboard(len(refs)),
-            )
-            await _remember_menu(state, menu.message_id, refs)
+            await _offer_menu(first, refs, state)
 
     @router.callback_query(ImageMenu.filter())
     async def on_menu(
@@ -546,6 +745,8 @@ def build_router() -> Router:
                     selective=True, input_field_placeholder=_("a castle in the clouds")
                 ),
             )
+        elif callback_data.do in MAX_REFERENCES:
+            await _ask_reference(message, callback_data.do, refs, state)
         else:
             await state.set_state(Flow.blend)
             await state.update_data(blend=[ref.to_dict() for ref in refs][:MAX_BLEND])
@@ -561,13 +762,23 @@ def build_router() -> Router:
         client: UserAPIClient,
         uploads: UploadRepo,
         user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
     ) -> None:
         refs = _refs(await state.get_data(), "prompt_images")
+        draft = await draft_prompt(
+            message,
+            message.text,
+            user_settings=user_settings,
+            config=settings,
+            translator=translator,
+            images=len(refs),
+        )
+        if draft is None:
+            return  # the question stays open for a better prompt
         await state.set_state(None)
-        requester = requester_of(message)
-        defaults = defaults_of(await user_settings.get(requester.user_id))
         await flows(bot, jobs, client, uploads).image_prompt(
-            message, refs, message.text, requester, defaults
+            message, refs, draft, requester_of(message)
         )
 
     @router.message(Flow.mask, F.text, ~F.text.startswith("/"))
@@ -583,35 +794,72 @@ def build_router() -> Router:
     async def on_mask_prompt(
         message: Message,
         state: FSMContext,
+        bot: Bot,
         jobs: Jobs,
         client: UserAPIClient,
         tasks: TaskRepo,
+        user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
     ) -> None:
         data = await state.get_data()
         task = await tasks.get(int(data.get("region_task") or 0))
-        mask_b64 = str(data.get("region_mask") or "")
-        if not can_inpaint(task) or not mask_b64 or task is None:
+        mask_ref = data.get("region_mask")
+        size = upscale_size(task) if task is not None else None
+        if not can_inpaint(task) or not isinstance(mask_ref, dict) or task is None or not size:
             await state.set_state(None)
             await message.reply(
                 _("This job is no longer available. Start a new one with /imagine.")
             )
             return
+        prompt = await plain_prompt(
+            message,
+            message.text,
+            config=settings,
+            translator=translator,
+            user_settings=user_settings,
+        )
+        if prompt is None:
+            return
+        # The mask was checked when it came; it is made again from Telegram's copy now, so
+        # no image waits in the stored state (which outlives a restart).
         try:
-            prompt = normalize_prompt(message.text)
-        except PromptError as error:
-            await message.reply(prompt_problem(error))
+            mask = await build_mask(await download(bot, ImageRef.from_dict(mask_ref)), *size)
+        except ImageProblem as problem:
+            await message.reply(problem_text(problem))
             return
         await state.set_state(None)
         await state.update_data(region_task=None, region_mask=None)
-        await start_inpaint(
-            jobs,
-            requester_of(message),
-            task,
-            mask_png=base64.b64decode(mask_b64),
-            prompt=prompt,
-        )
+        await start_inpaint(jobs, requester_of(message), task, mask_png=mask, prompt=prompt)
 
     return router
+
+
+async def _offer_menu(message: Message, refs: Sequence[ImageRef], state: FSMContext) -> None:
+    menu = await message.reply(
+        _("What should I do with this photo?")
+        if len(refs) == 1
+        else _("What should I do with these {count} photos?").format(count=len(refs)),
+        reply_markup=menu_keyboard(len(refs)),
+    )
+    await _remember_menu(state, menu.message_id, refs)
+
+
+async def _ask_reference(
+    message: Message, kind: str, refs: Sequence[ImageRef], state: FSMContext
+) -> None:
+    """Keep the images (their Telegram ids only) and ask for the prompt that goes with them."""
+    if len(refs) > MAX_REFERENCES[kind]:
+        await message.reply(too_many_references(kind, len(refs)))
+        return
+    await state.set_state(Flow.reference)
+    await state.update_data(reference={"kind": kind, "images": [ref.to_dict() for ref in refs]})
+    await message.answer(
+        reference_ask(kind, len(refs)),
+        reply_markup=ForceReply(
+            selective=True, input_field_placeholder=_("a castle in the clouds")
+        ),
+    )
 
 
 async def _remember_menu(state: FSMContext, message_id: int, refs: Sequence[ImageRef]) -> None:
@@ -652,12 +900,12 @@ async def _take_mask(
         return
     try:
         raw = await download(bot, ref)
-        mask = await build_mask(raw, *size)
+        await build_mask(raw, *size)  # refused now, not after the prompt
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return
     await state.set_state(Flow.mask_prompt)
-    await state.update_data(region_mask=base64.b64encode(mask).decode("ascii"))
+    await state.update_data(region_mask=ref.to_dict())
     prefill = task.prompt or ""
     await message.reply(
         _(

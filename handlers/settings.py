@@ -2,39 +2,95 @@
 
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Sequence
+
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.i18n import I18n
 
+from bot.config import Settings
 from bot.i18n import LOCALES, _
-from bot.prompts import ASPECT_RATIOS, MODELS, SPEEDS, STYLIZE_VALUES
+from bot.prompts import (
+    ASPECT_RATIOS,
+    CURRENT_MODELS,
+    EXP_VALUES,
+    OW_VALUES,
+    PROFILE_CODE,
+    SPEEDS,
+    STYLE_CODE,
+    STYLIZE_VALUES,
+    SW_VALUES,
+)
 from storage.settings import UserSettings, UserSettingsRepo
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
-MODEL_LABELS = {"v7": "V7", "v6.1": "V6.1", "v6": "V6", "v5.2": "V5.2", "niji6": "Niji 6"}
+MODEL_LABELS = {
+    "v7": "V7",
+    "v6.1": "V6.1",
+    "v6": "V6",
+    "v5.2": "V5.2",
+    "niji6": "Niji 6",
+    "niji7": "Niji 7",
+}
+# Settings typed as text (codes), with the parameter they become.
+CODE_FLAGS = {"sref": "--sref", "personalize": "--p"}
+CODE_PATTERNS = {"sref": STYLE_CODE, "personalize": PROFILE_CODE}
+# Words that clear a code, in the languages the bot speaks.
+CLEAR_WORDS = frozenset({"off", "-", "none", "выкл", "нет"})
+TOGGLES = ("raw", "originals", "draft", "translate")
+NUMBERS = ("stylize", "exp", "sw", "ow")
 # Sentinel value meaning "back to Midjourney's default".
 DEFAULT = "-"
 
 
 class SettingsCallback(CallbackData, prefix="s1"):
-    """A press in the settings menu: open a submenu (`open`), or set `field` to `value`."""
+    """A press in the settings menu: open a submenu (`open`), ask for a code (`ask`), or set
+    `field` to `value`."""
 
     field: str
     value: str = ""
 
 
-def _choices(field: str) -> list[tuple[str, str]]:
+class SettingsInput(StatesGroup):
+    """A code the settings menu asked for (`code_field` in the FSM data says which)."""
+
+    code = State()
+
+
+def allowed(speeds: Sequence[str]) -> list[str]:
+    """The speeds a user may choose, in Midjourney's order."""
+    return [speed for speed in SPEEDS if speed in speeds]
+
+
+def _choices(field: str, speeds: Sequence[str] = SPEEDS) -> list[tuple[str, str]]:
     """The (value, label) pairs a submenu offers."""
     if field == "aspect":
         return [(ratio, ratio) for ratio in ASPECT_RATIOS]
     if field == "model":
-        return [(key, MODEL_LABELS[key]) for key in MODELS]
+        return [(key, MODEL_LABELS[key]) for key in CURRENT_MODELS]
     if field == "stylize":
         return [(str(value), str(value)) for value in STYLIZE_VALUES]
+    if field == "exp":
+        return [(str(value), str(value)) for value in EXP_VALUES]
+    if field == "sw":
+        return [(str(value), str(value)) for value in SW_VALUES]
+    if field == "ow":
+        return [(str(value), str(value)) for value in OW_VALUES]
     if field == "speed":
-        return [(speed, speed.title()) for speed in SPEEDS]
+        return [(speed, speed.title()) for speed in allowed(speeds)]
     if field == "locale":
         return [(code, LANGUAGE_NAMES[code]) for code in LOCALES]
     raise ValueError(field)
@@ -44,11 +100,15 @@ def _shown(value: object) -> str:
     return _("default") if value is None else str(value)
 
 
-def settings_text(settings: UserSettings) -> str:
+def settings_text(
+    settings: UserSettings, *, speeds: Sequence[str] = SPEEDS, translation: bool = False
+) -> str:
     """The settings summary above the buttons."""
     on, off = _("on"), _("off")
     model = MODEL_LABELS.get(settings.model or "")
-    return _(
+    # A speed the owner has since forbidden is not added any more: show it as the default.
+    speed = settings.speed if settings.speed in speeds else None
+    text = _(
         "⚙️ <b>Your defaults</b>\n"
         "They are added to every prompt that doesn't set them itself.\n"
         "\n"
@@ -63,12 +123,34 @@ def settings_text(settings: UserSettings) -> str:
         model=_shown(model),
         stylize=_shown(settings.stylize),
         raw=on if settings.raw else off,
-        speed=_shown(settings.speed),
+        speed=_shown(speed),
         originals=on if settings.originals else off,
     )
+    text += "\n" + _(
+        "Draft mode (<code>--draft</code>, V7): <b>{draft}</b>\n"
+        "Experimental (<code>--exp</code>, V7): <b>{exp}</b>\n"
+        "Style code (<code>--sref</code>): <b>{sref}</b>\n"
+        "Personalization (<code>--p</code>): <b>{personalize}</b>\n"
+        "Style weight (<code>--sw</code>): <b>{sw}</b>\n"
+        "Omni weight (<code>--ow</code>): <b>{ow}</b>"
+    ).format(
+        draft=on if settings.draft else off,
+        exp=_shown(settings.exp),
+        sref=html.escape(_shown(settings.sref)),
+        personalize=html.escape(_shown(settings.personalize)),
+        sw=_shown(settings.sw),
+        ow=_shown(settings.ow),
+    )
+    if translation:
+        text += "\n" + _("Translate prompts into English: <b>{state}</b>").format(
+            state=on if settings.translate else off
+        )
+    return text
 
 
-def settings_keyboard(settings: UserSettings) -> InlineKeyboardMarkup:
+def settings_keyboard(
+    settings: UserSettings, *, translation: bool = False
+) -> InlineKeyboardMarkup:
     """The main settings menu."""
 
     def button(text: str, field: str, value: str = "") -> InlineKeyboardButton:
@@ -76,39 +158,42 @@ def settings_keyboard(settings: UserSettings) -> InlineKeyboardMarkup:
             text=text, callback_data=SettingsCallback(field=field, value=value).pack()
         )
 
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [button(_("Aspect ratio"), "open", "aspect"), button(_("Model"), "open", "model")],
-            [button(_("Stylize"), "open", "stylize"), button(_("Speed"), "open", "speed")],
-            [
-                button(
-                    _("Raw style: {state}").format(state=_("on") if settings.raw else _("off")),
-                    "raw",
-                    "0" if settings.raw else "1",
-                ),
-            ],
-            [
-                button(
-                    _("Original files: {state}").format(
-                        state=_("on") if settings.originals else _("off")
-                    ),
-                    "originals",
-                    "0" if settings.originals else "1",
-                ),
-            ],
-            [button("🌐 " + _("Language"), "open", "locale")],
-        ]
-    )
+    def toggle(label: str, field: str, state: bool) -> InlineKeyboardButton:
+        return button(
+            label.format(state=_("on") if state else _("off")), field, "0" if state else "1"
+        )
+
+    rows = [
+        [button(_("Aspect ratio"), "open", "aspect"), button(_("Model"), "open", "model")],
+        [button(_("Stylize"), "open", "stylize"), button(_("Speed"), "open", "speed")],
+        [toggle(_("Raw style: {state}"), "raw", settings.raw)],
+        [toggle(_("Original files: {state}"), "originals", settings.originals)],
+        [
+            toggle(_("Draft mode: {state}"), "draft", settings.draft),
+            button("--exp", "open", "exp"),
+        ],
+        [
+            button(_("Style code"), "ask", "sref"),
+            button(_("Personalization"), "ask", "personalize"),
+        ],
+        [button(_("Style weight"), "open", "sw"), button(_("Omni weight"), "open", "ow")],
+    ]
+    if translation:
+        rows.append([toggle(_("Translate prompts: {state}"), "translate", settings.translate)])
+    rows.append([button("🌐 " + _("Language"), "open", "locale")])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def submenu_keyboard(field: str, *, with_default: bool = True) -> InlineKeyboardMarkup:
+def submenu_keyboard(
+    field: str, *, with_default: bool = True, speeds: Sequence[str] = SPEEDS
+) -> InlineKeyboardMarkup:
     """A submenu: the field's choices, Midjourney's default, and back."""
     # Callback values can't hold ':' (aspect ratios do), so a choice travels as its index.
     choices = [
         InlineKeyboardButton(
             text=label, callback_data=SettingsCallback(field=field, value=str(index)).pack()
         )
-        for index, (_value, label) in enumerate(_choices(field))
+        for index, (_value, label) in enumerate(_choices(field, speeds))
     ]
     rows = [choices[i : i + 4] for i in range(0, len(choices), 4)]
     last = [
@@ -128,65 +213,169 @@ def submenu_keyboard(field: str, *, with_default: bool = True) -> InlineKeyboard
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def _parse(field: str, value: str) -> object:
+def _parse(field: str, value: str, speeds: Sequence[str] = SPEEDS) -> object:
     """The stored value of a choice (None for the default); ValueError for a forged one."""
-    if field in ("raw", "originals"):
+    if field in TOGGLES:
         return value == "1"
     if value == DEFAULT and field != "locale":
         return None
-    choices = _choices(field)
+    choices = _choices(field, speeds)
     if not value.isdigit() or int(value) >= len(choices):
         raise ValueError(value)
     choice = choices[int(value)][0]
-    return int(choice) if field == "stylize" else choice
+    return int(choice) if field in NUMBERS else choice
+
+
+def parse_code(field: str, text: str) -> str | None:
+    """A typed style or personalization code (`--sref 123` works too); ValueError if invalid.
+
+    None clears the setting.
+    """
+    words = text.strip().split()
+    if words and words[0].lower() in ("--sref", "--p", "--personalize", "—sref", "—p"):
+        words = words[1:]
+    if len(words) == 1 and words[0].lower() in CLEAR_WORDS:
+        return None
+    code = " ".join(words)
+    if not code or not CODE_PATTERNS[field].fullmatch(code):
+        raise ValueError(code)
+    return code
+
+
+def code_question(field: str) -> str:
+    """The question for a code."""
+    if field == "sref":
+        return _(
+            "🎨 Send a style code to add to your prompts as <code>--sref</code>, for example "
+            "<code>123456</code> (or <code>random</code>). Send <code>off</code> to remove it."
+        )
+    return _(
+        "🧬 Send your personalization code (a profile or moodboard) to add as "
+        "<code>--p</code>, for example <code>abc123</code>. Send <code>off</code> to remove it."
+    )
+
+
+def code_invalid(field: str) -> str:
+    """The answer to a code that can't be one."""
+    if field == "sref":
+        return _(
+            "A style code is a number, like <code>123456</code>. Send one, or <code>off</code>."
+        )
+    return _(
+        "A personalization code has letters and digits, like <code>abc123</code>. "
+        "Send one, or <code>off</code>."
+    )
+
+
+async def show_settings(
+    message: Message, user_settings: UserSettingsRepo, settings: Settings
+) -> None:
+    """/settings: the summary and the menu."""
+    if message.from_user is None:
+        return
+    mine = await user_settings.get(message.from_user.id)
+    translation = settings.translate_url is not None
+    await message.answer(
+        settings_text(mine, speeds=settings.allowed_speeds, translation=translation),
+        reply_markup=settings_keyboard(mine, translation=translation),
+    )
+
+
+async def show_languages(message: Message) -> None:
+    """/language: the language menu."""
+    await message.answer(
+        _("Choose the bot's language:"),
+        reply_markup=submenu_keyboard("locale", with_default=False),
+    )
+
+
+async def on_settings(
+    query: CallbackQuery,
+    callback_data: SettingsCallback,
+    message: Message,
+    user_settings: UserSettingsRepo,
+    i18n: I18n,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    """A press in the settings menu."""
+    user_id = query.from_user.id
+    field, value = callback_data.field, callback_data.value
+    speeds = settings.allowed_speeds
+    translation = settings.translate_url is not None
+    if field == "open":
+        await query.answer()
+        await message.edit_reply_markup(
+            reply_markup=submenu_keyboard(value, with_default=value != "locale", speeds=speeds)
+        )
+        return
+    if field == "ask":
+        if value not in CODE_FLAGS:
+            await query.answer(_("That choice is not available."), show_alert=True)
+            return
+        await query.answer()
+        await state.set_state(SettingsInput.code)
+        await state.update_data(code_field=value)
+        await message.answer(
+            code_question(value),
+            reply_markup=ForceReply(
+                selective=True, input_field_placeholder="123456" if value == "sref" else "abc123"
+            ),
+        )
+        return
+    mine = await user_settings.get(user_id)
+    if field != "back":
+        try:
+            parsed = _parse(field, value, speeds)
+        except ValueError:
+            await query.answer(_("That choice is not available."), show_alert=True)
+            return
+        mine = await user_settings.update(user_id, **{field: parsed})
+    if field == "locale" and mine.locale:
+        # Answer in the language just chosen, not the one this update arrived in.
+        i18n.current_locale = mine.locale
+    await query.answer(_("Saved") if field != "back" else None)
+    await message.edit_text(
+        settings_text(mine, speeds=speeds, translation=translation),
+        reply_markup=settings_keyboard(mine, translation=translation),
+    )
+
+
+async def on_code(
+    message: Message, state: FSMContext, user_settings: UserSettingsRepo, settings: Settings
+) -> None:
+    """A style or personalization code typed after the menu asked for it."""
+    field = str((await state.get_data()).get("code_field") or "")
+    if field not in CODE_FLAGS or message.from_user is None:
+        await state.set_state(None)
+        return
+    try:
+        code = parse_code(field, re.sub(r"\s+", " ", message.text or ""))
+    except ValueError:
+        if message.reply_to_message is None:
+            # Not an answer to the question but something else (a prompt): let it through.
+            await state.set_state(None)
+            raise SkipHandler from None
+        await message.reply(code_invalid(field))
+        return
+    await state.set_state(None)
+    await state.update_data(code_field=None)
+    await user_settings.update(message.from_user.id, **{field: code})
+    await message.reply(
+        _("Saved: <code>{flag} {code}</code>").format(flag=CODE_FLAGS[field], code=code)
+        if code
+        else _("Removed.")
+    )
+    await show_settings(message, user_settings, settings)
 
 
 def build_router() -> Router:
     """The router for /settings and /language."""
     router = Router(name="settings")
-
-    @router.message(Command("settings"))
-    async def show_settings(message: Message, user_settings: UserSettingsRepo) -> None:
-        if message.from_user is None:
-            return
-        settings = await user_settings.get(message.from_user.id)
-        await message.answer(settings_text(settings), reply_markup=settings_keyboard(settings))
-
-    @router.message(Command("language"))
-    async def show_languages(message: Message) -> None:
-        await message.answer(
-            _("Choose the bot's language:"),
-            reply_markup=submenu_keyboard("locale", with_default=False),
-        )
-
-    @router.callback_query(SettingsCallback.filter(), F.message.as_("message"))
-    async def on_settings(
-        query: CallbackQuery,
-        callback_data: SettingsCallback,
-        message: Message,
-        user_settings: UserSettingsRepo,
-        i18n: I18n,
-    ) -> None:
-        user_id = query.from_user.id
-        field, value = callback_data.field, callback_data.value
-        if field == "open":
-            await query.answer()
-            await message.edit_reply_markup(
-                reply_markup=submenu_keyboard(value, with_default=value != "locale")
-            )
-            return
-        settings = await user_settings.get(user_id)
-        if field != "back":
-            try:
-                parsed = _parse(field, value)
-            except ValueError:
-                await query.answer(_("That choice is not available."), show_alert=True)
-                return
-            settings = await user_settings.update(user_id, **{field: parsed})
-        if field == "locale" and settings.locale:
-            # Answer in the language just chosen, not the one this update arrived in.
-            i18n.current_locale = settings.locale
-        await query.answer(_("Saved") if field != "back" else None)
-        await message.edit_text(settings_text(settings), reply_markup=settings_keyboard(settings))
-
+    router.message.register(show_settings, Command("settings"))
+    router.message.register(show_languages, Command("language"))
+    router.callback_query.register(
+        on_settings, SettingsCallback.filter(), F.message.as_("message")
+    )
+    router.message.register(on_code, SettingsInput.code, F.text, ~F.text.startswith("/"))
     return router

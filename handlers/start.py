@@ -6,7 +6,35 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
+from bot.config import Settings
 from bot.i18n import _
+from bot.payments import Payments
+
+
+def todays_midjourney(username: str, *, translation: bool) -> str:
+    """The help on references, reply-to-photo prompts, V7's parameters and translation."""
+    text = _(
+        "<b>References from photos</b>\n"
+        "Send a photo and pick <b>Style reference</b>, <b>Omni reference</b> (V7) or "
+        "<b>Character reference</b> (V6), then write the prompt: the photo goes in as "
+        "<code>--sref</code>, <code>--oref</code> or <code>--cref</code>. An album makes "
+        "several style references.\n"
+        "Reply to a photo (or an album) with <code>/imagine a fox in this style</code> for an "
+        "image prompt, with <code>/sref a fox</code> for a style reference, or with "
+        "<code>/ref</code> for the menu (in groups: <code>/imagine@{username}</code>).\n"
+        "\n"
+        "Today's parameters work too: <code>--draft</code>, <code>--exp 25</code>, "
+        "<code>--sref 123456</code>, <code>--p abc123</code>, <code>--sw 200</code>, "
+        "<code>--ow 200</code>. <code>/settings</code> keeps them as your defaults; a parameter "
+        "your model version doesn't take is pointed out before anything is sent."
+    ).format(username=username)
+    if translation:
+        text += "\n\n" + _(
+            "Write prompts in your language: <code>/imagine кот в шляпе --ar 16:9</code> "
+            "goes to Midjourney in English; parameters, links and text in quotes stay as "
+            "written. <code>/settings</code> turns it off."
+        )
+    return text
 
 
 def help_text(username: str) -> str:
@@ -47,8 +75,17 @@ def build_router() -> Router:
 
     @router.message(CommandStart())
     @router.message(Command("help"))
-    async def start(message: Message) -> None:
+    async def start(message: Message, settings: Settings, payments: Payments) -> None:
         me = await message.bot.me() if message.bot else None
-        await message.answer(help_text(me.username if me and me.username else "bot"))
+        username = me.username if me and me.username else "bot"
+        text = help_text(username) + "\n\n"
+        text += todays_midjourney(username, translation=settings.translate_url is not None)
+        if payments.enabled:
+            text += "\n\n" + _(
+                "Your free jobs each day are on the house; after them a job costs credits, "
+                "bought with Telegram Stars: <code>/buy</code>. <code>/balance</code> shows "
+                "yours. A failed job costs nothing."
+            )
+        await message.answer(text)
 
     return router

@@ -141,6 +141,54 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN request TEXT;
     CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
     """,
+    # 8: waiting states (aiogram FSM) kept across restarts, and what pruning looks up by age.
+    """
+    CREATE TABLE fsm_states (
+        key TEXT PRIMARY KEY,
+        state TEXT,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX fsm_states_updated ON fsm_states(updated_at);
+    CREATE INDEX uploads_created ON uploads(created_at);
+    CREATE INDEX prompt_requests_created ON prompt_requests(created_at);
+    """,
+    # 9: today's Midjourney in /settings (issue 13): draft mode, --exp, a style code, a
+    # personalization code, reference weights, and whether prompts are translated.
+    """
+    ALTER TABLE user_settings ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE user_settings ADD COLUMN exp INTEGER;
+    ALTER TABLE user_settings ADD COLUMN sref TEXT;
+    ALTER TABLE user_settings ADD COLUMN personalize TEXT;
+    ALTER TABLE user_settings ADD COLUMN sw INTEGER;
+    ALTER TABLE user_settings ADD COLUMN ow INTEGER;
+    ALTER TABLE user_settings ADD COLUMN translate INTEGER NOT NULL DEFAULT 1;
+    """,
+    # 10: the credits ledger (issue 14): every change to a balance, which is the ledger's sum.
+    # The partial unique indexes make each task's hold and its settlement, and each Telegram
+    # payment and its refund, happen at most once however often they are asked for.
+    """
+    CREATE TABLE credit_ledger (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        task_id INTEGER,
+        charge_id TEXT,
+        stars INTEGER,
+        reason TEXT,
+        actor_id INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX credit_ledger_user ON credit_ledger(user_id, id);
+    CREATE INDEX credit_ledger_kind ON credit_ledger(kind, created_at);
+    CREATE UNIQUE INDEX credit_ledger_hold ON credit_ledger(task_id) WHERE kind = 'reserve';
+    CREATE UNIQUE INDEX credit_ledger_settled ON credit_ledger(task_id)
+        WHERE kind IN ('charge', 'release');
+    CREATE UNIQUE INDEX credit_ledger_purchase ON credit_ledger(charge_id)
+        WHERE kind = 'purchase';
+    CREATE UNIQUE INDEX credit_ledger_refund ON credit_ledger(charge_id) WHERE kind = 'refund';
+    """,
 )
 
 

@@ -20,9 +20,17 @@ class UserSettings:
     speed: str | None = None
     originals: bool = False
     locale: str | None = None
+    draft: bool = False
+    exp: int | None = None
+    sref: str | None = None
+    personalize: str | None = None
+    sw: int | None = None
+    ow: int | None = None
+    translate: bool = True
 
 
 _COLUMNS = [field.name for field in fields(UserSettings)]
+_FLAGS = ("raw", "originals", "draft", "translate")
 
 
 class UserSettingsRepo:
@@ -39,8 +47,8 @@ class UserSettingsRepo:
         if row is None:
             return UserSettings()
         values: dict[str, Any] = {name: row[name] for name in _COLUMNS}
-        values["raw"] = bool(values["raw"])
-        values["originals"] = bool(values["originals"])
+        for name in _FLAGS:
+            values[name] = bool(values[name])
         return UserSettings(**values)
 
     async def update(self, user_id: int, **changes: Any) -> UserSettings:

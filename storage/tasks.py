@@ -145,14 +145,15 @@ class TaskRepo:
         locale: str = "en",
         requester: str | None = None,
         request: str | None = None,
+        refused: str | None = None,
     ) -> TaskRecord:
-        """Store a new job, `queued` until it gets a slot and is sent."""
+        """Store a new job, `queued` until it gets a slot and is sent (or failed, if refused)."""
         now = time.time()
         task_id = await self._db.insert(
             """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
                    parent_id, action, choice, account_hash, locale, requester, request, status,
-                   status_rank, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)""",
+                   status_rank, status_reason, delivery, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 type,
                 chat_id,
@@ -167,6 +168,10 @@ class TaskRepo:
                 locale,
                 requester,
                 request,
+                "queued" if refused is None else "error",
+                0 if refused is None else FINAL_RANK,
+                refused,
+                "none" if refused is None else "pending",
                 now,
                 now,
             ),
@@ -360,3 +365,14 @@ class TaskRepo:
             (parent_id, action),
         )
         return TaskRecord.from_row(row) if row else None
+
+    async def recent_in_chat(
+        self, user_id: int, chat_id: int, limit: int = 10
+    ) -> list[TaskRecord]:
+        """A user's newest tasks started in one chat, newest first."""
+        rows = await self._db.fetch_all(
+            """SELECT * FROM tasks WHERE user_id = ? AND chat_id = ?
+               ORDER BY id DESC LIMIT ?""",
+            (user_id, chat_id, limit),
+        )
+        return [TaskRecord.from_row(row) for row in rows]

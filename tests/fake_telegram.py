@@ -55,6 +55,8 @@ _JSON_KEYS = frozenset(
         "menu_button",
         "message_ids",
         "rights",
+        "prices",
+        "suggested_tip_amounts",
     }
 )
 _INT_KEYS = frozenset(
@@ -89,6 +91,8 @@ _BOOL_KEYS = frozenset(
         "show_caption_above_media",
         "allow_paid_broadcast",
         "revoke",
+        "ok",
+        "is_flexible",
     }
 )
 _MEDIA_KEYS = ("photo", "document", "animation", "video", "audio")
@@ -406,6 +410,10 @@ class FakeTelegram:
         # File downloads to fail, in order: an HTTP status, or 0 to drop the connection.
         self._file_failures: deque[int] = deque()
         self.file_downloads = 0
+        # Payments in Stars: pre-checkout queries (query id -> the bot's answer, None while
+        # unanswered) and successful payments (charge id -> who paid what, refunded or not).
+        self._checkouts: dict[str, JSONDict | None] = {}
+        self._star_payments: dict[str, JSONDict] = {}
 
         handlers: dict[str, Callable[[_Req], Awaitable[Any]]] = {
             "getMe": self._get_me,
@@ -438,6 +446,9 @@ class FakeTelegram:
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
+            "sendInvoice": self._send_invoice,
+            "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+            "refundStarPayment": self._refund_star_payment,
         }
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
 
@@ -669,10 +680,13 @@ class FakeTelegram:
         message_thread_id: int | None = None,
         media_group_id: str | None = None,
         file_size: int | None = None,
+        sender_chat: JSONDict | None = None,
     ) -> JSONDict:
         """Queue an update with a user's message and return the message.
 
         `file_size` pretends the attached file has that size (for Telegram's download limit).
+        `sender_chat` sends it on behalf of a chat: a channel, or the group itself for an
+        anonymous admin (`user` is then Telegram's stand-in bot, as Telegram sends it).
         """
         self._chats.setdefault(chat["id"], dict(chat))
         self._users.setdefault(user["id"], dict(user))
@@ -682,6 +696,8 @@ class FakeTelegram:
             "chat": dict(chat),
             "date": int(time.time()),
         }
+        if sender_chat is not None:
+            message["sender_chat"] = dict(sender_chat)
         if message_thread_id is not None:
             message["message_thread_id"] = message_thread_id
             if chat.get("is_forum"):
@@ -751,6 +767,81 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def pre_checkout(
+        self, user: JSONDict, *, payload: str, total_amount: int, currency: str = "XTR"
+    ) -> str:
+        """Queue a pre_checkout_query, as when a user presses Pay on an invoice; its id."""
+        self._users.setdefault(user["id"], dict(user))
+        query_id = str(secrets.randbits(63))
+        self._checkouts[query_id] = None
+        self.queue_update(
+            {
+                "pre_checkout_query": {
+                    "id": query_id,
+                    "from": dict(user),
+                    "currency": currency,
+                    "total_amount": total_amount,
+                    "invoice_payload": payload,
+                }
+            }
+        )
+        return query_id
+
+    def checkout_answer(self, query_id: str) -> JSONDict | None:
+        """The bot's answerPreCheckoutQuery params for a query, None while unanswered."""
+        return copy.deepcopy(self._checkouts.get(query_id))
+
+    async def wait_checkout_answer(self, query_id: str, timeout: float = 10.0) -> JSONDict:
+        """Wait for the bot to answer a pre-checkout query (Telegram gives it 10 s)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (answer := self._checkouts.get(query_id)) is None:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"pre-checkout {query_id} unanswered after {timeout}s")
+            await self._wait_change(remaining)
+        return copy.deepcopy(answer)
+
+    def successful_payment(
+        self,
+        user: JSONDict,
+        *,
+        payload: str,
+        total_amount: int,
+        currency: str = "XTR",
+        charge_id: str | None = None,
+    ) -> str:
+        """Queue the service message of a finished payment in the user's private chat.
+
+        Passing the `charge_id` of an earlier payment delivers that payment again, as
+        Telegram may; returns the charge id.
+        """
+        charge_id = charge_id or f"stxTEST{secrets.token_hex(12)}"
+        self._star_payments.setdefault(
+            charge_id,
+            {"user_id": user["id"], "total_amount": total_amount, "refunded": False},
+        )
+        chat = self.private_chat(user)
+        message: JSONDict = {
+            "message_id": self._next_message_id(chat["id"]),
+            "from": dict(user),
+            "chat": chat,
+            "date": int(time.time()),
+            "successful_payment": {
+                "currency": currency,
+                "total_amount": total_amount,
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": "",
+            },
+        }
+        self._messages[(chat["id"], message["message_id"])] = message
+        self.queue_update({"message": copy.deepcopy(message)})
+        return charge_id
+
+    def star_payment(self, charge_id: str) -> JSONDict | None:
+        """A payment as Telegram keeps it: user_id, total_amount, refunded."""
+        return copy.deepcopy(self._star_payments.get(charge_id))
 
     def queue_update(self, body: JSONDict) -> JSONDict:
         """Queue any update body (e.g. {"my_chat_member": ...}); update_id is assigned."""
@@ -1572,6 +1663,72 @@ class FakeTelegram:
         self._chat(req)
         if not req.get_str("action"):
             raise _bad("action is empty")
+        return True
+
+    # ------------------------------------------------------------------ methods: payments
+
+    async def _send_invoice(self, req: _Req) -> JSONDict:
+        chat = self._chat(req)
+        title = req.get_str("title") or ""
+        description = req.get_str("description") or ""
+        payload = req.get_str("payload") or ""
+        currency = req.get_str("currency") or ""
+        if not 1 <= len(title) <= 32:
+            raise _bad("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= 255:
+            raise _bad("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise _bad("INVOICE_PAYLOAD_INVALID")
+        if not currency:
+            raise _bad("CURRENCY_INVALID")
+        prices = req.get("prices")
+        if not isinstance(prices, list) or not prices:
+            raise _bad("can't parse prices JSON object")
+        for price in prices:
+            amount = price.get("amount") if isinstance(price, dict) else None
+            if not isinstance(amount, int) or isinstance(amount, bool) or not price.get("label"):
+                raise _bad("can't parse prices JSON object")
+        total = sum(int(price["amount"]) for price in prices)
+        if currency == "XTR":
+            # Stars: one price, a whole number of Stars, and no payment provider.
+            if len(prices) != 1 or total < 1:
+                raise _bad("STARS_INVOICE_INVALID")
+            if req.get_str("provider_token"):
+                raise _bad("PAYMENT_PROVIDER_INVALID")
+        elif not req.get_str("provider_token"):
+            raise _bad("PAYMENT_PROVIDER_INVALID")
+        markup = self._check_markup(req.get("reply_markup"), chat)
+        content: JSONDict = {
+            "invoice": {
+                "title": title,
+                "description": description,
+                "start_parameter": req.get_str("start_parameter") or "",
+                "currency": currency,
+                "total_amount": total,
+            }
+        }
+        return self._emit(req, chat, content, markup, self._reply_to(req, chat))
+
+    async def _answer_pre_checkout_query(self, req: _Req) -> bool:
+        query_id = req.get_str("pre_checkout_query_id") or ""
+        if query_id not in self._checkouts or self._checkouts[query_id] is not None:
+            raise _bad("QUERY_ID_INVALID")
+        if "ok" not in req.params:
+            raise _bad("ok is empty")
+        if not req.get_bool("ok") and not req.get_str("error_message"):
+            raise _bad("ERROR_MESSAGE_EMPTY")
+        self._checkouts[query_id] = dict(req.params)
+        return True
+
+    async def _refund_star_payment(self, req: _Req) -> bool:
+        user_id = req.need_int("user_id", "USER_ID_INVALID")
+        charge_id = req.get_str("telegram_payment_charge_id") or ""
+        payment = self._star_payments.get(charge_id)
+        if payment is None or payment["user_id"] != user_id:
+            raise _bad("CHARGE_NOT_FOUND")
+        if payment["refunded"]:
+            raise _bad("CHARGE_ALREADY_REFUNDED")
+        payment["refunded"] = True
         return True
 
     # ------------------------------------------------------------------ methods: files & chats

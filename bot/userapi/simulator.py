@@ -233,6 +233,45 @@ def _upsample_pair(prompt: str | None) -> list[str]:
     return ["v7_2x_subtle", "v7_2x_creative"]
 
 
+def _version(prompt: str | None) -> tuple[str, float]:
+    """The model family (v or niji) and version a prompt runs on (V7 unless it names one)."""
+    text = prompt or ""
+    niji = re.search(r"--niji(?:\s+(\d+(?:\.\d+)?))?", text)
+    if niji:
+        return "niji", float(niji.group(1) or 6)
+    match = re.search(r"--(?:v|version)\s+(\d+(?:\.\d+)?)", text)
+    return "v", float(match.group(1)) if match else 7.0
+
+
+# Midjourney's parameters that only some versions take, as (family, version) -> allowed.
+_VERSION_PARAMS: dict[str, tuple[str, Callable[[str, float], bool]]] = {
+    "oref": ("Omni reference", lambda family, version: family == "v" and version >= 7),
+    "cref": ("Character reference", lambda family, version: 6 <= version < 7),
+    "draft": ("Draft mode", lambda family, version: family == "v" and version >= 7),
+}
+# Upscale buttons that came with V5.2 (V5 for Vary (Region)); older upscales lack them.
+_ACTION_MIN_VERSION = {"vary_subtle": 5.2, "vary_strong": 5.2, "zoom": 5.2, "pan": 5.2}
+
+
+def _check_prompt_version(prompt: str) -> None:
+    """Refuse parameters the prompt's version doesn't take, as Midjourney does."""
+    family, version = _version(prompt)
+    for flag, (name, allowed) in _VERSION_PARAMS.items():
+        if re.search(rf"(?:^|\s)--{flag}\b", prompt) and not allowed(family, version):
+            raise ApiError(400, f"{name} (--{flag}) is not available for this version")
+
+
+def _action_fits(action: str, prompt: str | None) -> bool:
+    family, version = _version(prompt)
+    low = _ACTION_MIN_VERSION.get(action)
+    return low is None or family == "niji" or version >= low
+
+
+def _check_action_version(action: str, parent: dict[str, Any]) -> None:
+    if not _action_fits(action, parent.get("prompt")):
+        raise ApiError(400, f"{action} is not available for this version")
+
+
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None:
@@ -731,11 +770,15 @@ class Simulator:
             if animated:
                 return []
             actions: list[dict[str, Any]] = [
-                {"type": "vary_subtle"},
-                {"type": "vary_strong"},
-                {"type": "inpaint"},
-                {"type": "zoom", "choices": [50, 75]},
-                {"type": "pan", "choices": list(PAN_CHOICES)},
+                action
+                for action in (
+                    {"type": "vary_subtle"},
+                    {"type": "vary_strong"},
+                    {"type": "inpaint"},
+                    {"type": "zoom", "choices": [50, 75]},
+                    {"type": "pan", "choices": list(PAN_CHOICES)},
+                )
+                if _action_fits(str(action["type"]), task.get("prompt"))
             ]
             if type_ == "upscale":
                 actions.append({"type": "upsample", "choices": _upsample_pair(task["prompt"])})
@@ -895,6 +938,7 @@ class Simulator:
         body = await self._json_body(request)
         prompt = _req_str(body, "prompt")
         _opt_bool(body, "is_disable_prefilter")
+        _check_prompt_version(prompt)
         task = self._new_task(
             body, "imagine", account_hash=_opt_str(body, "account_hash"), prompt=prompt
         )
@@ -967,6 +1011,7 @@ class Simulator:
     async def _vary(self, request: web.Request, type_: str) -> web.Response:
         body = await self._json_body(request)
         parent = self._still_image_parent(body, "vary")
+        _check_action_version(type_, parent)
         task = self._new_task(body, type_, parent=parent, prompt=_opt_str(body, "prompt"))
         return self._launch(task)
 
@@ -1029,6 +1074,7 @@ class Simulator:
     async def _zoom(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         parent = self._still_image_parent(body, "zoom")
+        _check_action_version("zoom", parent)
         choice = body.get("choice")
         prompt = _opt_str(body, "prompt")
         if choice is None and prompt is None:
@@ -1042,6 +1088,7 @@ class Simulator:
     async def _pan(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         parent = self._still_image_parent(body, "pan")
+        _check_action_version("pan", parent)
         choice = body.get("choice")
         if choice not in PAN_CHOICES:
             raise ApiError(400, "choice must be in [left, right, up, down]")

@@ -74,7 +74,13 @@ async def test_describe_by_reply_and_again_with_the_reroll_button(bot: BotHarnes
     ann = ImageUser(bot)
     sent = ann.send(photo=picture(color="purple"))
     menu = await ann.text_reply("What should I do with this photo?")
-    assert labels_of(menu) == [["Describe"], ["Use as image prompt"], ["Blend with more photos"]]
+    assert labels_of(menu) == [
+        ["Describe"],
+        ["Use as image prompt"],
+        ["Blend with more photos"],
+        ["🎨 Style reference"],
+        ["🧩 Omni reference (V7)", "👤 Character reference (V6)"],
+    ]
 
     ann.send("/describe", reply_to_message_id=sent["message_id"])
     result = await ann.described()

@@ -148,3 +148,26 @@ def test_upscale_offers_vary_region() -> None:
     assert rows[0][-1].label == "Vary (Region)"
     assert rows[0][-1].kind == "inpaint"
     assert not rows[0][-1].takes_remix_prompt
+
+
+def test_the_version_table_leaves_out_buttons_older_versions_lack() -> None:
+    def labels(prompt: str) -> list[list[str]]:
+        rows = action_rows(
+            task_type="upscale", prompt=prompt, result={"url": "u.png"}, next_actions=None
+        )
+        return [[a.label for a in row] for row in rows]
+
+    old = labels("a barn --v 5.1")
+    assert ["Vary (Region)"] in old
+    assert not any("Zoom" in label or label == "⬅️" for row in old for label in row)
+    assert ["⬅️", "➡️", "⬆️", "⬇️"] in labels("a barn --v 5.2")
+    assert ["⬅️", "➡️", "⬆️", "⬇️"] in labels("a barn --niji 5")
+
+
+def test_refusals_for_the_version_are_recognised() -> None:
+    from bot.actions import refused_for_version
+
+    assert refused_for_version("Pan is not available for this version")
+    assert refused_for_version("This action is not supported for model version 5.1")
+    assert not refused_for_version("Image already upscaled")
+    assert not refused_for_version(None)

@@ -105,7 +105,7 @@ def test_all_chats_together_stay_under_30_a_second() -> None:
     end = clock.now + 5.0
     while clock.now < end:
         chat = next(chats)
-        if rl.try_acquire(chat) == 0:
+        if rl.try_acquire(chat, Priority.RESULT) == 0:
             rl.release(chat)
             stamps.append(clock.now)
         else:
@@ -174,13 +174,17 @@ async def test_waiting_results_go_before_waiting_edits() -> None:
 def test_progress_edits_leave_overall_slots_to_results() -> None:
     clock = FakeClock()
     rl = RateLimiter(Limits(), clock=clock, sleep=clock.sleep)
+    reserve = rl.limits.progress_global_reserve
     edits = 0
     while rl.try_acquire(1000 + edits, Priority.PROGRESS) == 0:
         edits += 1
-    assert edits == 30 - 3
-    # A second of edits in flight holds no result back.
-    assert [rl.try_acquire(n, Priority.RESULT) for n in range(3)] == [0, 0, 0]
-    assert rl.try_acquire(3, Priority.RESULT) > 0
+    assert edits == 30 - reserve
+    # A second of edits in flight holds no result back; status messages take only part.
+    status = rl.limits.status_global_reserve
+    assert all(rl.try_acquire(n, Priority.NORMAL) == 0 for n in range(reserve - status))
+    assert rl.try_acquire(100, Priority.NORMAL) > 0
+    assert [rl.try_acquire(200 + n, Priority.RESULT) for n in range(status)] == [0] * status
+    assert rl.try_acquire(300, Priority.RESULT) > 0
 
 
 def test_a_groups_minute_keeps_slots_for_results() -> None:

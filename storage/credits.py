@@ -1,0 +1,274 @@
+"""Credits: a ledger of every change to a user's balance; the balance is the ledger's sum.
+
+Kinds of entry and what each does to the spendable balance (`amount`):
+- `purchase` +credits, once per Telegram payment (`charge_id`), with the Stars paid;
+- `grant` ±credits, an admin's change with a reason;
+- `refund` -credits, once per purchase, when its Stars are returned;
+- `reserve` -cost, once per task, when it starts (a hold);
+- `charge` 0, the hold is spent (the task ended `done`);
+- `release` +cost, the hold comes back (any other final state).
+A task is settled (charged or released) at most once: a unique index sees to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from storage.database import Database
+
+# A user's spendable balance, for the user id bound to its placeholder.
+_BALANCE = "(SELECT COALESCE(SUM(amount), 0) FROM credit_ledger WHERE user_id = ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """What a user can spend now, and what running jobs hold."""
+
+    credits: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A pack bought with Stars."""
+
+    charge_id: str
+    user_id: int
+    credits: int
+    stars: int
+    created_at: float
+    refunded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobCost:
+    """What a job held or cost: `reserved` while it runs, then `charge` or `release`."""
+
+    credits: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    """One day's money: Stars in, Stars refunded, credits spent on finished jobs."""
+
+    day: str
+    stars: int
+    refunded_stars: int
+    credits_spent: int
+
+
+class RefundOutcome(enum.Enum):
+    """What asking to refund a purchase came to."""
+
+    DONE = "done"
+    UNKNOWN = "unknown"
+    ALREADY = "already"
+    SPENT = "spent"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values) or "NULL"
+
+
+class CreditsRepo:
+    """Reads and writes the credits ledger."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def balance(self, user_id: int) -> Balance:
+        """A user's spendable credits and the credits their running jobs hold."""
+        row = await self._db.fetch_one(
+            """SELECT COALESCE(SUM(amount), 0) AS credits,
+                      COALESCE(-SUM(CASE WHEN kind = 'reserve' AND NOT EXISTS (
+                          SELECT 1 FROM credit_ledger s
+                          WHERE s.task_id = l.task_id AND s.kind IN ('charge', 'release')
+                      ) THEN amount END), 0) AS reserved
+               FROM credit_ledger l WHERE user_id = ?""",
+            (user_id,),
+        )
+        if row is None:  # pragma: no cover - an aggregate always has a row
+            return Balance(0, 0)
+        return Balance(int(row["credits"]), int(row["reserved"]))
+
+    async def reserve(self, *, user_id: int, task_id: int, cost: int) -> bool:
+        """Hold a task's cost if the user can pay it (or it holds it already); False if not."""
+        # One statement: the check and the hold can't be split by another job's hold.
+        changed = await self._db.execute(
+            f"""INSERT OR IGNORE INTO credit_ledger (user_id, kind, amount, task_id, created_at)
+                SELECT ?, 'reserve', ?, ?, ? WHERE {_BALANCE} >= ?""",
+            (user_id, -cost, task_id, time.time(), user_id, cost),
+        )
+        if changed == 1:
+            return True
+        # Asked again for the same task (a retry, a recovery): its one hold stands.
+        held = await self._db.fetch_one(
+            "SELECT 1 FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'", (task_id,)
+        )
+        return held is not None
+
+    async def settle(self, task_id: int, *, done: bool) -> bool:
+        """Charge (done) or release a task's hold, once; True when the task had a hold."""
+        kind = "charge" if done else "release"
+        await self._db.execute(
+            """INSERT OR IGNORE INTO credit_ledger (user_id, kind, amount, task_id, created_at)
+               SELECT user_id, ?, CASE WHEN ? = 'release' THEN -amount ELSE 0 END, task_id, ?
+               FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'""",
+            (kind, kind, time.time(), task_id),
+        )
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'", (task_id,)
+        )
+        return row is not None
+
+    async def grant(self, *, user_id: int, amount: int, reason: str, actor_id: int) -> bool:
+        """Add (or take away) credits; False when taking more than the user can spend."""
+        changed = await self._db.execute(
+            f"""INSERT INTO credit_ledger (user_id, kind, amount, reason, actor_id, created_at)
+                SELECT ?, 'grant', ?, ?, ?, ? WHERE ? >= 0 OR {_BALANCE} + ? >= 0""",
+            (user_id, amount, reason, actor_id, time.time(), amount, user_id, amount),
+        )
+        return changed == 1
+
+    async def purchase(
+        self, *, user_id: int, charge_id: str, credits: int, stars: int, payload: str
+    ) -> bool:
+        """Credit a paid pack, once per Telegram charge id; False when it was credited already."""
+        changed = await self._db.execute(
+            """INSERT OR IGNORE INTO credit_ledger
+               (user_id, kind, amount, charge_id, stars, reason, created_at)
+               VALUES (?, 'purchase', ?, ?, ?, ?, ?)""",
+            (user_id, credits, charge_id, stars, payload, time.time()),
+        )
+        return changed == 1
+
+    async def find_purchase(self, charge_id: str) -> Purchase | None:
+        """A purchase by its Telegram charge id."""
+        rows = await self._purchases("p.charge_id = ?", (charge_id,), 1)
+        return rows[0] if rows else None
+
+    async def purchases(self, user_id: int, limit: int = 5) -> list[Purchase]:
+        """A user's latest purchases, newest first."""
+        return await self._purchases("p.user_id = ?", (user_id,), limit)
+
+    async def _purchases(
+        self, where: str, params: tuple[object, ...], limit: int
+    ) -> list[Purchase]:
+        rows = await self._db.fetch_all(
+            f"""SELECT p.charge_id, p.user_id, p.amount, p.stars, p.created_at,
+                       EXISTS (SELECT 1 FROM credit_ledger r
+                               WHERE r.kind = 'refund' AND r.charge_id = p.charge_id) AS refunded
+                FROM credit_ledger p WHERE p.kind = 'purchase' AND {where}
+                ORDER BY p.id DESC LIMIT ?""",
+            (*params, limit),
+        )
+        return [
+            Purchase(
+                charge_id=str(row["charge_id"]),
+                user_id=int(row["user_id"]),
+                credits=int(row["amount"]),
+                stars=int(row["stars"]),
+                created_at=float(row["created_at"]),
+                refunded=bool(row["refunded"]),
+            )
+            for row in rows
+        ]
+
+    async def refund(self, charge_id: str, *, actor_id: int) -> RefundOutcome:
+        """Take a purchase's credits back, once, only while the buyer still has them all."""
+        changed = await self._db.execute(
+            """INSERT OR IGNORE INTO credit_ledger
+               (user_id, kind, amount, charge_id, stars, actor_id, created_at)
+               SELECT p.user_id, 'refund', -p.amount, p.charge_id, p.stars, ?, ?
+               FROM credit_ledger p
+               WHERE p.kind = 'purchase' AND p.charge_id = ? AND (
+                   SELECT COALESCE(SUM(amount), 0) FROM credit_ledger WHERE user_id = p.user_id
+               ) >= p.amount""",
+            (actor_id, time.time(), charge_id),
+        )
+        if changed == 1:
+            return RefundOutcome.DONE
+        purchase = await self.find_purchase(charge_id)
+        if purchase is None:
+            return RefundOutcome.UNKNOWN
+        return RefundOutcome.ALREADY if purchase.refunded else RefundOutcome.SPENT
+
+    async def cancel_refund(self, charge_id: str) -> None:
+        """Undo a refund entry whose Stars Telegram did not return (it never took effect)."""
+        await self._db.execute(
+            "DELETE FROM credit_ledger WHERE kind = 'refund' AND charge_id = ?", (charge_id,)
+        )
+
+    async def job_costs(self, task_ids: Sequence[int]) -> dict[int, JobCost]:
+        """What each of these tasks held or cost (tasks that were free are absent)."""
+        rows = await self._db.fetch_all(
+            f"""SELECT h.task_id, -h.amount AS credits,
+                       (SELECT s.kind FROM credit_ledger s WHERE s.task_id = h.task_id
+                        AND s.kind IN ('charge', 'release')) AS settled
+                FROM credit_ledger h
+                WHERE h.kind = 'reserve' AND h.task_id IN ({_marks(task_ids)})""",
+            tuple(task_ids),
+        )
+        return {
+            int(row["task_id"]): JobCost(int(row["credits"]), str(row["settled"] or "reserved"))
+            for row in rows
+        }
+
+    async def free_running(
+        self,
+        *,
+        types: Sequence[str],
+        up_to_task: int,
+        user_id: int | None = None,
+        chat_id: int | None = None,
+    ) -> int:
+        """Unfinished jobs of these types holding no credits, started no later than a task."""
+        where = ["t.status_rank < 4", f"t.type IN ({_marks(types)})", "t.id <= ?"]
+        params: list[object] = [*types, up_to_task]
+        if user_id is not None:
+            where.append("t.user_id = ?")
+            params.append(user_id)
+        if chat_id is not None:
+            where.append("t.chat_id = ?")
+            params.append(chat_id)
+        row = await self._db.fetch_one(
+            f"""SELECT COUNT(*) AS n FROM tasks t WHERE {" AND ".join(where)} AND NOT EXISTS (
+                    SELECT 1 FROM credit_ledger h
+                    WHERE h.task_id = t.id AND h.kind = 'reserve')""",
+            tuple(params),
+        )
+        return int(row["n"]) if row else 0
+
+    async def days(self, since: float) -> list[DayFigures]:
+        """Stars in and out and credits spent per day (UTC) since a time, newest first."""
+        money = await self._db.fetch_all(
+            """SELECT date(created_at, 'unixepoch') AS day,
+                      COALESCE(SUM(CASE WHEN kind = 'purchase' THEN stars END), 0) AS stars,
+                      COALESCE(SUM(CASE WHEN kind = 'refund' THEN stars END), 0) AS refunded
+               FROM credit_ledger WHERE kind IN ('purchase', 'refund') AND created_at >= ?
+               GROUP BY day""",
+            (since,),
+        )
+        spent = await self._db.fetch_all(
+            """SELECT date(c.created_at, 'unixepoch') AS day, SUM(-h.amount) AS credits
+               FROM credit_ledger c
+               JOIN credit_ledger h ON h.task_id = c.task_id AND h.kind = 'reserve'
+               WHERE c.kind = 'charge' AND c.created_at >= ? GROUP BY day""",
+            (since,),
+        )
+        figures: dict[str, list[int]] = {}
+        for row in money:
+            figures.setdefault(str(row["day"]), [0, 0, 0])[:2] = [
+                int(row["stars"]),
+                int(row["refunded"]),
+            ]
+        for row in spent:
+            figures.setdefault(str(row["day"]), [0, 0, 0])[2] = int(row["credits"])
+        return [
+            DayFigures(day, stars, refunded, credits)
+            for day, (stars, refunded, credits) in sorted(figures.items(), reverse=True)
+        ]
