@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 
 from pydantic import ValidationError
@@ -39,7 +40,11 @@ async def run(settings: Settings) -> None:
     """Start the bot and run until a stop signal."""
     # Imported here: aiogram takes seconds to import, and a bad configuration should be told
     # at once, before any of that.
+    from aiogram.exceptions import TelegramAPIError
+
     from bot.app import start_app
+    from bot.redact import RedactSecrets
+    from bot.telegram import StartupError
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -55,9 +60,18 @@ async def run(settings: Settings) -> None:
         starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
         return
-    if starting.exception() is not None:
+    failure = starting.exception()
+    if failure is not None:
         stop.cancel()
         await asyncio.gather(stop, return_exceptions=True)
+        if isinstance(failure, TelegramAPIError | OSError | sqlite3.Error):
+            # Expected on a real host (Telegram failing after getMe, a database path that
+            # can't be written): one line, secrets masked, not a traceback.
+            secrets = [settings.bot_token.get_secret_value()]
+            if settings.userapi_key is not None:
+                secrets.append(settings.userapi_key.get_secret_value())
+            reason = RedactSecrets(secrets).redact(f"{type(failure).__name__}: {failure}")
+            raise StartupError(f"Start-up failed: {reason}") from None
     app = starting.result()
     # What exists now (aiogram's ~200,000 type objects, mostly) lives as long as the process:
     # out of the collector's sight, a full collection takes microseconds instead of ~280 ms

@@ -117,3 +117,22 @@ async def test_a_port_in_use_is_one_line_and_releases_what_was_started(
     assert f"127.0.0.1:{port}" in logs and "WEB_PORT" in logs
     # Released: the built-in simulator and the sessions closed without "unclosed" warnings.
     assert "Unclosed" not in logs and "unclosed" not in logs
+
+
+async def test_a_database_path_that_cannot_be_opened_is_one_line(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-folder").write_text("a file where a folder should be")
+    process, output = await start_bot(
+        tmp_path,
+        BOT_TOKEN=tg.token,
+        TELEGRAM_API_URL=tg.base_url,
+        DATABASE_PATH=str(tmp_path / "not-a-folder" / "bot.sqlite3"),
+    )
+    returncode = await finish(process, output, timeout=30)
+    assert returncode == 1, output.stderr
+    logs = output.stdout + output.stderr
+    assert "Traceback" not in logs
+    errors = [line for line in output.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "Start-up failed" in errors[0], output.stderr
+    assert tg.token.split(":", 1)[1] not in logs
