@@ -55,7 +55,9 @@ def priority(level: Priority) -> Iterator[None]:
 
 def current_priority() -> Priority:
     """The priority set by the innermost `priority()` block, NORMAL outside any."""
-    return _priority.get() or Priority.NORMAL
+    level = _priority.get()
+    # Not `or`: RESULT is 0, and a falsy level must not fall back to NORMAL.
+    return Priority.NORMAL if level is None else level
 
 
 @dataclass(frozen=True, slots=True)

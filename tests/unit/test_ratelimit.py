@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from bot.ratelimit import Limits, Priority, RateLimiter
+from bot.ratelimit import Limits, Priority, RateLimiter, current_priority, priority
 
 PRIVATE, OTHER, GROUP = 101, 102, -100500
 
@@ -230,3 +230,11 @@ async def test_a_newcomer_to_a_free_chat_is_not_stuck_behind_a_busy_one() -> Non
     assert not busy.done()
     busy.cancel()
     await rl.close()
+
+
+def test_each_priority_block_is_seen_by_the_requests_inside() -> None:
+    assert current_priority() is Priority.NORMAL
+    for level in Priority:
+        with priority(level):
+            assert current_priority() is level
+    assert current_priority() is Priority.NORMAL
