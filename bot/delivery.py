@@ -24,16 +24,17 @@ from aiogram.types import (
     ReplyParameters,
 )
 from aiogram.utils.i18n import I18n
+from PIL import UnidentifiedImageError
 
 from bot.actions import UPSCALED_TYPES, is_animation
 from bot.i18n import _
 from bot.job_values import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
-from bot.media import animation_to_mp4, prepare_photo
+from bot.media import ImageTooLargeError, animation_to_mp4, prepare_photo
 from bot.progress import ProgressMessages, StatusMessage, reply_to, speaking
 from bot.ratelimit import Priority, priority
-from bot.texts import caption_for, failure_text, type_label
-from bot.userapi import UserAPIClient
+from bot.texts import caption_for, failure_text, result_unavailable_text, type_label
+from bot.userapi import UserAPIClient, UserAPIError
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -122,7 +123,15 @@ class TelegramView:
                 task, f"🌱 Seed: <code>{html.escape(str(result['seed']))}</code>"
             )
         if isinstance(result, dict) and "url" in result:
-            return await self._send_media(task, result)
+            try:
+                return await self._send_media(task, result)
+            except (UserAPIError, ImageTooLargeError, UnidentifiedImageError) as error:
+                if isinstance(error, UserAPIError) and error.retryable:
+                    raise  # the host may be back later: the next sweep tries again
+                # Asking again would fail the same way (a refused or expired link, an image
+                # past the pixel limit): say so once, with the buttons, which still work.
+                log.warning("Result of task %d can't be fetched: %s", task.id, error)
+                return await self._send_text(task, result_unavailable_text(task))
         if isinstance(result, list):
             lines = "\n\n".join(f"{n}. {html.escape(str(p))}" for n, p in enumerate(result, 1))
             header = html.escape(type_label(task.type))
