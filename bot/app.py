@@ -14,6 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
+from aiogram.utils.token import TokenValidationError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -27,8 +28,11 @@ from bot.payments import Payments
 from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
+from bot.redact import RedactSecrets
+from bot.redact import install as install_redaction
+from bot.redact import uninstall as uninstall_redaction
 from bot.retention import prune_daily
-from bot.telegram import create_session
+from bot.telegram import StartupError, create_session, wait_for_telegram
 from bot.translate import Translator
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
@@ -138,6 +142,7 @@ class App:
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    redactor: RedactSecrets | None = None
     translator: Translator | None = None
 
     async def wait(self) -> None:
@@ -186,14 +191,41 @@ class App:
         if self.simulator is not None:
             await self.simulator.stop()
         await self.db.close()
+        if self.redactor is not None:
+            uninstall_redaction(self.redactor)
 
 
 async def start_app(settings: Settings) -> App:
-    """Open storage, connect to the APIs, start the HTTP server and the poller."""
+    """Open storage, connect to the APIs, start the HTTP server and the poller.
+
+    A failure part-way releases what was started already, then raises.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        app = await _start(settings, stack)
+        # Started: from now on App.stop releases everything, in its own order.
+        stack.pop_all()
+        return app
+
+
+async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
+    """The start itself; what it opens is pushed on `stack` to be released on failure."""
+    token = settings.bot_token.get_secret_value()
+    # First of all: no record may carry the token or a key, a failing start's included.
+    redactor = install_redaction(
+        [token]
+        + [
+            secret.get_secret_value()
+            for secret in (settings.userapi_key, settings.translate_api_key)
+            if secret is not None
+        ]
+    )
+    stack.callback(uninstall_redaction, redactor)
     db = await Database.open(settings.database_path)
+    stack.push_async_callback(db.close)
     simulator: Simulator | None = None
     if settings.userapi_key is None:
         simulator = Simulator(SimulatorConfig(pace=settings.simulator_pace))
+        stack.push_async_callback(simulator.stop)
         base_url = await simulator.start()
         api_key = "simulator"
         log.warning("=" * 70)
@@ -204,14 +236,23 @@ async def start_app(settings: Settings) -> App:
         base_url = settings.userapi_base_url
         api_key = settings.userapi_key.get_secret_value()
     client = UserAPIClient(base_url=base_url, api_key=api_key, timeout=settings.userapi_timeout)
+    stack.push_async_callback(client.aclose)
 
-    token = settings.bot_token.get_secret_value()
     limiter = RateLimiter(Limits().scaled(settings.telegram_rate_scale))
-    bot = Bot(
-        token=token,
-        session=create_session(settings.telegram_api_url, limiter),
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
-    )
+    stack.push_async_callback(limiter.close)
+    try:
+        bot = Bot(
+            token=token,
+            session=create_session(settings.telegram_api_url, limiter),
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+        )
+    except TokenValidationError:
+        raise StartupError(
+            "BOT_TOKEN is not a bot token: copy it again from @BotFather in Telegram.",
+            exit_code=2,
+        ) from None
+    stack.push_async_callback(bot.session.close)
+    await wait_for_telegram(bot, settings.telegram_api_url)
     tasks = TaskRepo(db)
     i18n = build_i18n()
     user_settings = UserSettingsRepo(db)
@@ -223,6 +264,7 @@ async def start_app(settings: Settings) -> App:
         edit_interval=settings.progress_edit_interval,
         user_settings=user_settings,
     )
+    stack.push_async_callback(view.close)
     webhook_secret = derive_secret(token, "userapi-webhook")
     webhook_url = (
         f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}{webhook_secret}"
@@ -271,6 +313,8 @@ async def start_app(settings: Settings) -> App:
         if settings.admin_ids
         else None
     )
+    if alerts is not None:
+        stack.push_async_callback(alerts.stop)
     webhooks = None
     if webhook_url is not None:
         # The secret part of the path is left out: the alert shows where, not how to forge.
@@ -292,6 +336,7 @@ async def start_app(settings: Settings) -> App:
         observer=alerts,
         webhooks=webhooks,
     )
+    stack.push_async_callback(jobs.drain)
 
     users = UserRepo(db)
     translator = (
@@ -307,6 +352,8 @@ async def start_app(settings: Settings) -> App:
         if settings.translate_url
         else None
     )
+    if translator is not None:
+        stack.push_async_callback(translator.aclose)
     dispatcher = Dispatcher(
         # Waiting states in the database: a flow half done survives a restart.
         storage=SQLiteStorage(db),
@@ -328,7 +375,7 @@ async def start_app(settings: Settings) -> App:
     dispatcher.message.outer_middleware(access_middleware)
     dispatcher.callback_query.outer_middleware(access_middleware)
 
-    web_app = build_web_app(jobs=jobs, webhook_secret=webhook_secret)
+    web_app = build_web_app(jobs=jobs, client=client, tasks=tasks, webhook_secret=webhook_secret)
     RegionApp(
         jobs=jobs,
         tasks=tasks,
@@ -336,10 +383,11 @@ async def start_app(settings: Settings) -> App:
         token=token,
         max_age=settings.webapp_max_age,
         i18n=i18n,
+        policy=policy,
     ).register(web_app)
     if settings.telegram_webhook:
         if not settings.public_url:
-            raise SystemExit("TELEGRAM_WEBHOOK=true needs PUBLIC_URL.")
+            raise StartupError("TELEGRAM_WEBHOOK=true needs PUBLIC_URL.", exit_code=2)
         telegram_secret = derive_secret(token, "telegram-webhook")
         path = TELEGRAM_WEBHOOK_PREFIX + derive_secret(token, "telegram-path")
         SimpleRequestHandler(dispatcher, bot, secret_token=telegram_secret).register(
@@ -354,7 +402,14 @@ async def start_app(settings: Settings) -> App:
         await bot.delete_webhook()
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except OSError as error:
+        raise StartupError(
+            f"Cannot listen on {settings.web_host}:{settings.web_port} "
+            f"(WEB_HOST/WEB_PORT): {error.strerror or error}"
+        ) from None
 
     poller = StatusPoller(
         repo=tasks,
@@ -381,6 +436,7 @@ async def start_app(settings: Settings) -> App:
         limiter=limiter,
         simulator=simulator,
         alerts=alerts,
+        redactor=redactor,
         translator=translator,
     )
     await set_command_menus(bot, i18n, payments.enabled)

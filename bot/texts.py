@@ -110,6 +110,15 @@ def status_text(task: TaskRecord) -> str:
     return f"<b>{html.escape(label)}</b> {prompt}\n\n{state}"
 
 
+def result_unavailable_text(task: TaskRecord) -> str:
+    """A finished job whose image can never be fetched (an expired or refused link)."""
+    return _(
+        "⚠️ <b>{job}</b> is done, but its image couldn't be fetched from Midjourney's "
+        "server (the link expired or isn't one the bot will open). The buttons below still "
+        "work."
+    ).format(job=html.escape(type_label(task.type)))
+
+
 def failure_text(task: TaskRecord) -> str:
     """Why a task failed, in words."""
     label = html.escape(type_label(task.type))
