@@ -21,6 +21,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.i18n import _
 from bot.job_values import failure_reason
+from bot.media import MAX_PIXELS, MAX_SIDE
 from bot.texts import reason_text
 from bot.uploads import DOWNLOAD_LIMIT_MB, ImageProblem, ImageRef, image_of
 from bot.userapi import UserAPIError
@@ -98,6 +99,13 @@ def problem_text(problem: ImageProblem) -> str:
             "That file is too big: bots can only download files up to {limit} MB from "
             "Telegram. Please send a smaller image."
         ).format(limit=DOWNLOAD_LIMIT_MB)
+    if problem.code == "too_large":
+        return _(
+            "That image is too large: I take images of up to {megapixels} megapixels and "
+            "{side} px a side. Please send a smaller one."
+        ).format(megapixels=MAX_PIXELS // 1_000_000, side=MAX_SIDE)
+    if problem.code == "busy":
+        return _("Too many images are being prepared right now. Please send it again in a minute.")
     if problem.code == "not_image":
         return _(
             "That file is not an image I can read. Please send a photo, or a PNG, JPG, WEBP, "

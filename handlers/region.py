@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 
 from aiogram import Bot, F, Router
@@ -13,7 +12,7 @@ from bot.config import Settings
 from bot.i18n import _
 from bot.jobs import Jobs
 from bot.translate import Translator
-from bot.uploads import ImageProblem, ImageRef, download, make_mask
+from bot.uploads import ImageProblem, ImageRef, build_mask, download
 from bot.webapp import can_inpaint, start_inpaint, upscale_size
 from handlers.common import requester_of
 from handlers.image_common import (
@@ -43,7 +42,7 @@ async def take_mask(
         return
     try:
         raw = await download(bot, photos.refs[0])
-        await asyncio.to_thread(make_mask, raw, *size)  # refused now, not after the prompt
+        await build_mask(raw, *size)  # refused now, not after the prompt
     except ImageProblem as problem:
         await first.reply(problem_text(problem))
         return
@@ -102,9 +101,7 @@ async def mask_prompt(
     # The mask was checked when it came; it is made again from Telegram's copy now, so
     # no image waits in the stored state (which outlives a restart).
     try:
-        mask = await asyncio.to_thread(
-            make_mask, await download(bot, ImageRef.from_dict(mask_ref)), *size
-        )
+        mask = await build_mask(await download(bot, ImageRef.from_dict(mask_ref)), *size)
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return
