@@ -26,7 +26,10 @@ from handlers.middlewares import AlbumMiddleware, image_flows
 def images_router() -> Router:
     """The photo flows under one router whose middlewares hand them whole albums."""
     router = Router(name="images")
-    router.message.outer_middleware(AlbumMiddleware())
+    albums = AlbumMiddleware()
+    router.message.outer_middleware(albums)
+    # Polling stops by emitting shutdown (App.stop awaits it): albums still gathering go then.
+    router.shutdown.register(albums.drain)
     router.message.outer_middleware(image_flows)
     router.callback_query.outer_middleware(image_flows)
     # Replies to photos come before the waiting states' text (as /imagine in a reference).

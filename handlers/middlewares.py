@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 # Album parts arrive as separate updates a few milliseconds apart; wait this long for quiet.
 ALBUM_QUIET_SECONDS = 0.6
+# At shutdown, how long albums already received may take to be handled before they are dropped.
+ALBUM_GRACE_SECONDS = 5.0
 
 
 def too_fast() -> str:
@@ -273,7 +276,8 @@ class AlbumMiddleware(BaseMiddleware):
     Telegram sends an album as separate messages sharing media_group_id. Every part is
     remembered (a later reply may name any of them) and returns at once; once the parts have
     stopped coming for `quiet` seconds, the handlers run once, for the first message, from a
-    task of this middleware's, so no update slot is held while the album arrives.
+    task of this middleware's, so no update slot is held while the album arrives. At shutdown
+    (`drain`, on the router's shutdown) albums stop waiting and are handled as they are.
     """
 
     def __init__(self, quiet: float = ALBUM_QUIET_SECONDS) -> None:
@@ -281,6 +285,7 @@ class AlbumMiddleware(BaseMiddleware):
         self.recent = RecentAlbums()
         self._parts: dict[tuple[int, str], list[Message]] = {}
         self._waiting: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Pass single messages on; gather an album's parts and pass the album on once."""
@@ -305,9 +310,10 @@ class AlbumMiddleware(BaseMiddleware):
         self, key: tuple[int, str], handler: Handler, data: dict[str, Any]
     ) -> None:
         seen = 0
-        while seen != len(self._parts[key]):
+        while seen != len(self._parts[key]) and not self._closing.is_set():
             seen = len(self._parts[key])
-            await asyncio.sleep(self.quiet)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.quiet)
         album = sorted(self._parts.pop(key), key=lambda m: m.message_id)
         data["album"] = album
         try:
@@ -315,6 +321,16 @@ class AlbumMiddleware(BaseMiddleware):
         except Exception:
             # Out of the update's own task, so the dispatcher can't log it: this does.
             log.exception("Handling album %s failed", key[1])
+
+    async def drain(self, grace: float = ALBUM_GRACE_SECONDS) -> None:
+        """Handle the albums received so far now (no more parts will come), within `grace`."""
+        self._closing.set()
+        if not self._waiting:
+            return
+        _, late = await asyncio.wait(set(self._waiting), timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 async def image_flows(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:

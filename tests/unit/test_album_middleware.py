@@ -99,3 +99,20 @@ async def test_two_albums_at_once_stay_apart() -> None:
         await asyncio.sleep(0.1)
     assert sorted(seen.albums) == [[1, 3], [2]]
     await bot.session.close()
+
+
+async def test_shutdown_handles_an_album_still_gathering_at_once() -> None:
+    seen = Seen()
+    router = Router()
+    albums = AlbumMiddleware(quiet=30)  # parts would be awaited far longer than the test runs
+    router.message.outer_middleware(albums)
+    router.shutdown.register(albums.drain)
+    router.message.register(seen.handler, F.photo)
+    dp = Dispatcher()
+    dp.include_router(router)
+    bot = Bot("42:TEST")
+    for message_id in (1, 2):
+        await dp.feed_update(bot, photo_update(message_id, "g"))
+    await asyncio.wait_for(dp.emit_shutdown(), timeout=5)
+    assert seen.albums == [[1, 2]]
+    await bot.session.close()
