@@ -18,7 +18,7 @@ from handlers.image_common import (
     Photos,
     blend_count_problem,
     blend_panel,
-    menu_too_old,
+    pressed_menu,
     refs_of,
     remove_keyboard,
 )
@@ -67,9 +67,8 @@ async def blend_button(
     image_flows: ImageFlows,
 ) -> None:
     """The Blend button: blend what was collected."""
-    message = query.message
-    if not isinstance(message, Message):
-        await query.answer(menu_too_old())
+    message = await pressed_menu(query)
+    if message is None:
         return
     refs = refs_of(await state.get_data(), "blend")
     if await state.get_state() != Flow.blend.state:

@@ -17,7 +17,7 @@ from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.i18n import _
 from bot.job_values import failure_reason
@@ -254,6 +254,14 @@ def refs_of(data: dict[str, Any], key: str) -> list[ImageRef]:
 async def bot_username(bot: Bot) -> str | None:
     """The bot's @username (aiogram caches getMe)."""
     return (await bot.me()).username
+
+
+async def pressed_menu(query: CallbackQuery) -> Message | None:
+    """The menu message a press came from; None (the press answered) when it is out of reach."""
+    if isinstance(query.message, Message):
+        return query.message
+    await query.answer(menu_too_old())
+    return None
 
 
 async def remove_keyboard(message: Message | None) -> None:

@@ -27,6 +27,7 @@ from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
 from bot.job_values import Requester
 from bot.jobs import Jobs
 from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
+from bot.translate import Translator
 from bot.uploads import ImageProblem, ImageRef, Uploaded, upload_images
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.webapp import region_url, upscale_size
@@ -47,7 +48,8 @@ from handlers.image_common import (
     too_many_references,
     upload_failed,
 )
-from handlers.prompting import Draft, prompt_problem
+from handlers.prompting import Draft, draft_prompt, prompt_problem
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord
 from storage.uploads import UploadRepo
 
@@ -65,11 +67,38 @@ class ImageFlows:
         jobs: Jobs,
         client: UserAPIClient,
         uploads: UploadRepo,
+        user_settings: UserSettingsRepo,
+        settings: Settings,
+        translator: Translator | None,
     ) -> None:
         self.bot = bot
         self.jobs = jobs
         self.client = client
         self.uploads = uploads
+        self.user_settings = user_settings
+        self.settings = settings
+        self.translator = translator
+
+    async def draft(
+        self,
+        message: Message,
+        text: str | None,
+        *,
+        reference: str | None = None,
+        images: int = 0,
+        refs: int = 0,
+    ) -> Draft | None:
+        """The user's prompt checked (and translated) for these images; None once told why not."""
+        return await draft_prompt(
+            message,
+            text,
+            user_settings=self.user_settings,
+            config=self.settings,
+            translator=self.translator,
+            reference=reference,
+            images=images,
+            refs=refs,
+        )
 
     async def _upload(
         self, message: Message, refs: Sequence[ImageRef], user_id: int

@@ -336,6 +336,12 @@ class AlbumMiddleware(BaseMiddleware):
 async def image_flows(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
     """Hands the image handlers `image_flows`, built from the dispatcher's dependencies."""
     data["image_flows"] = ImageFlows(
-        bot=data["bot"], jobs=data["jobs"], client=data["client"], uploads=data["uploads"]
+        bot=data["bot"],
+        jobs=data["jobs"],
+        client=data["client"],
+        uploads=data["uploads"],
+        user_settings=data["user_settings"],
+        settings=data["settings"],
+        translator=data.get("translator"),
     )
     return await handler(event, data)

@@ -18,6 +18,7 @@ from handlers.image_common import (
     Photos,
     blend_panel,
     menu_too_old,
+    pressed_menu,
     problem_text,
     refs_of,
     remove_keyboard,
@@ -42,9 +43,8 @@ async def on_menu(
     image_flows: ImageFlows,
 ) -> None:
     """A press on the photo menu: describe, image prompt, a reference, or blend with more."""
-    message = query.message
-    if not isinstance(message, Message):
-        await query.answer(menu_too_old())
+    message = await pressed_menu(query)
+    if message is None:
         return
     refs = refs_of((await state.get_data()).get("menus", {}), str(message.message_id))
     if not refs:

@@ -7,9 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.config import Settings
 from bot.i18n import _
-from bot.translate import Translator
 from handlers.common import requester_of
 from handlers.image_common import (
     MAX_REFERENCES,
@@ -24,27 +22,6 @@ from handlers.image_common import (
     refs_of,
 )
 from handlers.image_jobs import ImageFlows, ask_reference, offer_menu, replied_images
-from handlers.prompting import Draft, draft_prompt
-from storage.settings import UserSettingsRepo
-
-
-async def _draft(
-    message: Message,
-    text: str | None,
-    kind: str,
-    count: int,
-    data: tuple[UserSettingsRepo, Settings, Translator | None],
-) -> Draft | None:
-    user_settings, settings, translator = data
-    return await draft_prompt(
-        message,
-        text,
-        user_settings=user_settings,
-        config=settings,
-        translator=translator,
-        reference=kind,
-        refs=count,
-    )
 
 
 async def reference_on_photo(
@@ -53,9 +30,6 @@ async def reference_on_photo(
     recent_albums: RecentAlbums,
     state: FSMContext,
     image_flows: ImageFlows,
-    user_settings: UserSettingsRepo,
-    settings: Settings,
-    translator: Translator | None,
 ) -> None:
     """`/sref`, `/oref`, `/cref` (with or without a prompt) or `/ref` replying to a photo."""
     refs = await replied_images(message, recent_albums)
@@ -68,30 +42,20 @@ async def reference_on_photo(
     if not command.args:
         await ask_reference(message, name, refs, state)
         return
-    draft = await _draft(
-        message, command.args, name, len(refs), (user_settings, settings, translator)
-    )
+    draft = await image_flows.draft(message, command.args, reference=name, refs=len(refs))
     if draft is not None:
         await image_flows.reference(message, refs, draft, requester_of(message))
 
 
 async def reference_captioned(
-    message: Message,
-    photos: Photos,
-    state: FSMContext,
-    image_flows: ImageFlows,
-    user_settings: UserSettingsRepo,
-    settings: Settings,
-    translator: Translator | None,
+    message: Message, photos: Photos, state: FSMContext, image_flows: ImageFlows
 ) -> None:
     """Photos (an album) captioned `/sref`, `/oref` or `/cref`, with or without a prompt."""
     first, kind, refs = photos.first, photos.intent, photos.refs
     if not photos.args:
         await ask_reference(first, kind, refs, state)
         return
-    draft = await _draft(
-        first, photos.args, kind, len(refs), (user_settings, settings, translator)
-    )
+    draft = await image_flows.draft(first, photos.args, reference=kind, refs=len(refs))
     if draft is not None:
         await image_flows.reference(first, refs, draft, requester_of(first))
 
@@ -107,13 +71,7 @@ async def reference_without_photo(message: Message) -> None:
 
 
 async def reference_prompt(
-    message: Message,
-    state: FSMContext,
-    bot: Bot,
-    image_flows: ImageFlows,
-    user_settings: UserSettingsRepo,
-    settings: Settings,
-    translator: Translator | None,
+    message: Message, state: FSMContext, bot: Bot, image_flows: ImageFlows
 ) -> None:
     """The prompt a reference asked for (plain, or as `/imagine <prompt>`)."""
     pending = (await state.get_data()).get("reference") or {}
@@ -127,7 +85,7 @@ async def reference_prompt(
         await state.set_state(None)
         await message.reply(menu_too_old())
         return
-    draft = await _draft(message, text, kind, len(refs), (user_settings, settings, translator))
+    draft = await image_flows.draft(message, text, reference=kind, refs=len(refs))
     if draft is None:
         return  # the question stays open for a better prompt
     await state.set_state(None)

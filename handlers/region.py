@@ -8,10 +8,7 @@ from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import ForceReply, Message
 
-from bot.config import Settings
 from bot.i18n import _
-from bot.jobs import Jobs
-from bot.translate import Translator
 from bot.uploads import ImageProblem, ImageRef, build_mask, download
 from bot.webapp import can_inpaint, start_inpaint, upscale_size
 from handlers.common import requester_of
@@ -23,8 +20,7 @@ from handlers.image_common import (
     job_gone,
     problem_text,
 )
-from handlers.prompting import plain_prompt
-from storage.settings import UserSettingsRepo
+from handlers.image_jobs import ImageFlows
 from storage.tasks import TaskRepo
 
 
@@ -71,14 +67,7 @@ async def text_instead_of_mask(message: Message) -> None:
 
 
 async def mask_prompt(
-    message: Message,
-    state: FSMContext,
-    bot: Bot,
-    jobs: Jobs,
-    tasks: TaskRepo,
-    user_settings: UserSettingsRepo,
-    settings: Settings,
-    translator: Translator | None,
+    message: Message, state: FSMContext, tasks: TaskRepo, image_flows: ImageFlows
 ) -> None:
     """The prompt for the painted area: start Vary (Region) with the mask."""
     data = await state.get_data()
@@ -89,25 +78,23 @@ async def mask_prompt(
         await state.set_state(None)
         await message.reply(job_gone())
         return
-    prompt = await plain_prompt(
-        message,
-        message.text,
-        config=settings,
-        translator=translator,
-        user_settings=user_settings,
-    )
-    if prompt is None:
+    draft = await image_flows.draft(message, message.text)
+    if draft is None:
         return
     # The mask was checked when it came; it is made again from Telegram's copy now, so
     # no image waits in the stored state (which outlives a restart).
     try:
-        mask = await build_mask(await download(bot, ImageRef.from_dict(mask_ref)), *size)
+        mask = await build_mask(
+            await download(image_flows.bot, ImageRef.from_dict(mask_ref)), *size
+        )
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return
     await state.set_state(None)
     await state.update_data(region_task=None, region_mask=None)
-    await start_inpaint(jobs, requester_of(message), task, mask_png=mask, prompt=prompt)
+    await start_inpaint(
+        image_flows.jobs, requester_of(message), task, mask_png=mask, prompt=draft.words
+    )
 
 
 def build_router() -> Router:
