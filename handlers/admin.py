@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import html
-import logging
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import (
     CallbackQuery,
@@ -24,6 +21,7 @@ from bot.userapi import UserAPIClient, UserAPIError
 from handlers.admin_actions import (
     known_accounts,
     pick_account,
+    refund_purchase,
     resolve_user,
     set_speed,
     toggle_remix,
@@ -38,11 +36,6 @@ from handlers.admin_texts import (
     stats_text,
     user_card,
 )
-from storage.credits import RefundOutcome
-
-log = logging.getLogger(__name__)
-# Telegram's answer to refunding a charge twice (a resend whose first answer was lost).
-ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
 
 class IsAdmin(Filter):
@@ -264,45 +257,8 @@ async def refund(message: Message, command: CommandObject, payments: Payments, b
             )
         )
         return
-    purchase = await payments.credits.find_purchase(charge_id)
     actor = message.from_user.id if message.from_user else 0
-    outcome = await payments.credits.refund(charge_id, actor_id=actor)
-    if purchase is None or outcome is RefundOutcome.UNKNOWN:
-        await message.reply(_("No purchase has that charge id."))
-        return
-    if outcome is RefundOutcome.ALREADY:
-        await message.reply(_("That purchase was refunded already."))
-        return
-    if outcome is RefundOutcome.SPENT:
-        have = (await payments.credits.balance(purchase.user_id)).credits
-        await message.reply(
-            _(
-                "Can't refund: the buyer has spent some of those {credits} credits "
-                "(they have {have} left)."
-            ).format(credits=purchase.credits, have=have)
-        )
-        return
-    try:
-        await bot.refund_star_payment(
-            user_id=purchase.user_id, telegram_payment_charge_id=charge_id
-        )
-    except TelegramAPIError as error:
-        if ALREADY_REFUNDED not in error.message:
-            # The Stars stayed with us, so the credits stay with the buyer.
-            await payments.credits.cancel_refund(charge_id)
-            await message.reply(
-                _("Telegram refused the refund: {error}. Nothing changed.").format(
-                    error=html.escape(error.message)
-                )
-            )
-            return
-        # A resend after a lost answer: the first request did return the Stars.
-        log.warning("Refund of %s was done already at Telegram", charge_id)
-    await message.reply(
-        _("↩️ Refunded {stars} ⭐ to user {user}; {credits} credits taken back.").format(
-            stars=purchase.stars, user=purchase.user_id, credits=purchase.credits
-        )
-    )
+    await message.reply(await refund_purchase(payments, bot, charge_id, actor))
 
 
 async def on_button(

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Awaitable
 from typing import Literal, cast
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 
 from bot.accounts import short_hash
 from bot.config import Settings
 from bot.i18n import _
 from bot.limits import Policy
+from bot.payments import Payments
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from storage.credits import RefundOutcome
+
+log = logging.getLogger(__name__)
+# Telegram's answer to refunding a charge twice (a resend whose first answer was lost).
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
 
 async def known_accounts(settings: Settings, policy: Policy) -> list[str]:
@@ -77,4 +87,36 @@ async def toggle_remix(client: UserAPIClient, account_hash: str) -> str:
     state = _("on") if str(task.result) == "on" else _("off")
     return _("✅ {account}: remix is now <b>{state}</b>.").format(
         account=html.escape(short_hash(account_hash)), state=state
+    )
+
+
+async def refund_purchase(payments: Payments, bot: Bot, charge_id: str, actor: int) -> str:
+    """Return a purchase's Stars and take its credits back; what happened, in words."""
+    purchase = await payments.credits.find_purchase(charge_id)
+    outcome = await payments.credits.refund(charge_id, actor_id=actor)
+    if purchase is None or outcome is RefundOutcome.UNKNOWN:
+        return _("No purchase has that charge id.")
+    if outcome is RefundOutcome.ALREADY:
+        return _("That purchase was refunded already.")
+    if outcome is RefundOutcome.SPENT:
+        have = (await payments.credits.balance(purchase.user_id)).credits
+        return _(
+            "Can't refund: the buyer has spent some of those {credits} credits "
+            "(they have {have} left)."
+        ).format(credits=purchase.credits, have=have)
+    try:
+        await bot.refund_star_payment(
+            user_id=purchase.user_id, telegram_payment_charge_id=charge_id
+        )
+    except TelegramAPIError as error:
+        if ALREADY_REFUNDED not in error.message:
+            # The Stars stayed with us, so the credits stay with the buyer.
+            await payments.credits.cancel_refund(charge_id)
+            return _("Telegram refused the refund: {error}. Nothing changed.").format(
+                error=html.escape(error.message)
+            )
+        # A resend after a lost answer: the first request did return the Stars.
+        log.warning("Refund of %s was done already at Telegram", charge_id)
+    return _("↩️ Refunded {stars} ⭐ to user {user}; {credits} credits taken back.").format(
+        stars=purchase.stars, user=purchase.user_id, credits=purchase.credits
     )
