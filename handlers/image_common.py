@@ -300,19 +300,18 @@ class Photos:
         return self.messages[0]
 
 
-async def photo_intent(
-    album: Sequence[Message], bot: Bot, state: FSMContext
+def photo_intent(
+    album: Sequence[Message], username: str | None, current: str | None
 ) -> tuple[str, str] | None:
     """The intent and arguments of a photo or album; None when it is not for the image flows.
 
-    The caption's command wins over the waiting state; a private photo with neither opens the
-    menu; a file that is not an image is refused where the user clearly meant it for us.
+    The caption's command wins over the waiting state `current`; a private photo with neither
+    opens the menu; a file that is not an image is refused where it was clearly meant for us.
     """
     caption = next((m.caption for m in album if m.caption), None)
-    command = parse_command(caption, await bot_username(bot))
+    command = parse_command(caption, username)
     if command is not None and command[0] not in PHOTO_COMMANDS:
         return None  # someone else's command with a photo
-    current = await state.get_state()
     private = album[0].chat.type == ChatType.PRIVATE
     if not all(looks_like_image(m) for m in album):
         meant = command is not None or current is not None or private
@@ -340,7 +339,7 @@ class PhotoIntent(Filter):
     ) -> bool | dict[str, Any]:
         """Hand the handler `photos` when the intent is one of ours."""
         parts = album or [message]
-        found = await photo_intent(parts, bot, state)
+        found = photo_intent(parts, await bot_username(bot), await state.get_state())
         if found is None or found[0] not in self.intents:
             return False
         refs = [ref for m in parts if (ref := image_of(m)) is not None]
