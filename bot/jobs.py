@@ -203,9 +203,11 @@ class Jobs:
                 self._submitting -= 1
         except UserAPIError as error:
             log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
-            if self.observer is not None:
+            reason = failure_reason(error)
+            # A button the version doesn't have is the user's choice, not the account's trouble.
+            if self.observer is not None and reason != Failure.NOT_FOR_VERSION:
                 await self.observer.api_error(error, record.account_hash)
-            failed = await self._repo.fail(record.id, failure_reason(error))
+            failed = await self._repo.fail(record.id, reason)
             if failed is not None:
                 await self._deliver(failed)
             return await self._repo.require(record.id)
