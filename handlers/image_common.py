@@ -276,7 +276,7 @@ async def remove_keyboard(message: Message | None) -> None:
 # -- what a photo asks for -------------------------------------------------------------------
 
 # Caption commands the image routers take; any other command with a photo is someone else's.
-PHOTO_COMMANDS = ("describe", "blend", "imagine", *REFERENCE_COMMANDS)
+CAPTION_COMMANDS = ("describe", "blend", "imagine", *REFERENCE_COMMANDS)
 # A photo's intent when no caption command names one: the flow the user is in.
 _WAITING = {
     Flow.describe_next.state: "describe_next",
@@ -310,7 +310,7 @@ def photo_intent(
     """
     caption = next((m.caption for m in album if m.caption), None)
     command = parse_command(caption, username)
-    if command is not None and command[0] not in PHOTO_COMMANDS:
+    if command is not None and command[0] not in CAPTION_COMMANDS:
         return None  # someone else's command with a photo
     private = album[0].chat.type == ChatType.PRIVATE
     if not all(looks_like_image(m) for m in album):

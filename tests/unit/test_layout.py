@@ -16,7 +16,6 @@ FUNCTION_LINES = 80
 # entry stays only while it is still over, so the list can only shrink.
 PENDING = frozenset(
     {
-        "bot/app.py",
         "bot/app.py:_start",
         "bot/jobs.py",
         "bot/ratelimit.py",
