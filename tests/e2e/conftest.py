@@ -10,6 +10,7 @@ import pytest
 
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from tests.e2e.harness import SIM_KEY, BotHarness
+from tests.e2e.process import API_KEY
 from tests.fake_telegram import FakeTelegram
 
 
@@ -26,6 +27,15 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
     """The simulator, at the pace a test module sets in SIM_PACE (seconds per step)."""
     pace = getattr(request.module, "SIM_PACE", 0.1)
     simulator = Simulator(SimulatorConfig(pace=pace, api_key=SIM_KEY, grid_size=512))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def external_sim() -> AsyncIterator[Simulator]:
+    """A simulator outside the bot, for a bot run as its own process (`python -m bot`)."""
+    simulator = Simulator(SimulatorConfig(pace=0.05, api_key=API_KEY, grid_size=256))
     await simulator.start()
     yield simulator
     await simulator.stop()

@@ -6,12 +6,11 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.userapi.simulator import Simulator, SimulatorConfig
+from bot.userapi.simulator import Simulator
 from tests.e2e.harness import free_port
 from tests.e2e.process import API_KEY, Output, clean_env, wait_healthy
 from tests.fake_telegram import FakeTelegram
@@ -34,14 +33,6 @@ def test_missing_bot_token_names_botfather_and_exits_2(tmp_path: Path) -> None:
     assert "@BotFather" in lines[0]
     assert "BOT_TOKEN" in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
-
-
-@pytest.fixture
-async def external_sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.05, api_key=API_KEY, grid_size=256))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 @pytest.mark.parametrize("api", ["built-in simulator", "external api"])
