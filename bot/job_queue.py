@@ -124,8 +124,7 @@ class JobQueue:
 
 
 class QueueView(Protocol):
-    """Shows a job waiting for a free slot: a message with its place, which later becomes the
-    job's status message (the task's `status_message_id`)."""
+    """Shows a job waiting for a slot: a message with its place, later its status message."""
 
     async def queued(self, task: TaskRecord, position: int) -> None:
         """Post the message saying the job waits, and where in the queue (1 = next)."""

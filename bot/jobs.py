@@ -177,12 +177,12 @@ class Jobs:
     async def _submit_queued(
         self, task_id: int, account: str | None, after: asyncio.Event | None
     ) -> None:
-        """Submit a job that waited: the POST first, then (after the result that freed its
-        slot is sent) its queue notice becomes its status message."""
+        """Submit a job that waited: the POST first, then its notice becomes its status."""
         if not await self._repo.start_sending(task_id, account):
             await self._release(task_id)  # it ended while waiting
             return
-        record = await self._send(await self._repo.require(task_id))
+        await self._send(await self._repo.require(task_id))
+        # The chat hears of it once the result that freed the slot is out.
         if after is not None:
             await after.wait()
         posting = self._posting_notice.get(task_id)
@@ -355,8 +355,7 @@ class Jobs:
         return len(records)
 
     async def recover(self) -> None:
-        """After a start: retry interrupted deliveries, fail submissions cut off mid-way, and
-        take up the queue where it was."""
+        """After a start: redeliver, fail submissions cut off mid-way, take up the queue."""
         await self._repo.release_claims()
         for orphan in await self._repo.orphans():
             # We can't know whether the API got the request; asking again could pay twice.
