@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 
 from bot.app import App, start_app
 from bot.config import Settings
@@ -20,6 +22,8 @@ from storage.tasks import TaskRepo
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
+# Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
+SETTLE = 0.5
 
 
 def free_port() -> int:
@@ -156,3 +160,64 @@ async def wait_in_flight(harness: BotHarness, count: int, timeout: float = 10.0)
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"{len(hashes)} of {count} tasks in flight after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+# ------------------------------------------------- what the bot showed, and posting to it
+
+
+def has_keyboard(call: ApiCall) -> bool:
+    return "reply_markup" in call.params
+
+
+def results(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
+    """Successful result photos (the ones with buttons) sent to a chat."""
+    return [
+        c
+        for c in tg.calls("sendPhoto")
+        if c.ok and has_keyboard(c) and int(c.params["chat_id"]) == chat_id
+    ]
+
+
+def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
+    """The current texts and captions of the bot's messages in a chat."""
+    return [str(m.get("text") or m.get("caption") or "") for m in tg.bot_messages(chat_id)]
+
+
+async def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 10.0) -> str:
+    """Wait until one of the bot's messages in a chat (as edited) contains `needle`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [text for text in texts(tg, chat_id) if needle in text]
+        if found:
+            return found[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no message with {needle!r}; have {texts(tg, chat_id)}")
+        await asyncio.sleep(0.02)
+
+
+def snapshot(sim: Simulator, task_hash: str, status: str, progress: int | None = None) -> bytes:
+    """The task object as the simulator had it at a status (and progress), as a webhook body."""
+    for task in sim.history[task_hash]:
+        if task["status"] == status and progress in (None, task["progress"]):
+            return json.dumps(task).encode()
+    raise AssertionError(f"task {task_hash} never was {status} {progress}")
+
+
+async def post(url: str, body: bytes) -> int:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
+        return response.status_code
+
+
+def edits_and_sends(tg: FakeTelegram, since: int) -> list[ApiCall]:
+    """Calls after index `since` that show something in a chat."""
+    shown = (
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagemedia",
+        "deletemessage",
+    )
+    return [c for c in tg.requests[since:] if c.method.lower() in shown]

@@ -14,7 +14,7 @@ from bot.actions import Action
 from bot.keyboards import ActionCallback
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
 from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, button_labels
+from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -139,10 +139,6 @@ class Session:
             {k: v for k, v in json.loads(r.body).items() if k not in skip}
             for r in self.sim.requests_to(f"{API}/{name}")
         ]
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def asks(call: ApiCall) -> bool:

@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, userapi_webhook_url, wait_in_flight
-from tests.e2e.test_reliability import (
+from tests.e2e.harness import (
     SETTLE,
+    BotHarness,
     edits_and_sends,
     has_keyboard,
     post,
     results,
     snapshot,
     texts,
+    userapi_webhook_url,
+    wait_in_flight,
     wait_text,
 )
 from tests.fake_telegram import NOT_MODIFIED, ApiCall, FakeTelegram

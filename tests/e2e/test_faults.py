@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, free_port
-from tests.e2e.test_reliability import has_keyboard, results, wait_text
+from tests.e2e.harness import BotHarness, free_port, has_keyboard, results, wait_text
 from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"

@@ -7,50 +7,22 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
-
-from bot.userapi.simulator import Simulator
 from tests.e2e.harness import (
+    SETTLE,
     BotHarness,
     button_data,
+    edits_and_sends,
+    has_keyboard,
+    post,
+    results,
+    snapshot,
     userapi_webhook_url,
     wait_in_flight,
+    wait_text,
 )
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.fake_telegram import ApiCall
 
-# Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
-SETTLE = 0.5
 IMAGINE = "/midjourney/v2/imagine"
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
-
-
-def results(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
-    """Successful result photos (the ones with buttons) sent to a chat."""
-    return [
-        c
-        for c in tg.calls("sendPhoto")
-        if c.ok and has_keyboard(c) and int(c.params["chat_id"]) == chat_id
-    ]
-
-
-def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
-    """The current texts and captions of the bot's messages in a chat."""
-    return [str(m.get("text") or m.get("caption") or "") for m in tg.bot_messages(chat_id)]
-
-
-async def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 10.0) -> str:
-    """Wait until one of the bot's messages in a chat (as edited) contains `needle`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = [text for text in texts(tg, chat_id) if needle in text]
-        if found:
-            return found[0]
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no message with {needle!r}; have {texts(tg, chat_id)}")
-        await asyncio.sleep(0.02)
 
 
 def uploaded(call: ApiCall, field: str) -> bytes:
@@ -159,34 +131,6 @@ async def finished_quietly(
     [task_hash] = await wait_in_flight(harness, 1)
     await harness.sim.wait_for_status(task_hash, "done")
     return task_hash
-
-
-def snapshot(sim: Simulator, task_hash: str, status: str, progress: int | None = None) -> bytes:
-    """The task object as the simulator had it at a status (and progress), as a webhook body."""
-    for task in sim.history[task_hash]:
-        if task["status"] == status and progress in (None, task["progress"]):
-            return json.dumps(task).encode()
-    raise AssertionError(f"task {task_hash} never was {status} {progress}")
-
-
-async def post(url: str, body: bytes) -> int:
-    async with httpx.AsyncClient() as http:
-        response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
-        return response.status_code
-
-
-def edits_and_sends(tg: FakeTelegram, since: int) -> list[ApiCall]:
-    """Calls after index `since` that show something in a chat."""
-    shown = (
-        "sendmessage",
-        "sendphoto",
-        "senddocument",
-        "editmessagetext",
-        "editmessagecaption",
-        "editmessagemedia",
-        "deletemessage",
-    )
-    return [c for c in tg.requests[since:] if c.method.lower() in shown]
 
 
 async def test_repeated_and_late_webhooks_give_one_result(webhook_harness: BotHarness) -> None:
