@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from bot.clock import Clock, SystemClock
 from bot.jobs import Failure, Jobs
 from bot.ratelimit import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
@@ -48,7 +48,9 @@ class StatusPoller:
         max_rate: float = 20.0,
         stuck_after: float | None = None,
         on_key_rejected: KeyRejectedHook | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._repo = repo
         self._client = client
         self._jobs = jobs
@@ -58,7 +60,9 @@ class StatusPoller:
         self._quiet_after = quiet_after
         self._stuck_after = stuck_after
         self._on_key_rejected = on_key_rejected
-        self._budget = Bucket(max_rate, max(1.0, max_rate), max(1.0, max_rate), time.monotonic())
+        self._budget = Bucket(
+            max_rate, max(1.0, max_rate), max(1.0, max_rate), self._clock.monotonic()
+        )
         self._due: dict[int, float] = {}
         self._delay: dict[int, float] = {}
         # (status, progress) last seen per task and since when (wall clock, like updated_at).
@@ -72,14 +76,14 @@ class StatusPoller:
 
     async def run(self) -> None:
         """Poll until `stop()`."""
-        last_redelivery = time.monotonic()
+        last_redelivery = self._clock.monotonic()
         # Webhooks sent while the bot was down are lost: ask about every task in flight now
         # (within the budget) rather than after the watchdog's quiet period.
         await self.tick(everything=True)
         while not self._stopped.is_set():
             await self.tick()
-            if time.monotonic() - last_redelivery > REDELIVER_SECONDS:
-                last_redelivery = time.monotonic()
+            if self._clock.monotonic() - last_redelivery > REDELIVER_SECONDS:
+                last_redelivery = self._clock.monotonic()
                 await self._jobs.deliver_pending()
             try:
                 await asyncio.wait_for(self._stopped.wait(), TICK_SECONDS)
@@ -92,7 +96,7 @@ class StatusPoller:
 
     async def tick(self, *, everything: bool = False) -> None:
         """Poll the tasks that are due now (every task in flight is due, with `everything`)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         records = await self._repo.in_flight()
         alive = {record.id for record in records}
         for gone in self._due.keys() - alive:
@@ -143,7 +147,7 @@ class StatusPoller:
 
     def _is_stuck(self, record: TaskRecord) -> bool:
         """Whether the task's state has not moved for `stuck_after` seconds."""
-        now = time.time()
+        now = self._clock.time()
         state = (record.status, record.progress)
         seen = self._seen.get(record.id)
         if seen is None or seen[:2] != state:
@@ -159,7 +163,7 @@ class StatusPoller:
         if (
             self._quiet_after is not None
             and not self._webhooks_missing(record)
-            and time.time() - record.updated_at < self._quiet_after
+            and self._clock.time() - record.updated_at < self._quiet_after
         ):
             return False
         # A task seen for the first time (new, or found after a restart) is asked at once.
@@ -204,7 +208,7 @@ class StatusPoller:
             ceiling = self._interval if running else self._max_interval
             delay = min(ceiling, self._delay.get(record.id, self._interval) * 1.5)
         self._delay[record.id] = delay
-        self._due[record.id] = time.monotonic() + delay
+        self._due[record.id] = self._clock.monotonic() + delay
 
     async def _failed(self, record: TaskRecord, error: UserAPIError) -> None:
         """React to a failed status request: back off on 429, raise the alarm on a bad key."""
@@ -212,10 +216,10 @@ class StatusPoller:
         if error.status == 429:
             pause = error.retry_after or self._busy_pause
             self._busy_pause = min(BUSY_PAUSE_MAX, self._busy_pause * 2)
-            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            self._paused_until = max(self._paused_until, self._clock.monotonic() + pause)
         elif error.is_auth_error:
-            first = self._paused_until < time.monotonic()
-            self._paused_until = time.monotonic() + KEY_REJECTED_PAUSE
+            first = self._paused_until < self._clock.monotonic()
+            self._paused_until = self._clock.monotonic() + KEY_REJECTED_PAUSE
             if first:
                 log.error("userapi rejected the API key (HTTP %s); pausing polling", error.status)
                 if self._on_key_rejected is not None:
