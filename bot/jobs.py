@@ -13,12 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from bot.actions import Action, refused_for_version
+from bot.actions import Action, follow_up, refused_for_version
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
-    FollowUp,
     FollowUpRequest,
     Hook,
     ImagineRequest,
@@ -28,6 +27,7 @@ from bot.job_request import (
     submit,
 )
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus, TaskType
 from bot.webhook_watch import WebhookWatch
 from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
 
@@ -388,7 +388,7 @@ class Jobs:
         return await self.start(
             requester,
             ImagineRequest(prompt=prompt, account_hash=account_hash),
-            type="imagine",
+            type=TaskType.IMAGINE,
             prompt=prompt,
         )
 
@@ -409,17 +409,20 @@ class Jobs:
         if action.kind == "seed":
             earlier = await self._repo.child(parent.id, action.key)
             # The API answers /seed once per hash: a repeated press shows the kept answer.
-            if earlier is not None and earlier.status != "error":
-                if earlier.status == "done":
+            if earlier is not None and earlier.status != TaskStatus.ERROR:
+                if earlier.status == TaskStatus.DONE:
                     await self.view.show_again(earlier)
                 return earlier
         if parent.hash is None:  # pragma: no cover - buttons exist only on accepted tasks
             raise LookupError(f"task {parent.id} has no hash")
+        endpoint = follow_up(action.kind)
+        if endpoint is None:  # pragma: no cover - the handlers run these in chat
+            raise ValueError(f"{action.kind} is not an API follow-up")
         choice = None if action.choice is None else str(action.choice)
         return await self.start(
             requester,
             FollowUpRequest(
-                endpoint=cast(FollowUp, action.kind),
+                endpoint=endpoint,
                 parent_hash=parent.hash,
                 choice=choice,
                 prompt=prompt,
@@ -473,7 +476,7 @@ class Jobs:
                 self._park(task)
             return False
         if record.is_final:
-            if record.status == "error" and self.observer is not None:
+            if record.status == TaskStatus.ERROR and self.observer is not None:
                 await self.observer.task_failed(record)
             await self._deliver(record)
         else:

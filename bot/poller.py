@@ -16,6 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.jobs import Failure, Jobs
 from bot.ratelimit import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class StatusPoller:
             key=lambda r: (
                 r.id not in self._forced,
                 r.id in self._delay,
-                r.status != "progress",
+                r.status != TaskStatus.PROGRESS,
                 self._due[r.id] if r.id in self._delay else -self._due.get(r.id, now),
             ),
         )
@@ -184,7 +185,7 @@ class StatusPoller:
         # down, which says nothing about webhooks.
         after_start = record.id in self._forced
         self._forced.discard(record.id)
-        running = record.status == "progress"
+        running = record.status == TaskStatus.PROGRESS
         async with self._semaphore:
             try:
                 task = await self._client.status(hash=record.hash)
@@ -194,9 +195,9 @@ class StatusPoller:
             else:
                 self._busy_pause = BUSY_PAUSE
                 changed = await self._jobs.handle_update(task)
-                running = task.status is not None and task.status.value == "progress"
+                running = task.status is TaskStatus.PROGRESS
                 watch = self._jobs.webhooks
-                moved_on = task.status is not None and task.status.value in ("progress", "done")
+                moved_on = task.status in (TaskStatus.PROGRESS, TaskStatus.DONE)
                 if changed and moved_on and watch is not None and not after_start:
                     await watch.missed(record.hash)
                 if not changed and self._quiet_after is not None:

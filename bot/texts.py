@@ -10,6 +10,7 @@ from bot.actions import model_version
 from bot.i18n import _, __
 from bot.jobs import Failure
 from bot.payments import no_credits_cost
+from bot.userapi.models import TaskStatus, TaskType
 from storage.tasks import TaskRecord
 
 CAPTION_LIMIT = 1024
@@ -79,7 +80,7 @@ def _cut(text: str, limit: int) -> str:
 def caption_for(task: TaskRecord) -> str:
     """A result's caption: the job type, the requester in groups, the prompt; 1,024 chars."""
     label = type_label(task.type)
-    if task.choice and task.type in ("upscale", "variation"):
+    if task.choice and task.type in (TaskType.UPSCALE, TaskType.VARIATION):
         label = f"{label} #{task.choice}"
     head = f"<b>{html.escape(label)}</b>"
     if task.chat_id < 0 and task.requester:
@@ -99,7 +100,7 @@ def status_text(task: TaskRecord) -> str:
     """The text of a task's status message for its current state."""
     label = type_label(task.type)
     prompt = html.escape(_cut(task.prompt or "", 300))
-    if task.status == "progress":
+    if task.status == TaskStatus.PROGRESS:
         filled = max(0, min(10, task.progress // 10))
         bar = "▰" * filled + "▱" * (10 - filled)
         state = _("🎨 Drawing… {percent}%").format(percent=task.progress) + f"\n{bar}"

@@ -21,13 +21,14 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 
-from bot.actions import UPSCALED_TYPES, is_animation
+from bot.actions import is_animation
 from bot.i18n import _
 from bot.job_request import InpaintRequest
 from bot.jobs import Jobs, Requester
 from bot.prompts import PromptError, normalize_prompt
 from bot.uploads import ImageProblem, make_mask
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import UPSCALED_TYPES, TaskStatus
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def can_inpaint(task: TaskRecord | None) -> bool:
     """Whether a task is a finished still upscale (what Vary (Region) works on)."""
     return (
         task is not None
-        and task.status == "done"
+        and task.status == TaskStatus.DONE
         and task.type in UPSCALED_TYPES
         and task.hash is not None
         and isinstance(task.result, dict)
@@ -251,4 +252,4 @@ class RegionApp:
             locale=task.locale,
         )
         record = await start_inpaint(self._jobs, requester, task, mask_png=mask, prompt=prompt)
-        return web.json_response({"ok": record.status != "error", "task_id": record.id})
+        return web.json_response({"ok": record.status != TaskStatus.ERROR, "task_id": record.id})

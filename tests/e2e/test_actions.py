@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot import keyboards
-from bot.actions import Action
+from bot.actions import Action, action_rows
 from bot.keyboards import ActionCallback
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
 from tests.e2e.conftest import make_harness
@@ -438,7 +438,7 @@ async def test_a_button_delivered_before_a_table_change_keeps_its_meaning(
 
     # The button table changes after delivery: every row (and the rows' order) is reversed,
     # so each index now names another button than the one in the chat.
-    real_rows = keyboards.action_rows
+    real_rows = action_rows
 
     def reordered(**task: Any) -> list[list[Action]]:
         return [row[::-1] for row in real_rows(**task)[::-1]]
