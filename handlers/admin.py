@@ -30,6 +30,7 @@ from bot.limits import Policy
 from bot.payments import Payments
 from bot.texts import type_label
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus
 from handlers.groups import describe_user
 from storage.credits import RefundOutcome
 from storage.usage import Count
@@ -281,7 +282,7 @@ async def _change_account(account_hash: str, change: Awaitable[Task]) -> Task | 
     except UserAPIError as error:
         reason = error.message
     else:
-        if task.status is None or task.status.value != "error":
+        if task.status is not TaskStatus.ERROR:
             return task
         reason = task.status_reason or "?"
     return _("❌ {account}: {error}").format(
