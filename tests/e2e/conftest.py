@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.userapi.simulator import Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness
+from tests.e2e.harness import SIM_KEY, BotHarness, make_harness
+from tests.e2e.process import API_KEY
 from tests.fake_telegram import FakeTelegram
 
 
@@ -31,20 +31,13 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-async def make_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
-) -> AsyncIterator[BotHarness]:
-    """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
-    runner = BotHarness(
-        tg=tg,
-        sim=sim,
-        database_path=tmp_path / "bot.sqlite3",
-        webhooks=webhooks,
-        overrides=overrides,
-    )
-    await runner.start()
-    yield runner
-    await runner.stop()
+@pytest.fixture
+async def external_sim() -> AsyncIterator[Simulator]:
+    """A simulator for a bot run as a process, which reaches it as an external API."""
+    simulator = Simulator(SimulatorConfig(pace=0.05, api_key=API_KEY, grid_size=256))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
 
 
 @pytest.fixture

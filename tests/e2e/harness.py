@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from storage.tasks import TaskRepo
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
+# The simulator's package: its tasks are the tests' side, not the bot's.
+SIMULATOR = "bot.userapi.simulator"
 # Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
 SETTLE = 0.5
 
@@ -39,7 +42,8 @@ def bot_tasks() -> list[asyncio.Task[Any]]:
     for task in asyncio.all_tasks():
         frame = getattr(task.get_coro(), "cr_frame", None)
         module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
-        if module.startswith(("bot.", "handlers.")) and module != "bot.userapi.simulator":
+        simulator = module == SIMULATOR or module.startswith(f"{SIMULATOR}.")
+        if module.startswith(("bot.", "handlers.")) and not simulator:
             found.append(task)
     return found
 
@@ -221,3 +225,71 @@ def edits_and_sends(tg: FakeTelegram, since: int) -> list[ApiCall]:
         "deletemessage",
     )
     return [c for c in tg.requests[since:] if c.method.lower() in shown]
+
+
+# ------------------------------------------------------------------------- starting bots
+
+MakeBot = Callable[..., Awaitable[BotHarness]]
+
+
+@contextlib.asynccontextmanager
+async def started_bots(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, **defaults: Any
+) -> AsyncIterator[MakeBot]:
+    """A maker of started bots on one database (polling unless `webhooks=True`); all stopped
+    on exit. Settings: `defaults`, then what each call overrides."""
+    started: list[BotHarness] = []
+
+    async def make(*, webhooks: bool = False, **overrides: Any) -> BotHarness:
+        runner = BotHarness(
+            tg=tg,
+            sim=sim,
+            database_path=tmp_path / "bot.sqlite3",
+            webhooks=webhooks,
+            overrides={**defaults, **overrides},
+        )
+        await runner.start()
+        started.append(runner)
+        return runner
+
+    try:
+        yield make
+    finally:
+        for runner in started:
+            await runner.stop()
+
+
+async def make_harness(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
+) -> AsyncIterator[BotHarness]:
+    """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
+    async with started_bots(tg, sim, tmp_path) as make:
+        yield await make(webhooks=webhooks, **overrides)
+
+
+# ------------------------------------------------------------------ matching bot calls
+
+
+def said(chat_id: int, needle: str) -> Callable[[ApiCall], bool]:
+    """Matches a successful call that put a text holding `needle` into a chat."""
+
+    def match(call: ApiCall) -> bool:
+        text = str(call.params.get("text") or "")
+        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
+
+    return match
+
+
+def keyboard_in(chat_id: int) -> Callable[[ApiCall], bool]:
+    """Matches a successful call that sent a message with buttons to a chat (a result)."""
+    return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and has_keyboard(c)
+
+
+async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
+    """Wait for the bot to answer a button press and return the answer."""
+    await tg.wait_for(
+        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
+    )
+    answer = tg.callback_answer(query_id)
+    assert answer is not None
+    return answer

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, button_data
+from tests.e2e.harness import BotHarness, button_data, has_keyboard
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -37,10 +37,6 @@ def heic_picture() -> bytes:
     out = io.BytesIO()
     heif.save(out, quality=80)
     return out.getvalue()
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def labels_of(call: ApiCall) -> list[list[str]]:

@@ -13,8 +13,14 @@ from bot import keyboards
 from bot.actions import Action, action_rows
 from bot.keyboards import ActionCallback
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
-from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard
+from tests.e2e.harness import (
+    BotHarness,
+    answer_of,
+    button_data,
+    button_labels,
+    has_keyboard,
+    make_harness,
+)
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -100,12 +106,7 @@ class Session:
 
     async def answer(self, query_id: str) -> dict[str, Any]:
         """Wait for the bot to answer a button press and return the answer."""
-        await self.tg.wait_for(
-            "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
-        )
-        answer = self.tg.callback_answer(query_id)
-        assert answer is not None
-        return answer
+        return await answer_of(self.tg, query_id)
 
     async def ask(self, count: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
         """Wait for the count-th ForceReply question; return the message and its reply_markup."""

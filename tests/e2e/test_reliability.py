@@ -73,6 +73,24 @@ async def test_results_finished_while_stopped_are_delivered_once(harness: BotHar
     assert sorted(captions) == ["<b>Imagine</b>\na green owl", "<b>Imagine</b>\na red fox"]
 
 
+async def restart_delivers_once(
+    harness: BotHarness, chat: dict[str, Any], user: dict[str, Any], next_prompt: str
+) -> None:
+    """Stop and start the bot: the undelivered result is sent once, by the restarted bot, and
+    the next /imagine works."""
+    tg = harness.tg
+    await harness.stop()
+    stopped_at = len(tg.requests)
+    assert results(tg, chat["id"]) == []
+
+    await harness.start()
+    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
+    assert tg.requests.index(photo) >= stopped_at  # sent by the restarted bot
+    await imagine_and_wait(harness, chat, user, next_prompt, count=2)
+    await asyncio.sleep(SETTLE)
+    assert len(results(tg, chat["id"])) == 2
+
+
 async def test_pending_delivery_is_sent_once_after_restart(harness: BotHarness) -> None:
     tg = harness.tg
     ann = tg.user(2101, "Ann")
@@ -83,16 +101,7 @@ async def test_pending_delivery_is_sent_once_after_restart(harness: BotHarness) 
     )
     tg.send_message(chat, ann, "/imagine a paper boat")
     await tg.wait_for("sendPhoto", lambda c: not c.ok)
-    await harness.stop()
-    stopped_at = len(tg.requests)
-    assert results(tg, chat["id"]) == []
-
-    await harness.start()
-    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
-    assert tg.requests.index(photo) >= stopped_at  # sent by the restarted bot
-    await imagine_and_wait(harness, chat, ann, "a paper plane", count=2)
-    await asyncio.sleep(SETTLE)
-    assert len(results(tg, chat["id"])) == 2
+    await restart_delivers_once(harness, chat, ann, "a paper plane")
 
 
 async def test_delivery_cut_off_mid_retry_is_sent_once_after_restart(
@@ -107,16 +116,7 @@ async def test_delivery_cut_off_mid_retry_is_sent_once_after_restart(
     )
     tg.send_message(chat, ann, "/imagine a glass bird")
     await tg.wait_for("sendPhoto", lambda c: not c.ok)
-    await harness.stop()
-    stopped_at = len(tg.requests)
-    assert results(tg, chat["id"]) == []
-
-    await harness.start()
-    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
-    assert tg.requests.index(photo) >= stopped_at
-    await imagine_and_wait(harness, chat, ann, "a glass fish", count=2)
-    await asyncio.sleep(SETTLE)
-    assert len(results(tg, chat["id"])) == 2
+    await restart_delivers_once(harness, chat, ann, "a glass fish")
 
 
 # ------------------------------------------------------------------------------ webhooks

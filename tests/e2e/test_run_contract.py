@@ -6,14 +6,13 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.userapi.simulator import Simulator, SimulatorConfig
+from bot.userapi.simulator import Simulator
 from tests.e2e.harness import free_port
-from tests.e2e.process import API_KEY, Output, clean_env, wait_healthy
+from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
 from tests.fake_telegram import FakeTelegram
 
 
@@ -36,14 +35,6 @@ def test_missing_bot_token_names_botfather_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.fixture
-async def external_sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimulatorConfig(pace=0.05, api_key=API_KEY, grid_size=256))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 @pytest.mark.parametrize("api", ["built-in simulator", "external api"])
 async def test_python_m_bot_serves_an_imagine_and_stops_on_sigterm(
     api: str, tg: FakeTelegram, external_sim: Simulator, tmp_path: Path
@@ -64,16 +55,7 @@ async def test_python_m_bot_serves_an_imagine_and_stops_on_sigterm(
     )
     if api == "external api":
         env.update(USERAPI_KEY=API_KEY, USERAPI_BASE_URL=external_sim.base_url)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    output = Output(process)
+    process, output = await start_bot(env, tmp_path)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/healthz")
         if api == "built-in simulator":
