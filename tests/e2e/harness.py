@@ -285,6 +285,15 @@ def keyboard_in(chat_id: int) -> Callable[[ApiCall], bool]:
     return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and has_keyboard(c)
 
 
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Wait until `check()` holds (asked every 20 ms) instead of sleeping a guessed while."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"not {what} after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
 async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
     """Wait for the bot to answer a button press and return the answer."""
     await tg.wait_for(

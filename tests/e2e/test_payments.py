@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     keyboard_in,
     said,
     started_bots,
+    until,
     wait_in_flight,
 )
 from tests.fake_telegram import FakeTelegram
@@ -244,7 +245,13 @@ async def test_concurrent_jobs_cant_spend_more_than_the_balance(make_bot: Any) -
 
     sim.release()
     await bot.photo_reply(chat["id"], keyboard_in(chat["id"]), count=3)
-    await asyncio.sleep(0.3)
+    assert bot.app is not None
+    credits = CreditsRepo(bot.app.db)
+
+    async def nothing_held() -> bool:
+        return (await credits.balance(1001)).reserved == 0
+
+    await until(nothing_held, "settled")
     shown = await balance(tg, chat, ann)
     assert "Credits: <b>0</b>" in shown and "Held by running jobs: 0" in shown
     me = await say(tg, chat, ann, "/me")
