@@ -9,11 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WEB_PORT=8080
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
-RUN pip install . \
+RUN pip install -c constraints.txt . \
     && python -m bot.i18n \
     && useradd --system --uid 10001 --home-dir /app bot \
     && mkdir -p /app/data \

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 
 from pydantic import ValidationError
@@ -39,19 +40,44 @@ async def run(settings: Settings) -> None:
     """Start the bot and run until a stop signal."""
     # Imported here: aiogram takes seconds to import, and a bad configuration should be told
     # at once, before any of that.
-    from bot.app import start_app
+    from aiogram.exceptions import TelegramAPIError
 
-    app = await start_app(settings)
+    from bot.app import start_app
+    from bot.redact import RedactSecrets
+    from bot.telegram import StartupError
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    # Before the start: a start waiting for Telegram must stop on SIGTERM too.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    stop = asyncio.create_task(stopping.wait())
+    starting = asyncio.create_task(start_app(settings))
+    await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("Stopped before the start finished")
+        # Cancelling unwinds the start, which releases what it had opened.
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        return
+    failure = starting.exception()
+    if failure is not None:
+        stop.cancel()
+        await asyncio.gather(stop, return_exceptions=True)
+        if isinstance(failure, TelegramAPIError | OSError | sqlite3.Error):
+            # Expected on a real host (Telegram failing after getMe, a database path that
+            # can't be written): one line, secrets masked, not a traceback.
+            secrets = [settings.bot_token.get_secret_value()]
+            if settings.userapi_key is not None:
+                secrets.append(settings.userapi_key.get_secret_value())
+            reason = RedactSecrets(secrets).redact(f"{type(failure).__name__}: {failure}")
+            raise StartupError(f"Start-up failed: {reason}") from None
+    app = starting.result()
     # What exists now (aiogram's ~200,000 type objects, mostly) lives as long as the process:
     # out of the collector's sight, a full collection takes microseconds instead of ~280 ms
     # that every request in flight would wait for.
     gc.freeze()
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     main = asyncio.create_task(app.wait())
-    stop = asyncio.create_task(stopping.wait())
     try:
         await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -71,9 +97,16 @@ def main() -> None:
     )
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Not uvloop: faster webhook ingest, but downloads through httpx then buffer far more
-    # (see docs/benchmarks.md).
-    asyncio.run(run(settings))
+    # Imported here for the same reason as in run(); the process reports its failure in one line.
+    from bot.telegram import StartupError
+
+    try:
+        # Not uvloop: faster webhook ingest, but downloads through httpx then buffer far more
+        # (see docs/benchmarks.md).
+        asyncio.run(run(settings))
+    except StartupError as error:
+        log.error("%s", error)
+        raise SystemExit(error.exit_code) from None
 
 
 if __name__ == "__main__":

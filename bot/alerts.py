@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 
 from bot.accounts import AccountState, read_account, short_hash
@@ -218,3 +220,16 @@ class Alerts:
             )
         elif not self._errors or len(self._errors) <= 1:
             self._clear("burst")
+
+
+def admin_sender(bot: Bot, admin_ids: list[int]) -> Callable[[str], Awaitable[None]]:
+    """A function that sends a text to every admin's private chat."""
+
+    async def send(text: str) -> None:
+        for admin_id in admin_ids:
+            try:
+                await bot.send_message(chat_id=admin_id, text=text)
+            except TelegramAPIError as error:
+                log.warning("Alert to admin %d not sent: %s", admin_id, error.message)
+
+    return send

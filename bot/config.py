@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _webhook_needs_public_url(self) -> Settings:
+        # Telegram must be able to reach the webhook: only PUBLIC_URL says where that is.
+        if self.telegram_webhook and not self.public_url:
+            raise ValueError("TELEGRAM_WEBHOOK=true needs PUBLIC_URL")
+        return self
+
+    @model_validator(mode="after")
     def _packs_for_stars(self) -> Settings:
         # Selling Stars without anything to buy would only tell users they are out of credits.
         if self.payments == "stars" and not self.stars_packs:

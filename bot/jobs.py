@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from bot.actions import Action, follow_up, refused_for_version
+from bot.actions import Action, follow_up
+from bot.background import Background
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
     FollowUpRequest,
@@ -26,158 +24,25 @@ from bot.job_request import (
     load_request,
     submit,
 )
+from bot.job_values import (
+    Failure,
+    JobGate,
+    JobObserver,
+    JobView,
+    Requester,
+    UndeliverableError,
+    failure_reason,
+    requester_of,
+    update_from_task,
+)
+from bot.remix import RemixCache
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus, TaskType
+from bot.webhook_inbox import WebhookInbox
 from bot.webhook_watch import WebhookWatch
-from storage.tasks import TaskRecord, TaskRepo, TaskUpdate, status_rank
+from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
-
-# How long an account's remix mode is trusted before asking /discord/info again.
-REMIX_CACHE_SECONDS = 60.0
-# Webhooks for hashes we don't know yet are kept this long: the API can call back before
-# its answer to our POST (with the hash) has been stored.
-EARLY_UPDATE_SECONDS = 30.0
-EARLY_UPDATE_LIMIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asked for a job and where the answer goes."""
-
-    chat_id: int
-    user_id: int
-    thread_id: int | None = None
-    message_id: int | None = None
-    locale: str = "en"
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """What the chat got for a finished task: the message and the Telegram file to reuse."""
-
-    message_id: int | None
-    file_id: str | None
-
-
-def requester_of(record: TaskRecord) -> Requester:
-    """Who asked for a stored job."""
-    return Requester(
-        chat_id=record.chat_id,
-        user_id=record.user_id,
-        thread_id=record.thread_id,
-        message_id=record.request_message_id,
-        locale=record.locale,
-        name=record.requester,
-    )
-
-
-class UndeliverableError(Exception):
-    """The chat will never take this result (bot blocked, chat gone): stop trying."""
-
-
-class JobGate(Protocol):
-    """Access, limits and charging around jobs (bot/limits.py in production)."""
-
-    async def refusal(self, requester: Requester, type: str) -> str | None:
-        """Why this requester may not start this job now, in their words; None: go ahead."""
-
-    async def reserve(self, requester: Requester, record: TaskRecord) -> str | None:
-        """Hold what a just-stored task costs (once); why it can't start, or None: go ahead."""
-
-    async def settle(self, record: TaskRecord) -> None:
-        """A task reached a final state: charge it when `done`, release its hold otherwise."""
-
-
-class JobObserver(Protocol):
-    """Watches outcomes for the owner (bot/alerts.py): API errors and failed tasks."""
-
-    async def api_error(self, error: UserAPIError, account_hash: str | None) -> None:
-        """An API call failed."""
-
-    async def task_failed(self, task: TaskRecord) -> None:
-        """A task ended in `error`."""
-
-
-class JobView(Protocol):
-    """The chat side of jobs; Telegram in production, a recorder in tests."""
-
-    async def job_started(self, task: TaskRecord) -> None:
-        """Show that the job was accepted (a status message)."""
-
-    async def job_progress(self, task: TaskRecord) -> None:
-        """Show a new intermediate state (may be coalesced and throttled)."""
-
-    async def job_finished(self, task: TaskRecord) -> Delivered:
-        """Show the result or the failure; raise to have it retried later."""
-
-    async def show_again(self, task: TaskRecord) -> None:
-        """Show a finished task's result once more (a repeated press of a one-shot button)."""
-
-
-def result_to_json(result: Any) -> Any:
-    """A task result as plain JSON for storage."""
-    if hasattr(result, "model_dump"):
-        return result.model_dump(mode="json", exclude_none=True)
-    return result
-
-
-def update_from_task(task: Task) -> TaskUpdate | None:
-    """The storable part of a task object; None when it carries no status."""
-    if task.status is None:
-        return None
-    return TaskUpdate(
-        hash=task.hash,
-        status=task.status.value,
-        progress=task.progress,
-        result=result_to_json(task.result),
-        next_actions=(
-            None
-            if task.next_actions is None
-            else [
-                action.model_dump(mode="json", exclude_none=True) for action in task.next_actions
-            ]
-        ),
-        status_reason=task.status_reason,
-        prefilter=task.prefilter_result,
-        account_hash=task.account_hash,
-    )
-
-
-def _advance(task: Task) -> tuple[int, int]:
-    """How far along an update says its task is (a status-less one says nothing)."""
-    if task.status is None:
-        return (-1, 0)
-    return (status_rank(task.status.value), task.progress or 0)
-
-
-class Failure:
-    """Reasons the bot itself gives a task (stored as status_reason; the view words them)."""
-
-    PREFIX = "bot:"
-    UNREACHABLE = "bot:unreachable"
-    KEY_REJECTED = "bot:key_rejected"
-    BUSY = "bot:busy"
-    SERVER_ERROR = "bot:server_error"
-    RESTARTED = "bot:restarted"
-    STUCK = "bot:stuck"
-    NOT_FOR_VERSION = "bot:not_for_version"
-
-
-def failure_reason(error: UserAPIError) -> str:
-    """The reason to store for a refused or failed API call: ours, or the API's own words."""
-    if error.status is None:
-        return Failure.UNREACHABLE
-    if error.is_auth_error:
-        return Failure.KEY_REJECTED
-    if error.status == 429:
-        return Failure.BUSY
-    if error.status >= 500:
-        return Failure.SERVER_ERROR
-    if refused_for_version(error.message):
-        return Failure.NOT_FOR_VERSION
-    return error.message
 
 
 class Jobs:
@@ -210,12 +75,9 @@ class Jobs:
         self._client = client
         self.view = view
         self._webhook_url = webhook_url
-        self._background: set[asyncio.Task[None]] = set()
-        self._remix: dict[str, tuple[float, bool]] = {}
-        self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
-        # Webhook updates waiting per task hash (at most one: the most advanced) while that
-        # task's previous update is being handled.
-        self._queued: dict[str, Task] = {}
+        self._background = Background()
+        self.remix = RemixCache(client)
+        self.inbox = WebhookInbox(self.handle_update, self.spawn)
         # First queue notices being posted: a job leaving the queue waits for its notice, which
         # becomes its status message.
         self._posting_notice: dict[int, asyncio.Task[None]] = {}
@@ -341,9 +203,11 @@ class Jobs:
                 self._submitting -= 1
         except UserAPIError as error:
             log.warning("API refused task %d (%s): %s", record.id, record.type, error.message)
-            if self.observer is not None:
+            reason = failure_reason(error)
+            # A button the version doesn't have is the user's choice, not the account's trouble.
+            if self.observer is not None and reason != Failure.NOT_FOR_VERSION:
                 await self.observer.api_error(error, record.account_hash)
-            failed = await self._repo.fail(record.id, failure_reason(error))
+            failed = await self._repo.fail(record.id, reason)
             if failed is not None:
                 await self._deliver(failed)
             return await self._repo.require(record.id)
@@ -357,9 +221,9 @@ class Jobs:
             self.webhooks.sent(task_hash)
         if isinstance(answer, Task):
             await self.handle_update(answer)
-        early = self._early.pop(task_hash, None)
+        early = self.inbox.unpark(task_hash)
         if early is not None:
-            await self.handle_update(early[1])
+            await self.handle_update(early)
         return await self._repo.require(record.id)
 
     @staticmethod
@@ -396,7 +260,7 @@ class Jobs:
         """Whether the user must type a prompt before this action can run."""
         if action.always_needs_prompt:
             return True
-        return action.takes_remix_prompt and await self.remix_enabled(parent.account_hash)
+        return action.takes_remix_prompt and await self.remix.enabled(parent.account_hash)
 
     async def run_action(
         self,
@@ -445,25 +309,7 @@ class Jobs:
         """Handle a webhook's update in the background, at most one at a time per task."""
         if self.webhooks is not None:
             self.webhooks.heard(task.hash)
-        # A burst of progress webhooks for one task need not each reach the database and the
-        # chat: while one is handled, only the most advanced of those arriving meanwhile waits.
-        queued = self._queued.get(task.hash)
-        if queued is None or _advance(task) >= _advance(queued):
-            self._queued[task.hash] = task
-        if queued is None:
-            self.spawn(self._handle_queued(task.hash))
-
-    async def _handle_queued(self, task_hash: str) -> None:
-        while (task := self._queued.get(task_hash)) is not None:
-            try:
-                await self.handle_update(task)
-            except Exception:
-                # Logged and passed over, so the updates queued behind it are not stranded.
-                log.exception("Update of task %s failed", task_hash)
-            finally:
-                # Removed only now, so that updates arriving meanwhile queue behind this one.
-                if self._queued.get(task_hash) is task:
-                    del self._queued[task_hash]
+        self.inbox.offer(task)
 
     async def handle_update(self, task: Task) -> bool:
         """Store a task update and show it; True when it changed anything."""
@@ -473,7 +319,7 @@ class Jobs:
         record = await self._repo.apply(update)
         if record is None:
             if self._submitting and await self._repo.get_by_hash(task.hash) is None:
-                self._park(task)
+                self.inbox.park(task)
             return False
         if record.is_final:
             if record.status == TaskStatus.ERROR and self.observer is not None:
@@ -482,15 +328,6 @@ class Jobs:
         else:
             await self.view.job_progress(record)
         return True
-
-    def _park(self, task: Task) -> None:
-        now = time.monotonic()
-        self._early[task.hash] = (now, task)
-        while self._early and (
-            len(self._early) > EARLY_UPDATE_LIMIT
-            or next(iter(self._early.values()))[0] < now - EARLY_UPDATE_SECONDS
-        ):
-            self._early.popitem(last=False)
 
     async def _deliver(self, record: TaskRecord) -> None:
         # Every final state passes here: the slot frees and the next job is submitted at once
@@ -564,44 +401,14 @@ class Jobs:
                 self.spawn(self._submit_queued(record.id, record.account_hash, None))
         await self.deliver_pending()
 
-    # -- remix mode ----------------------------------------------------------------------
-
-    async def remix_enabled(self, account_hash: str | None) -> bool:
-        """Whether the account runs in remix mode (cached briefly; off when unknown)."""
-        if not account_hash:
-            return False
-        cached = self._remix.get(account_hash)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            account = await self._client.discord_info(account_hash=account_hash)
-        except UserAPIError as error:
-            log.warning("Can't read remix mode of an account: %s", error.message)
-            return False
-        enabled = bool(account.is_remix)
-        self._remix[account_hash] = (time.monotonic() + REMIX_CACHE_SECONDS, enabled)
-        return enabled
-
     # -- background work -----------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work in the background, tracked so shutdown can wait for it."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Background job failed", exc_info=task.exception())
+        self._background.spawn(coro)
 
     async def drain(self, grace: float = 3.0) -> None:
         """Wait for background work to finish, then cancel what is left."""
         if self.notices is not None:
             await self.notices.close()
-        if self._background:
-            _, pending = await asyncio.wait(set(self._background), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        await self._background.drain(grace)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import _
-from bot.jobs import Requester
+from bot.job_values import Requester
 from bot.payments import Payments, no_credits_reason
 from bot.userapi.models import TaskStatus
 from storage.access import AccessRepo, ChatRule, UserRule

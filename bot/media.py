@@ -2,11 +2,95 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from PIL import Image, ImageSequence
+
+T = TypeVar("T")
+
+# Images are refused from their header before any pixel is decoded: a 200 KB TIFF can declare
+# 12000x12000 px and take 600 MB once decoded. Midjourney's own results stay far below this.
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 16_384
+# Pillow warns past MAX_IMAGE_PIXELS and refuses past twice that; the warning is an error too.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# What users may send (Pillow's format names; MPO, a camera JPEG, opens through JPEG).
+USER_FORMATS = ("PNG", "JPEG", "WEBP", "HEIF", "AVIF", "TIFF", "GIF", "BMP")
+RESULT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+
+
+class ImageTooLargeError(Exception):
+    """An image whose header declares more pixels than the bot decodes."""
+
+
+class WorkersBusyError(Exception):
+    """Image work refused because the queue of it is full."""
+
+
+def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise ImageTooLargeError for sizes past the pixel or the per-side limit."""
+    if width <= 0 or height <= 0:
+        return
+    if width * height > max_pixels or max(width, height) > MAX_SIDE:
+        raise ImageTooLargeError(f"{width}x{height} px")
+
+
+def open_image(
+    source: str | Path | IO[bytes], formats: Sequence[str], max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Open an image lazily (header only) in one of `formats`, refused if too large."""
+    try:
+        image = Image.open(source, formats=list(formats))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLargeError(str(error)) from error
+    try:
+        check_size(*image.size, max_pixels=max_pixels)
+    except ImageTooLargeError:
+        image.close()
+        raise
+    return image
+
+
+class ImageWorkers:
+    """A few threads for decoding images, with a bounded queue: excess work is refused.
+
+    Each decoded image holds its pixels in memory, so the thread count bounds peak memory;
+    the queue bound keeps a flood from piling up work (and the bytes it holds) without end.
+    """
+
+    def __init__(self, threads: int = 2, queue: int = 16, name: str = "images") -> None:
+        self._threads = threads
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._room = threads + queue
+        self._pending = 0
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(*args)` on the threads; WorkersBusyError when the queue is full."""
+        if self._pending >= self._room:
+            raise WorkersBusyError(self._name)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix=self._name)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        """Drop queued work and let the threads end (a later `run` starts new ones)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
 
 # Telegram's sendPhoto rules (Bot API docs): at most 10 MB, width + height at most 10000,
 # and a width/height ratio of at most 20.
@@ -38,7 +122,7 @@ def fits_photo_rules(size: int, width: int, height: int) -> bool:
 def prepare_photo(source: Path, filename: str, workdir: Path) -> Photo:
     """The image as is when Telegram takes it, else a JPEG in `workdir` that fits the rules."""
     # Only the header is read for an image that fits; pixels are decoded only to re-encode.
-    with Image.open(source) as image:
+    with open_image(source, RESULT_FORMATS) as image:
         width, height = image.size
         size = source.stat().st_size
         if fits_photo_rules(size, width, height) and image.format in ("PNG", "JPEG"):
@@ -72,7 +156,7 @@ def animation_to_mp4(source: Path, target: Path) -> None:
     # PyAV loads FFmpeg's libraries (~16 MB resident): only animations pay for them.
     import av
 
-    with Image.open(source) as image:
+    with open_image(source, RESULT_FORMATS) as image:
         frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
         durations = [
             int(frame.info.get("duration", 0)) or 40 for frame in ImageSequence.Iterator(image)

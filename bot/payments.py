@@ -14,7 +14,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPri
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import _
-from bot.jobs import Failure
+from bot.job_values import Failure
 from bot.userapi.models import GRID_TYPES, UPSCALED_TYPES, TaskType
 from storage.credits import Balance, CreditsRepo, Purchase
 

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.clock import Clock, SystemClock
-from bot.jobs import Failure, Jobs
+from bot.job_values import Failure
+from bot.jobs import Jobs
 from bot.ratelimit import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
@@ -80,12 +81,18 @@ class StatusPoller:
         last_redelivery = self._clock.monotonic()
         # Webhooks sent while the bot was down are lost: ask about every task in flight now
         # (within the budget) rather than after the watchdog's quiet period.
-        await self.tick(everything=True)
+        everything = True
         while not self._stopped.is_set():
-            await self.tick()
-            if self._clock.monotonic() - last_redelivery > REDELIVER_SECONDS:
-                last_redelivery = self._clock.monotonic()
-                await self._jobs.deliver_pending()
+            try:
+                await self.tick(everything=everything)
+                everything = False
+                if self._clock.monotonic() - last_redelivery > REDELIVER_SECONDS:
+                    last_redelivery = self._clock.monotonic()
+                    await self._jobs.deliver_pending()
+            except Exception:
+                # One bad sweep (a database hiccup, a bug) must not end polling for good:
+                # every task in flight would then wait forever for its result.
+                log.exception("A status sweep failed; the next one follows")
             try:
                 await asyncio.wait_for(self._stopped.wait(), TICK_SECONDS)
             except TimeoutError:

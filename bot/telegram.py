@@ -16,10 +16,12 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
+    TelegramUnauthorizedError,
 )
-from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods import GetMe, GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
 from bot.ratelimit import RateLimiter, current_priority
@@ -52,13 +54,14 @@ class RetryMiddleware(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
-                if attempt >= self.attempts or isinstance(method, GetUpdates):
+                if attempt >= self.attempts or isinstance(method, GetUpdates | GetMe):
                     raise
                 delay = float(error.retry_after)
                 log.info("Telegram asked to wait %.0fs before %s", delay, method.__api_method__)
             except (TelegramNetworkError, TelegramServerError) as error:
-                # Polling has its own backoff; don't stack ours on its long requests.
-                if attempt >= self.attempts or isinstance(method, GetUpdates):
+                # Polling and the start-up check (getMe) have their own backoff and their own
+                # words for it; don't stack ours on them.
+                if attempt >= self.attempts or isinstance(method, GetUpdates | GetMe):
                     raise
                 delay = min(self.max_delay, self.base_delay * 2**attempt)
                 log.info(
@@ -119,6 +122,45 @@ def create_session(api_url: str, limiter: RateLimiter | None = None) -> AiohttpS
     session.middleware(RetryMiddleware())
     session.middleware(RateLimitMiddleware(limiter or RateLimiter()))
     return session
+
+
+class StartupError(Exception):
+    """A start-up failure the process reports in one line and exits on, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+async def wait_for_telegram(
+    bot: Bot, api_url: str, *, first_delay: float = 1.0, max_delay: float = 30.0
+) -> None:
+    """Check the token with getMe, retrying with backoff while Telegram can't be reached.
+
+    A token Telegram refuses is a StartupError (exit code 2): retrying can't fix it.
+    """
+    delay = first_delay
+    while True:
+        try:
+            await bot.get_me()
+            return
+        except (TelegramUnauthorizedError, TelegramNotFound):
+            # Telegram answers 401 for a revoked token and 404 for a malformed one.
+            raise StartupError(
+                "Telegram rejected BOT_TOKEN: check it, or get a new token from @BotFather "
+                "in Telegram, and put it in BOT_TOKEN (environment or .env).",
+                exit_code=2,
+            ) from None
+        except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as error:
+            # The class name only: aiogram's messages may quote the request URL (the token).
+            log.warning(
+                "Telegram is unreachable at %s (%s); retrying in %.0fs",
+                api_url,
+                type(error).__name__,
+                delay,
+            )
+        await asyncio.sleep(delay)
+        delay = min(max_delay, delay * 2)
 
 
 def is_gone(error: TelegramBadRequest) -> bool:

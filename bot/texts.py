@@ -8,7 +8,7 @@ from babel.support import LazyProxy
 
 from bot.actions import model_version
 from bot.i18n import _, __
-from bot.jobs import Failure
+from bot.job_values import Failure
 from bot.payments import no_credits_cost
 from bot.userapi.models import TaskStatus, TaskType
 from storage.tasks import TaskRecord
@@ -109,6 +109,15 @@ def status_text(task: TaskRecord) -> str:
     else:
         state = _("⏳ Sending to Midjourney…")
     return f"<b>{html.escape(label)}</b> {prompt}\n\n{state}"
+
+
+def result_unavailable_text(task: TaskRecord) -> str:
+    """A finished job whose image can never be fetched (an expired or refused link)."""
+    return _(
+        "⚠️ <b>{job}</b> is done, but its image couldn't be fetched from Midjourney's "
+        "server (the link expired or isn't one the bot will open). The buttons below still "
+        "work."
+    ).format(job=html.escape(type_label(task.type)))
 
 
 def failure_text(task: TaskRecord) -> str:

@@ -7,23 +7,33 @@ heic/heif, avif, tiff, gif, bmp) is converted first.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import aiohttp
 import pillow_heif
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import Document, Message, PhotoSize
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from bot.media import (
+    USER_FORMATS,
+    ImageTooLargeError,
+    ImageWorkers,
+    WorkersBusyError,
+    check_size,
+    open_image,
+)
 from bot.userapi import UserAPIClient
 from bot.userapi.models import BlendImage
 from storage.uploads import UploadRecord, UploadRepo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 pillow_heif.register_heif_opener()
 
@@ -32,10 +42,18 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 DOWNLOAD_LIMIT_MB = DOWNLOAD_LIMIT // (1024 * 1024)
 PASS_THROUGH = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg")}
 MASK_THRESHOLD = 128
+# A painted mask is a canvas the size of the upscale at most (4096x4096 for the largest).
+MASK_MAX_PIXELS = 4096 * 4096
+# User images decoded at once (each holds its pixels), and how many more may wait.
+WORKERS = ImageWorkers(threads=2, queue=16, name="uploads")
 
 
 class ImageProblem(Exception):
-    """Why a user's file can't be used: `too_big`, `not_image` or `download_failed`."""
+    """Why a user's file can't be used.
+
+    `too_big` (over Telegram's download limit), `too_large` (too many pixels), `not_image`,
+    `download_failed` or `busy` (too many images being converted already).
+    """
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -119,9 +137,9 @@ def image_of(message: Message) -> ImageRef | None:
 
 
 def prepare_image(data: bytes) -> PreparedImage:
-    """Sniff the format; pass png/jpg through, convert anything else Pillow reads."""
+    """Sniff the format; pass png/jpg through, convert anything else the bot supports."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), USER_FORMATS) as image:
             image_format = image.format or ""
             if image_format in PASS_THROUGH:
                 ext, content_type = PASS_THROUGH[image_format]
@@ -131,7 +149,10 @@ def prepare_image(data: bytes) -> PreparedImage:
             image.seek(0)  # animated gif/webp: the first frame
             image.load()
             return _convert(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+    except ImageTooLargeError as error:
+        log.info("Refused an image of %s", error)
+        raise ImageProblem("too_large") from error
+    except UnidentifiedImageError as error:
         raise ImageProblem("not_image") from error
     except (OSError, ValueError, SyntaxError) as error:
         # Truncated or corrupt files, and formats whose decoder is missing.
@@ -157,7 +178,9 @@ def _convert(image: Image.Image) -> PreparedImage:
 def make_mask(data: bytes, width: int, height: int) -> bytes:
     """Any image as a black-and-white PNG of exactly width x height (white = repaint)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # The target size comes from a stored result: checked like an image's own.
+        check_size(width, height)
+        with open_image(io.BytesIO(data), USER_FORMATS, max_pixels=MASK_MAX_PIXELS) as image:
             image.seek(0)
             gray = image.convert("L")
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -166,7 +189,10 @@ def make_mask(data: bytes, width: int, height: int) -> bytes:
                 if isinstance(lowest, int | float) and lowest < MASK_THRESHOLD:
                     # Strokes on a transparent layer: coverage, not colour, marks the region.
                     gray = alpha
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+    except ImageTooLargeError as error:
+        log.info("Refused a mask of %s", error)
+        raise ImageProblem("too_large") from error
+    except UnidentifiedImageError as error:
         raise ImageProblem("not_image") from error
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageProblem("not_image") from error
@@ -187,20 +213,40 @@ async def download(bot: Bot, ref: ImageRef) -> bytes:
         if "too big" in error.message.lower():
             raise ImageProblem("too_big") from error
         raise ImageProblem("download_failed") from error
+    except TelegramAPIError as error:
+        log.warning("getFile failed: %s", type(error).__name__)
+        raise ImageProblem("download_failed") from error
     if file.file_size is not None and file.file_size > DOWNLOAD_LIMIT:
         raise ImageProblem("too_big")
     if file.file_path is None:
         raise ImageProblem("download_failed")
     buffer = io.BytesIO()
     # download_file builds the token-bearing URL inside aiogram; it is never logged or shared.
-    await bot.download_file(file.file_path, destination=buffer)
+    try:
+        await bot.download_file(file.file_path, destination=buffer)
+    except (TelegramAPIError, aiohttp.ClientError, TimeoutError, OSError) as error:
+        # aiogram's message for a failed download is the token-bearing URL: only its kind.
+        log.warning("Telegram file download failed: %s", type(error).__name__)
+        raise ImageProblem("download_failed") from None
     return buffer.getvalue()
+
+
+async def _on_workers(work: Callable[..., T], *args: Any) -> T:
+    try:
+        return await WORKERS.run(work, *args)
+    except WorkersBusyError as error:
+        raise ImageProblem("busy") from error
 
 
 async def fetch_prepared(bot: Bot, ref: ImageRef) -> PreparedImage:
     """Download and convert one image."""
     data = await download(bot, ref)
-    return await asyncio.to_thread(prepare_image, data)
+    return await _on_workers(prepare_image, data)
+
+
+async def build_mask(data: bytes, width: int, height: int) -> bytes:
+    """`make_mask` on the image threads."""
+    return await _on_workers(make_mask, data, width, height)
 
 
 async def upload_images(

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +25,14 @@ from aiohttp import web
 from bot.actions import is_animation
 from bot.i18n import _
 from bot.job_request import InpaintRequest
-from bot.jobs import Jobs, Requester
+from bot.job_values import Requester
+from bot.jobs import Jobs
+from bot.limits import Policy
 from bot.prompts import PromptError, normalize_prompt
-from bot.uploads import ImageProblem, make_mask
+from bot.uploads import ImageProblem, build_mask
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import UPSCALED_TYPES, TaskStatus
+from bot.web import read_body
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,9 @@ API_PREFIX = "/webapp/api/region/"
 MAX_SUBMIT_BYTES = 8 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
+IMAGES_AT_ONCE = 4
+IMAGE_CACHE_BYTES = 32 * 1024 * 1024
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 
 def page_texts() -> dict[str, str]:
@@ -58,6 +65,7 @@ def page_texts() -> dict[str, str]:
         "send_failed": _("Could not send: {error}"),
         "load_failed": _("Could not load the image: {error}"),
         "ready": _("Paint over what should change, then submit."),
+        "too_large": _("The painted mask is too large to send."),
     }
 
 
@@ -70,7 +78,8 @@ def check_init_data(init_data: str, token: str, max_age: float) -> WebAppInitDat
     """The signed initData if its signature is right and it is fresh enough, else None."""
     try:
         parsed = safe_parse_webapp_init_data(token, init_data)
-    except ValueError:
+    except (ValueError, TypeError):
+        # TypeError: hmac.compare_digest refuses a hash with non-ASCII characters.
         return None
     auth_date = parsed.auth_date
     if auth_date.tzinfo is None:
@@ -144,8 +153,14 @@ class RegionApp:
         token: str,
         max_age: float,
         i18n: I18n,
+        policy: Policy | None = None,
     ) -> None:
         self._i18n = i18n
+        self._policy = policy
+        # Upscales proxied at once: each is held in memory (up to MAX_IMAGE_BYTES) meanwhile.
+        self._image_slots = asyncio.Semaphore(IMAGES_AT_ONCE)
+        self._images: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._images_bytes = 0
         self._jobs = jobs
         self._tasks = tasks
         self._client = client
@@ -177,8 +192,10 @@ class RegionApp:
         if checked is None or checked.user is None:
             log.info("Mini App request with invalid or stale initData refused")
             raise web.HTTPForbidden(text="invalid or expired Telegram initData")
-        task = await self._tasks.get(int(request.match_info["task_id"]))
         user_id = checked.user.id
+        if self._policy is not None and await self._policy.is_banned(user_id):
+            raise web.HTTPForbidden(text="banned")
+        task = await self._tasks.get(int(request.match_info["task_id"]))
         if task is None or user_id not in (task.user_id, task.chat_id):
             raise web.HTTPForbidden(text="not your image")
         if not can_inpaint(task):
@@ -204,22 +221,50 @@ class RegionApp:
         """The upscale itself, proxied so the page never needs the CDN (or any token)."""
         allowed = await self._allowed(request)
         url = str(allowed.task.result.get("url") or "")
-        try:
-            data = await self._client.fetch(url, max_bytes=MAX_IMAGE_BYTES)
-        except UserAPIError as error:
-            log.warning("Upscale image for the Mini App unavailable: %s", error.message)
-            raise web.HTTPBadGateway(text="the image is no longer available") from error
-        content_type = str(allowed.task.result.get("content_type") or "image/png")
+        data = self._cached(allowed.task.id, url)
+        if data is None:
+            try:
+                async with self._image_slots:
+                    # Another request may have fetched it while this one waited.
+                    data = self._cached(allowed.task.id, url)
+                    if data is None:
+                        data = await self._client.fetch(url, max_bytes=MAX_IMAGE_BYTES)
+                        self._remember(allowed.task.id, url, data)
+            except UserAPIError as error:
+                log.warning("Upscale image for the Mini App unavailable: %s", error.message)
+                raise web.HTTPBadGateway(text="the image is no longer available") from error
+        # Only image types: the body is served from the bot's own origin.
+        content_type = str(allowed.task.result.get("content_type") or "")
+        if content_type not in IMAGE_TYPES:
+            content_type = "image/png"
         return web.Response(
-            body=data, content_type=content_type, headers={"Cache-Control": "no-store"}
+            body=data,
+            content_type=content_type,
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
+
+    def _cached(self, task_id: int, url: str) -> bytes | None:
+        entry = self._images.get(task_id)
+        if entry is None or entry[0] != url:
+            return None
+        self._images.move_to_end(task_id)
+        return entry[1]
+
+    def _remember(self, task_id: int, url: str, data: bytes) -> None:
+        """Keep recent upscales (the page loads one per open), within IMAGE_CACHE_BYTES."""
+        if len(data) > IMAGE_CACHE_BYTES:
+            return
+        old = self._images.pop(task_id, None)
+        self._images_bytes += len(data) - (len(old[1]) if old else 0)
+        self._images[task_id] = (url, data)
+        while self._images_bytes > IMAGE_CACHE_BYTES:
+            _, (_, dropped) = self._images.popitem(last=False)
+            self._images_bytes -= len(dropped)
 
     async def submit(self, request: web.Request) -> web.Response:
         """Check, build the mask at the upscale's exact size, and start the inpaint job."""
         allowed = await self._allowed(request)
-        body = await request.content.read(MAX_SUBMIT_BYTES + 1)
-        if len(body) > MAX_SUBMIT_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_SUBMIT_BYTES, actual_size=len(body))
+        body = await read_body(request, MAX_SUBMIT_BYTES)
         try:
             payload: Any = json.loads(body)
             mask_url = str(payload["mask"])
@@ -240,8 +285,14 @@ class RegionApp:
         if size is None:
             raise web.HTTPConflict(text="the image size is unknown")
         try:
-            mask = await asyncio.to_thread(make_mask, painted, *size)
+            mask = await build_mask(painted, *size)
         except ImageProblem as error:
+            if error.code == "too_large":
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=MAX_SUBMIT_BYTES, actual_size=len(body), text="mask is too large"
+                ) from error
+            if error.code == "busy":
+                raise web.HTTPServiceUnavailable(text="busy, try again") from error
             raise web.HTTPBadRequest(text="mask is not an image") from error
         task = allowed.task
         requester = Requester(

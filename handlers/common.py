@@ -6,7 +6,7 @@ from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import get_i18n
 
 from bot.i18n import _
-from bot.jobs import Requester
+from bot.job_values import Requester
 from storage.tasks import TaskRecord
 
 

@@ -32,7 +32,9 @@ from bot.actions import Action
 from bot.config import Settings
 from bot.i18n import _
 from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
-from bot.jobs import Jobs, Requester, failure_reason
+from bot.job_values import Requester, failure_reason
+from bot.jobs import Jobs
+from bot.media import MAX_PIXELS, MAX_SIDE
 from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from bot.texts import reason_text
 from bot.translate import Translator
@@ -41,9 +43,9 @@ from bot.uploads import (
     ImageProblem,
     ImageRef,
     Uploaded,
+    build_mask,
     download,
     image_of,
-    make_mask,
     upload_images,
 )
 from bot.userapi import UserAPIClient, UserAPIError
@@ -156,6 +158,13 @@ def problem_text(problem: ImageProblem) -> str:
             "That file is too big: bots can only download files up to {limit} MB from "
             "Telegram. Please send a smaller image."
         ).format(limit=DOWNLOAD_LIMIT_MB)
+    if problem.code == "too_large":
+        return _(
+            "That image is too large: I take images of up to {megapixels} megapixels and "
+            "{side} px a side. Please send a smaller one."
+        ).format(megapixels=MAX_PIXELS // 1_000_000, side=MAX_SIDE)
+    if problem.code == "busy":
+        return _("Too many images are being prepared right now. Please send it again in a minute.")
     if problem.code == "not_image":
         return _(
             "That file is not an image I can read. Please send a photo, or a PNG, JPG, WEBP, "
@@ -817,9 +826,7 @@ def build_router() -> Router:
         # The mask was checked when it came; it is made again from Telegram's copy now, so
         # no image waits in the stored state (which outlives a restart).
         try:
-            mask = await asyncio.to_thread(
-                make_mask, await download(bot, ImageRef.from_dict(mask_ref)), *size
-            )
+            mask = await build_mask(await download(bot, ImageRef.from_dict(mask_ref)), *size)
         except ImageProblem as problem:
             await message.reply(problem_text(problem))
             return
@@ -895,7 +902,7 @@ async def _take_mask(
         return
     try:
         raw = await download(bot, ref)
-        await asyncio.to_thread(make_mask, raw, *size)  # refused now, not after the prompt
+        await build_mask(raw, *size)  # refused now, not after the prompt
     except ImageProblem as problem:
         await message.reply(problem_text(problem))
         return

@@ -141,6 +141,17 @@ def outsider_text(user_id: int) -> str:
     )
 
 
+# Commands that upload the photo they come with (or reply to), and the job each starts.
+PHOTO_COMMANDS = {
+    "describe": "describe",
+    "blend": "blend",
+    "imagine": "imagine",
+    "sref": "imagine",
+    "oref": "imagine",
+    "cref": "imagine",
+}
+
+
 async def job_type_of(event: TelegramObject, current: str | None) -> str | None:
     """The job an update would download or upload images for, if any (None: costs nothing).
 
@@ -163,7 +174,7 @@ async def job_type_of(event: TelegramObject, current: str | None) -> str | None:
     if event.photo or event.document:
         command = parse_command(event.caption, username)
         if command is not None:
-            return {"describe": "describe", "blend": "blend", "imagine": "imagine"}.get(command[0])
+            return PHOTO_COMMANDS.get(command[0])
         if current == Flow.describe_next.state:
             return "describe"
         if current == Flow.mask.state:
@@ -172,10 +183,10 @@ async def job_type_of(event: TelegramObject, current: str | None) -> str | None:
     command = parse_command(event.text, username)
     replied = event.reply_to_message
     if command is not None:
-        if command[0] == "describe" and replied is not None and looks_like_image(replied):
-            return "describe"
+        if replied is not None and looks_like_image(replied):
+            return PHOTO_COMMANDS.get(command[0])
         return None
-    if event.text and current == Flow.image_prompt.state:
+    if event.text and current in (Flow.image_prompt.state, Flow.reference.state):
         return "imagine"
     if event.text and current == Flow.mask_prompt.state:
         return "inpaint"

@@ -407,6 +407,9 @@ class FakeTelegram:
         self._failures: dict[str, deque[_Failure]] = {}
         self._drops: dict[str, int] = {}
         self._lost_answers: dict[str, int] = {}
+        # File downloads to fail, in order: an HTTP status, or 0 to drop the connection.
+        self._file_failures: deque[int] = deque()
+        self.file_downloads = 0
         # Payments in Stars: pre-checkout queries (query id -> the bot's answer, None while
         # unanswered) and successful payments (charge id -> who paid what, refunded or not).
         self._checkouts: dict[str, JSONDict | None] = {}
@@ -600,6 +603,13 @@ class FakeTelegram:
         """
         name = method.lower()
         self._lost_answers[name] = self._lost_answers.get(name, 0) + times
+
+    def fail_file_downloads(self, status: int = 502, times: int = 1) -> None:
+        """Fail the next `times` file downloads with an HTTP status (0: drop the connection).
+
+        Replaces failures still queued: `times=0` stops failing.
+        """
+        self._file_failures = deque([status] * times)
 
     def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
         """Make a user an administrator (or "creator") of a chat."""
@@ -1049,6 +1059,13 @@ class FakeTelegram:
         self._notify()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        self.file_downloads += 1
+        if self._file_failures:
+            status = self._file_failures.popleft()
+            if status == 0 and request.transport is not None:
+                request.transport.abort()
+                return web.Response()
+            return web.Response(status=status or 502, text="Bad Gateway")
         stored = self._files_by_path.get(request.match_info["path"])
         if request.match_info["token"] != self.token or stored is None:
             body = {"ok": False, "error_code": 404, "description": "Not Found"}

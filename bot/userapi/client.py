@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.userapi.models import BlendImage, DiscordAccount, Task, UploadResult
+from bot.userapi.netsafe import Resolver, UnsafeURLError, URLPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +28,23 @@ WebhookType = Literal["progress", "result"]
 
 _MESSAGE_KEYS = ("error", "message", "detail")
 _SNIPPET_CHARS = 200
+# Redirects followed by a download (each one checked like the first URL).
+MAX_REDIRECTS = 5
 
 
 class UserAPIError(Exception):
     """Any failure talking to userapi.ai: an HTTP error, an error body, or no answer at all."""
 
     def __init__(
-        self, status: int | None, message: str, *, retry_after: float | None = None
+        self,
+        status: int | None,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         self.status = status
+        self._retryable = retryable
         self.message = message
         # Seconds the server asked to wait (429/503), for callers that schedule their own retry.
         self.retry_after = retry_after
@@ -44,6 +53,8 @@ class UserAPIError(Exception):
     @property
     def retryable(self) -> bool:
         """Whether the same request may succeed later: no answer, rate limit or server error."""
+        if self._retryable is not None:
+            return self._retryable
         return self.status is None or self.status == 429 or self.status >= 500
 
     @property
@@ -76,6 +87,7 @@ class UserAPIClient:
         retry_attempts: int = 3,
         retry_backoff: float = 0.5,
         max_retry_after: float = 10.0,
+        resolve: Resolver | None = None,
     ) -> None:
         self._api_key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._attempts = max(1, retry_attempts)
@@ -86,6 +98,8 @@ class UserAPIClient:
         self._http = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout), transport=transport
         )
+        # Files come only from the API's own origin or from https on public addresses.
+        self.urls = URLPolicy([base_url], resolve)
 
     async def aclose(self) -> None:
         """Close the underlying connection pool."""
@@ -370,6 +384,10 @@ class UserAPIClient:
             sink.truncate()
             try:
                 return await self._download_once(target, label, max_bytes, started, sink)
+            except UnsafeURLError as unsafe:
+                # Final: the same URL is refused the same way next time.
+                logger.warning("Download %s", unsafe)
+                raise UserAPIError(None, str(unsafe), retryable=False) from unsafe
             except UserAPIError as error:
                 if not error.retryable or attempt == self._attempts:
                     raise
@@ -385,33 +403,20 @@ class UserAPIClient:
     async def _download_once(
         self, target: httpx.URL, label: str, max_bytes: int, started: float, sink: BinaryIO
     ) -> int:
-        """One streamed download attempt."""
+        """One streamed download attempt, each redirect checked like the first URL."""
         try:
-            async with self._http.stream("GET", target, follow_redirects=True) as response:
-                _log("GET", label, response.status_code, started)
-                if not response.is_success:
-                    raise UserAPIError(
-                        response.status_code,
-                        f"HTTP {response.status_code} fetching {label}",
-                        retry_after=_retry_after(response),
-                    )
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise UserAPIError(
-                        response.status_code,
-                        f"{label} is {declared} bytes, over the {max_bytes} byte limit",
-                    )
-                received = 0
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise UserAPIError(
-                            response.status_code,
-                            f"{label} is over the {max_bytes} byte limit",
-                        )
-                    # A chunk into the page cache takes microseconds: no thread hop for it.
-                    sink.write(chunk)
-                return received
+            for _hop in range(MAX_REDIRECTS + 1):
+                await self.urls.check(target)
+                async with self._http.stream("GET", target) as response:
+                    _log("GET", label, response.status_code, started)
+                    self.urls.check_peer(target, response)
+                    location = response.headers.get("location")
+                    if response.is_redirect and location:
+                        target = target.join(location)
+                        label = f"{target.host}{target.path}"
+                        continue
+                    return await self._receive(response, label, max_bytes, sink)
+            raise UserAPIError(None, f"too many redirects fetching {label}")
         except httpx.TimeoutException as exc:
             _log("GET", label, None, started)
             raise UserAPIError(None, f"timed out fetching {label}") from exc
@@ -420,6 +425,34 @@ class UserAPIClient:
             raise UserAPIError(
                 None, f"network error fetching {label}: {type(exc).__name__}"
             ) from exc
+
+    async def _receive(
+        self, response: httpx.Response, label: str, max_bytes: int, sink: BinaryIO
+    ) -> int:
+        """Stream a final answer's body into `sink`, up to `max_bytes`."""
+        if not response.is_success:
+            raise UserAPIError(
+                response.status_code,
+                f"HTTP {response.status_code} fetching {label}",
+                retry_after=_retry_after(response),
+            )
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise UserAPIError(
+                response.status_code,
+                f"{label} is {declared} bytes, over the {max_bytes} byte limit",
+            )
+        received = 0
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > max_bytes:
+                raise UserAPIError(
+                    response.status_code,
+                    f"{label} is over the {max_bytes} byte limit",
+                )
+            # A chunk into the page cache takes microseconds: no thread hop for it.
+            sink.write(chunk)
+        return received
 
     async def _create(self, path: str, body: Mapping[str, Any]) -> str:
         """POST a job-creating request and return the new task's hash."""

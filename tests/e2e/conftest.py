@@ -63,3 +63,16 @@ async def harness(
     """The same test once with webhooks and once with polling."""
     async for runner in make_harness(tg, sim, tmp_path, webhooks=request.param == "webhooks"):
         yield runner
+
+
+@pytest.fixture
+async def webapp_bot(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    """The bot with userapi webhooks and the Vary (Region) Mini App."""
+    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
+    # Telegram needs HTTPS for Mini Apps; the test reaches the same server over plain HTTP.
+    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
+    await runner.start()
+    yield runner
+    await runner.stop()

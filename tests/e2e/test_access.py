@@ -119,6 +119,11 @@ async def test_limits_refuse_a_photo_before_download(make_bot: Any) -> None:
     await tg.wait_for("sendMessage", said(chat["id"], "Send me the photo"))
     tg.send_message(chat, ann, photo=picture(color="navy"))
     await tg.wait_for("sendMessage", said(chat["id"], "jobs running"), count=2)
+    # And when a command answers a photo it would upload as a reference or image prompt.
+    photo = tg.send_message(chat, ann, photo=picture(color="teal"))
+    for command in ("/sref a fox", "/imagine a fox"):
+        tg.send_message(chat, ann, command, reply_to_message_id=photo["message_id"])
+    await tg.wait_for("sendMessage", said(chat["id"], "jobs running"), count=4)
     await asyncio.sleep(SETTLE)
     assert tg.calls("getFile") == []
     assert sim.requests_to("/midjourney/v2/upload") == []

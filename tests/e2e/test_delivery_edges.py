@@ -8,11 +8,13 @@ every step lands at a known moment; delivery does not depend on how updates arri
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, NamedTuple
 
 import pytest
 
 from bot.userapi.simulator import Simulator
+from storage.tasks import TaskRepo
 from tests.e2e.harness import (
     SETTLE,
     BotHarness,
@@ -297,3 +299,38 @@ async def test_a_progress_edit_under_way_when_the_job_ends_leaves_nothing_behind
     await asyncio.sleep(SLOW_PREVIEW + SETTLE)
     left = [m for m in tg.bot_messages(chat_id) if m["message_id"] != result["message_id"]]
     assert not left, f"left in the chat after the result: {left}"
+
+
+async def test_a_result_whose_image_is_gone_is_told_once_with_its_buttons(
+    webhook_harness: BotHarness,
+) -> None:
+    harness, tg, sim = webhook_harness, webhook_harness.tg, webhook_harness.sim
+    ann = tg.user(4009, "Ann")
+    chat = tg.private_chat(ann)
+    sim.config.hold = True
+    tg.send_message(chat, ann, "/imagine an image that expires")
+    [task_hash] = await wait_in_flight(harness, 1)
+    # Done, with a link on the API's own host that no longer exists (an expired upload).
+    done = {
+        **sim.tasks[task_hash],
+        "status": "done",
+        "progress": 100,
+        "result": {"url": f"{sim.base_url}/cdn/expired.png", "filename": "expired.png"},
+    }
+    assert await post(userapi_webhook_url(harness), json.dumps(done).encode()) == 200
+
+    def told(call: ApiCall) -> bool:
+        return in_chat(call, chat["id"]) and "couldn't be fetched" in shown(call)
+
+    notice = await tg.wait_for("sendMessage", told)
+    assert "U1" in str(notice.params.get("reply_markup")), "the buttons still work"
+    # Recorded as delivered, so later sweeps don't try (and tell) again.
+    assert harness.app is not None
+    repo = TaskRepo(harness.app.db)
+    for _ in range(100):
+        if not await repo.undelivered():
+            break
+        await asyncio.sleep(0.02)
+    assert await harness.app.jobs.deliver_pending() == 0
+    assert len([c for c in tg.calls("sendMessage") if told(c)]) == 1
+    assert not tg.calls("sendPhoto")

@@ -227,6 +227,7 @@ async def test_jobs_waiting_in_the_bot_survive_kill_9_and_each_is_delivered_once
         POLL_INTERVAL="0.1",
         POLL_MAX_INTERVAL="0.5",
         MAX_CONCURRENT_JOBS="2",
+        LOG_LEVEL="DEBUG",
     )
     users = [tg.user(8001 + n, f"User{n}") for n in range(5)]
     chats = [tg.private_chat(user) for user in users]
@@ -252,7 +253,10 @@ async def test_jobs_waiting_in_the_bot_survive_kill_9_and_each_is_delivered_once
     process, output = await start_bot(env, tmp_path)
     try:
         for chat in chats:
-            await tg.wait_for("sendPhoto", result_in(chat["id"]), timeout=30)
+            try:
+                await tg.wait_for("sendPhoto", result_in(chat["id"]), timeout=30)
+            except TimeoutError as error:
+                raise AssertionError(f"no result in {chat['id']}:\n{output.stderr}") from error
         await asyncio.sleep(1.0)  # a duplicate would come now
     finally:
         process.kill()

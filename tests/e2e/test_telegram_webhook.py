@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import httpx
 import pytest
 
 from bot.userapi.simulator import Simulator
+from bot.web import MAX_WEBHOOK_BYTES
 from tests.e2e.harness import BotHarness, button_labels
 from tests.fake_telegram import FakeTelegram
+from tests.hostile import post_in_pieces
 
 
 @pytest.fixture
@@ -80,3 +83,40 @@ async def test_a_forged_update_without_the_secret_is_refused(
     await tg.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == chat["id"])
     assert not [c for c in tg.requests if c.params.get("chat_id") == 5]
     assert not webhook_bot.sim.requests_to("/midjourney/v2/imagine")
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_update_in_delayed_pieces_is_handled_and_an_oversized_one_is_413(
+    webhook_bot: BotHarness, tg: FakeTelegram, chunked: bool
+) -> None:
+    set_webhook = tg.calls("setWebhook")[-1]
+    path = "/" + str(set_webhook.params["url"]).split("/", 3)[3]
+    headers = {
+        "Content-Type": "application/json",
+        "X-Telegram-Bot-Api-Secret-Token": str(set_webhook.params["secret_token"]),
+    }
+    ann = tg.user(9, "Cy")
+    chat = tg.private_chat(ann)
+    update = {
+        "update_id": 4242,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": chat,
+            "from": ann,
+            "text": "/help",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+            "pad": "x" * 30_000,
+        },
+    }
+    status, _ = await post_in_pieces(
+        webhook_bot.port, path, json.dumps(update).encode(), headers, chunked=chunked
+    )
+    assert status == 200
+    await tg.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == chat["id"])
+
+    update["message"]["pad"] = "x" * (MAX_WEBHOOK_BYTES + 1)  # type: ignore[index]
+    status, _ = await post_in_pieces(
+        webhook_bot.port, path, json.dumps(update).encode(), headers, chunked=chunked, delay=0.05
+    )
+    assert status == 413

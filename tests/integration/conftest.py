@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.jobs import Delivered, Jobs
+from bot.job_values import Delivered
+from bot.jobs import Jobs
 from bot.userapi import UserAPIClient
 from bot.web import USERAPI_WEBHOOK_PREFIX, build_web_app
 from storage.database import Database
@@ -70,15 +71,22 @@ async def store_task(repo: TaskRepo, task_hash: str, prompt: str, *, chat_id: in
     await repo.set_hash(record.id, task_hash)
 
 
+async def public_dns(host: str, port: int) -> list[str]:
+    """DNS for tests without network: every name is public but those under `inside.`."""
+    return ["10.0.0.7"] if host.startswith("inside.") else ["93.184.215.14"]
+
+
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
     db = await Database.open(tmp_path / "fuzz.sqlite3")
     repo = TaskRepo(db)
     await store_task(repo, KNOWN, "a known task", chat_id=1)
     view = RecordingView()
-    api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused")
+    api = UserAPIClient(base_url="http://127.0.0.1:9", api_key="unused", resolve=public_dns)
     jobs = Jobs(repo=repo, client=api, view=view, webhook_url="http://bot/hook")
-    client = TestClient(TestServer(build_web_app(jobs=jobs, webhook_secret=SECRET)))
+    client = TestClient(
+        TestServer(build_web_app(jobs=jobs, client=api, tasks=repo, webhook_secret=SECRET))
+    )
     await client.start_server()
     yield Endpoint(client, jobs, view, repo)
     await client.close()

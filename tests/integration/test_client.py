@@ -140,6 +140,11 @@ async def client(fake: FakeAPI) -> AsyncIterator[UserAPIClient]:
         yield api
 
 
+async def public_resolver(host: str, port: int) -> list[str]:
+    """DNS for a test without network: every name is on a public address."""
+    return ["93.184.215.14"]
+
+
 def _free_port() -> int:
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as sock:
@@ -789,7 +794,10 @@ async def test_fetch_refuses_a_streamed_body_over_the_limit(
         )
 
     async with UserAPIClient(
-        base_url="http://api.test", api_key=API_KEY, transport=httpx.MockTransport(handler)
+        base_url="http://api.test",
+        api_key=API_KEY,
+        transport=httpx.MockTransport(handler),
+        resolve=public_resolver,
     ) as api:
         with pytest.raises(UserAPIError, match="over the 5000 byte limit"):
             await api.fetch("https://cdn.discordapp.test/a.png", max_bytes=5000)
@@ -838,6 +846,7 @@ async def test_a_download_cut_off_midway_starts_the_file_over(tmp_path: Path) ->
         api_key=API_KEY,
         transport=httpx.MockTransport(handler),
         retry_backoff=0.01,
+        resolve=public_resolver,
     ) as api:
         target = tmp_path / "result"
         with target.open("wb") as sink:

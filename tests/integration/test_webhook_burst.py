@@ -23,7 +23,7 @@ async def test_a_burst_of_progress_is_shown_as_a_few_edits_ending_at_the_latest(
 
 async def test_a_late_progress_never_displaces_a_queued_result(endpoint: Endpoint) -> None:
     progress = [{"hash": KNOWN, "status": "progress", "progress": p} for p in range(1, 30)]
-    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "http://x/a.png"}}
+    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "https://x/a.png"}}
     late = {"hash": KNOWN, "status": "progress", "progress": 99}
     await asyncio.gather(
         *(endpoint.client.post(PATH, json=b) for b in [*progress, done, late, late])

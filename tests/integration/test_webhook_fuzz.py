@@ -95,7 +95,7 @@ async def test_oversized_and_wrongly_typed_bodies_are_refused(
     await endpoint.jobs.drain()
     assert endpoint.view.calls == []
     # The genuine article still gets through: the endpoint is alive and the task known.
-    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "http://x/a.png"}}
+    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "https://x/a.png"}}
     ok = await endpoint.client.post(PATH, json=done)
     assert ok.status == 200
     await endpoint.jobs.drain()

@@ -1,0 +1,251 @@
+"""The parts of a running bot, each built in one small step; bot/app.py puts them together.
+
+Each step that opens something pushes its release on the start's exit stack, so a start that
+fails part-way releases what it opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.enums import ParseMode
+from aiogram.utils.i18n import I18n
+from aiogram.utils.token import TokenValidationError
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot.alerts import Alerts, admin_sender
+from bot.config import Settings
+from bot.delivery import TelegramView
+from bot.jobs import Jobs
+from bot.limits import Defaults, Policy
+from bot.payments import Payments
+from bot.poller import StatusPoller
+from bot.queue_notices import TelegramQueueNotices
+from bot.ratelimit import Limits, RateLimiter
+from bot.telegram import StartupError, create_session, wait_for_telegram
+from bot.translate import Translator
+from bot.userapi import UserAPIClient
+from bot.userapi.simulator import Simulator, SimulatorConfig
+from bot.web import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.webhook_watch import WebhookWatch
+from storage.access import AccessRepo
+from storage.credits import CreditsRepo
+from storage.database import Database
+from storage.tasks import TaskRepo
+from storage.usage import UsageRepo
+
+log = logging.getLogger(__name__)
+
+
+async def build_userapi(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> tuple[UserAPIClient, Simulator | None]:
+    """The userapi client: the real API with a key, the built-in simulator without."""
+    simulator: Simulator | None = None
+    if settings.userapi_key is None:
+        simulator = Simulator(SimulatorConfig(pace=settings.simulator_pace))
+        stack.push_async_callback(simulator.stop)
+        base_url = await simulator.start()
+        api_key = "simulator"
+        log.warning("=" * 70)
+        log.warning("No USERAPI_KEY set: running on the BUILT-IN SIMULATOR at %s.", base_url)
+        log.warning("Images are drawn locally; nothing reaches Midjourney.")
+        log.warning("=" * 70)
+    else:
+        base_url = settings.userapi_base_url
+        api_key = settings.userapi_key.get_secret_value()
+    client = UserAPIClient(base_url=base_url, api_key=api_key, timeout=settings.userapi_timeout)
+    stack.push_async_callback(client.aclose)
+    return client, simulator
+
+
+async def build_telegram(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> tuple[Bot, RateLimiter]:
+    """The Telegram bot behind its rate limiter, once Telegram answered and took the token."""
+    limiter = RateLimiter(Limits().scaled(settings.telegram_rate_scale))
+    stack.push_async_callback(limiter.close)
+    try:
+        bot = Bot(
+            token=settings.bot_token.get_secret_value(),
+            session=create_session(settings.telegram_api_url, limiter),
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+        )
+    except TokenValidationError:
+        raise StartupError(
+            "BOT_TOKEN is not a bot token: copy it again from @BotFather in Telegram.",
+            exit_code=2,
+        ) from None
+    stack.push_async_callback(bot.session.close)
+    await wait_for_telegram(bot, settings.telegram_api_url)
+    return bot, limiter
+
+
+def build_policy(settings: Settings, db: Database, i18n: I18n) -> tuple[Policy, Payments]:
+    """Who may start what, and what it costs."""
+    payments = Payments(
+        credits=CreditsRepo(db),
+        enabled=settings.payments == "stars",
+        packs=settings.stars_packs,
+        costs=settings.job_costs,
+    )
+    policy = Policy(
+        access=AccessRepo(db),
+        usage=UsageRepo(db),
+        defaults=Defaults(
+            admin_ids=frozenset(settings.admin_ids),
+            mode=settings.access_mode,
+            allowed_user_ids=frozenset(settings.allowed_user_ids),
+            allowed_chat_ids=frozenset(settings.allowed_chat_ids),
+            daily_limit=settings.daily_limit,
+            user_concurrent_jobs=settings.user_concurrent_jobs,
+            counted_types=frozenset(settings.counted_job_types),
+        ),
+        i18n=i18n,
+        payments=payments,
+    )
+    return policy, payments
+
+
+def build_alerts(
+    settings: Settings,
+    client: UserAPIClient,
+    bot: Bot,
+    usage: UsageRepo,
+    i18n: I18n,
+    stack: contextlib.AsyncExitStack,
+) -> Alerts | None:
+    """The owner's alerts; none without admins, as nobody could read them."""
+    if not settings.admin_ids:
+        return None
+
+    async def account_hashes() -> list[str]:
+        seen = await usage.account_hashes()
+        return list(dict.fromkeys([*settings.userapi_accounts, *seen]))
+
+    alerts = Alerts(
+        client=client,
+        send=admin_sender(bot, settings.admin_ids),
+        accounts=account_hashes,
+        interval=settings.account_check_interval,
+        fast_percent=settings.fast_time_alert_percent,
+        burst_count=settings.error_burst_count,
+        burst_window=settings.error_burst_window,
+        i18n=i18n,
+    )
+    stack.push_async_callback(alerts.stop)
+    return alerts
+
+
+def build_jobs(
+    settings: Settings,
+    tasks: TaskRepo,
+    client: UserAPIClient,
+    view: TelegramView,
+    policy: Policy,
+    alerts: Alerts | None,
+    bot: Bot,
+    i18n: I18n,
+    webhook_secret: str,
+) -> Jobs:
+    """Jobs, with the queue's notices and, under PUBLIC_URL, the webhook watch."""
+    webhook_url = None
+    webhooks = None
+    if settings.public_url:
+        webhook_url = f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}{webhook_secret}"
+        # The secret part of the path is left out: the alert shows where, not how to forge.
+        shown_url = f"{settings.public_url}{USERAPI_WEBHOOK_PREFIX}…"
+        webhooks = WebhookWatch(
+            grace=settings.webhook_grace,
+            on_broken=(lambda: alerts.webhooks_broken(shown_url)) if alerts else None,
+            on_restored=alerts.webhooks_restored if alerts else None,
+        )
+    return Jobs(
+        repo=tasks,
+        client=client,
+        view=view,
+        webhook_url=webhook_url,
+        gate=policy,
+        max_concurrent=settings.max_concurrent_jobs,
+        accounts=settings.userapi_accounts,
+        queue_view=TelegramQueueNotices(bot, i18n, tasks),
+        observer=alerts,
+        webhooks=webhooks,
+    )
+
+
+def build_translator(settings: Settings, stack: contextlib.AsyncExitStack) -> Translator | None:
+    """The prompt translator, when TRANSLATE_URL names one."""
+    if not settings.translate_url:
+        return None
+    key = settings.translate_api_key
+    translator = Translator(
+        url=settings.translate_url,
+        api_key=key.get_secret_value() if key else None,
+        timeout=settings.translate_timeout,
+    )
+    stack.push_async_callback(translator.aclose)
+    return translator
+
+
+async def connect_telegram_updates(
+    settings: Settings, bot: Bot, dispatcher: Dispatcher, web_app: web.Application
+) -> None:
+    """Take Telegram's updates by webhook on our server, or clear it for long polling."""
+    if not settings.telegram_webhook or not settings.public_url:
+        await bot.delete_webhook()
+        return
+    token = settings.bot_token.get_secret_value()
+    telegram_secret = derive_secret(token, "telegram-webhook")
+    path = TELEGRAM_WEBHOOK_PREFIX + derive_secret(token, "telegram-path")
+    SimpleRequestHandler(dispatcher, bot, secret_token=telegram_secret).register(
+        web_app, path=path
+    )
+    await bot.set_webhook(
+        f"{settings.public_url}{path}",
+        secret_token=telegram_secret,
+        allowed_updates=dispatcher.resolve_used_update_types(),
+    )
+
+
+async def serve(
+    settings: Settings, web_app: web.Application, stack: contextlib.AsyncExitStack
+) -> web.AppRunner:
+    """Listen on WEB_HOST:WEB_PORT."""
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except OSError as error:
+        raise StartupError(
+            f"Cannot listen on {settings.web_host}:{settings.web_port} "
+            f"(WEB_HOST/WEB_PORT): {error.strerror or error}"
+        ) from None
+    return runner
+
+
+def build_poller(
+    settings: Settings,
+    tasks: TaskRepo,
+    client: UserAPIClient,
+    jobs: Jobs,
+    alerts: Alerts | None,
+) -> StatusPoller:
+    """The status poller: the only source of updates without PUBLIC_URL, a watchdog with it."""
+    return StatusPoller(
+        repo=tasks,
+        client=client,
+        jobs=jobs,
+        interval=settings.poll_interval,
+        max_interval=settings.poll_max_interval,
+        quiet_after=settings.webhook_quiet_after if settings.public_url else None,
+        max_rate=settings.poll_max_rate,
+        stuck_after=settings.stuck_after,
+        # A key rejected while polling is alerted like one rejected when a job is sent.
+        on_key_rejected=(lambda error: alerts.api_error(error, None)) if alerts else None,
+    )

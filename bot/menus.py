@@ -1,0 +1,65 @@
+"""The command menus Telegram shows: everyone's, and the admins' with the console added."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.utils.i18n import I18n
+
+from bot.i18n import DEFAULT_LOCALE, LOCALES, _
+
+log = logging.getLogger(__name__)
+
+
+def user_commands(paid: bool = False) -> list[BotCommand]:
+    """The command menu everyone sees, in the current language."""
+    if paid:
+        return [
+            *user_commands(),
+            BotCommand(command="buy", description=_("Buy credits with Telegram Stars")),
+            BotCommand(command="balance", description=_("Your credits and purchases")),
+        ]
+    return [
+        BotCommand(command="imagine", description=_("Create images from a prompt")),
+        BotCommand(command="settings", description=_("Default aspect ratio, model, speed")),
+        BotCommand(command="history", description=_("Your recent jobs")),
+        BotCommand(command="language", description=_("Change the language")),
+        BotCommand(command="me", description=_("Your usage today and your limits")),
+        BotCommand(command="help", description=_("How to use the bot")),
+    ]
+
+
+async def set_command_menus(bot: Bot, i18n: I18n, paid: bool = False) -> None:
+    """Publish the command menu in every language (Telegram picks by the user's app language)."""
+    for locale in LOCALES:
+        with i18n.context(), i18n.use_locale(locale):
+            commands = user_commands(paid)
+        language = None if locale == DEFAULT_LOCALE else locale
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language)
+
+
+async def set_admin_menus(
+    bot: Bot,
+    i18n: I18n,
+    admin_ids: list[int],
+    console: Callable[[bool], list[BotCommand]],
+    paid: bool = False,
+) -> None:
+    """Give each admin's private chat the user commands plus the console's."""
+    for admin_id in admin_ids:
+        for locale in LOCALES:
+            with i18n.context(), i18n.use_locale(locale):
+                commands = user_commands(paid) + console(paid)
+            language = None if locale == DEFAULT_LOCALE else locale
+            try:
+                await bot.set_my_commands(
+                    commands, scope=BotCommandScopeChat(chat_id=admin_id), language_code=language
+                )
+            except TelegramAPIError as error:
+                # An admin who never opened the bot has no chat to scope the menu to yet.
+                log.warning("No command menu for admin %d: %s", admin_id, error.message)
+                break

@@ -1,0 +1,242 @@
+"""Status messages: one per job, showing its state and progress, throttled to Telegram's pace.
+
+A job's status message is posted when it starts (or was its queue notice), edited as progress
+arrives (at most once per interval, the latest state winning), may become a photo preview, and
+is removed once the result is out. Edits are best-effort and never hold up a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import BufferedInputFile, InputMediaPhoto, ReplyParameters
+from aiogram.utils.i18n import I18n
+
+from bot.ratelimit import Priority, priority
+from bot.telegram import is_gone
+from bot.texts import status_text
+from bot.userapi import UserAPIClient, UserAPIError
+from storage.tasks import TaskRecord, TaskRepo
+
+log = logging.getLogger(__name__)
+
+PREVIEW_MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMessage:
+    """The message that shows a job's state: a text, or a photo preview with a caption."""
+
+    message_id: int
+    is_photo: bool
+
+
+@contextmanager
+def speaking(i18n: I18n, task: TaskRecord) -> Iterator[None]:
+    """Texts inside speak the requester's language (updates come from outside any handler)."""
+    with i18n.context(), i18n.use_locale(task.locale):
+        yield
+
+
+def reply_to(task: TaskRecord) -> dict[str, Any]:
+    """Where a message about a task goes: its chat (and topic), replying to the request."""
+    kwargs: dict[str, Any] = {"chat_id": task.chat_id}
+    if task.thread_id is not None:
+        kwargs["message_thread_id"] = task.thread_id
+    if task.request_message_id is not None:
+        kwargs["reply_parameters"] = ReplyParameters(
+            message_id=task.request_message_id, allow_sending_without_reply=True
+        )
+    return kwargs
+
+
+class ProgressMessages:
+    """Posts, edits and removes jobs' status messages."""
+
+    def __init__(
+        self, bot: Bot, repo: TaskRepo, client: UserAPIClient, i18n: I18n, edit_interval: float
+    ) -> None:
+        self._bot = bot
+        self._repo = repo
+        self._client = client
+        self._i18n = i18n
+        self._edit_interval = edit_interval
+        # The newest state waiting to be shown, and the edit loop showing it, per task.
+        self._latest: dict[int, TaskRecord] = {}
+        self._flush: dict[int, asyncio.Task[None]] = {}
+        self._last_edit: dict[int, float] = {}
+        # The status message may move (text -> photo preview); this is the current one.
+        self._status: dict[int, StatusMessage] = {}
+        self._preview_url: dict[int, str] = {}
+        # Tasks whose edit loop is posting a new status message (cut off midway, the message
+        # could exist with nobody knowing its id), and tasks whose outcome is being sent.
+        self._posting: set[int] = set()
+        self._ending: set[int] = set()
+
+    def status_of(self, task: TaskRecord) -> StatusMessage | None:
+        """The message showing a task's progress now, if any."""
+        if task.id in self._status:
+            return self._status[task.id]
+        if task.status_message_id is not None:
+            return StatusMessage(task.status_message_id, task.status_is_photo)
+        return None
+
+    async def _set_status(self, task: TaskRecord, message_id: int, *, is_photo: bool) -> None:
+        self._status[task.id] = StatusMessage(message_id, is_photo)
+        await self._repo.set_status_message(task.id, message_id, is_photo=is_photo)
+
+    async def started(self, task: TaskRecord) -> None:
+        """Show the status message that progress will edit (the queue notice becomes it)."""
+        with speaking(self._i18n, task):
+            text = status_text(task)
+        if task.status_message_id is not None:
+            try:
+                await self._bot.edit_message_text(
+                    chat_id=task.chat_id, message_id=task.status_message_id, text=text
+                )
+            except TelegramBadRequest as error:
+                if not is_gone(error):
+                    log.debug("Status of task %d not shown: %s", task.id, error.message)
+                    return
+            else:
+                self._last_edit[task.id] = time.monotonic()
+                return
+        try:
+            message = await self._bot.send_message(text=text, **reply_to(task))
+        except TelegramForbiddenError as error:
+            log.warning("Can't post a status message in chat %d: %s", task.chat_id, error)
+            return
+        await self._set_status(task, message.message_id, is_photo=False)
+        self._last_edit[task.id] = time.monotonic()
+
+    async def progress(self, task: TaskRecord) -> None:
+        """Record the newest state; an edit follows within the throttle interval."""
+        self._latest[task.id] = task
+        if task.id not in self._flush:
+            self._flush[task.id] = asyncio.create_task(self._edit_loop(task.id))
+
+    async def _edit_loop(self, task_id: int) -> None:
+        """Show a task's latest state, at most one edit per interval, until none is new."""
+        # The loop stays in `_flush` until it ends, so that `job_finished` and `close` find an
+        # edit under way, not only one that waits.
+        try:
+            while task_id in self._latest:
+                wait = self._last_edit.get(task_id, 0.0) + self._edit_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                task = self._latest.pop(task_id, None)
+                if task is None:
+                    return
+                self._last_edit[task_id] = time.monotonic()
+                await self._edit(task)
+        finally:
+            if self._flush.get(task_id) is asyncio.current_task():
+                del self._flush[task_id]
+
+    async def _edit(self, task: TaskRecord) -> None:
+        """One progress edit; best-effort, so its failures are logged, not raised."""
+        try:
+            with speaking(self._i18n, task), priority(Priority.PROGRESS):
+                await self._show_progress(task)
+        except TelegramBadRequest as error:
+            if is_gone(error) and task.id not in self._ending:
+                await self._status_anew(task)
+            else:
+                # "not modified" and the like: progress is best-effort.
+                log.debug("Progress edit for task %d skipped: %s", task.id, error.message)
+        except (TelegramAPIError, UserAPIError) as error:
+            # Telegram refused for good, or the preview could not be fetched: the next state
+            # (or the result) will show instead.
+            log.info("Progress edit for task %d failed: %s", task.id, error)
+
+    async def _status_anew(self, task: TaskRecord) -> None:
+        """The status message was deleted: post a fresh one so progress stays visible."""
+        self._status.pop(task.id, None)
+        self._preview_url.pop(task.id, None)
+        self._posting.add(task.id)
+        try:
+            with speaking(self._i18n, task), priority(Priority.PROGRESS):
+                message = await self._bot.send_message(text=status_text(task), **reply_to(task))
+            await self._set_status(task, message.message_id, is_photo=False)
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            log.debug("No new status message for task %d: %s", task.id, error.message)
+        finally:
+            self._posting.discard(task.id)
+
+    async def _show_progress(self, task: TaskRecord) -> None:
+        status = self.status_of(task)
+        preview = task.result.get("url") if isinstance(task.result, dict) else None
+        if preview and preview != self._preview_url.get(task.id):
+            self._preview_url[task.id] = preview
+            data = await self._client.fetch(preview, max_bytes=PREVIEW_MAX_BYTES)
+            photo = BufferedInputFile(data, filename="preview.png")
+            caption = status_text(task)
+            if status and status.is_photo:
+                await self._bot.edit_message_media(
+                    chat_id=task.chat_id,
+                    message_id=status.message_id,
+                    media=InputMediaPhoto(media=photo, caption=caption),
+                )
+                return
+            self._posting.add(task.id)
+            try:
+                message = await self._bot.send_photo(
+                    photo=photo, caption=caption, **reply_to(task)
+                )
+                await self._set_status(task, message.message_id, is_photo=True)
+                if status:
+                    await self.delete(task.chat_id, status.message_id)
+            finally:
+                self._posting.discard(task.id)
+            return
+        if status is None:
+            return
+        if status.is_photo:
+            await self._bot.edit_message_caption(
+                chat_id=task.chat_id, message_id=status.message_id, caption=status_text(task)
+            )
+        else:
+            await self._bot.edit_message_text(
+                chat_id=task.chat_id, message_id=status.message_id, text=status_text(task)
+            )
+
+    def stop(self, task_id: int) -> asyncio.Task[None] | None:
+        """No more progress for a finished task; return its edit loop, if one runs."""
+        # The loop is cancelled, unless it is posting a new status message: that one is left
+        # to land, so its id is known when the status message is removed.
+        self._ending.add(task_id)
+        self._latest.pop(task_id, None)
+        loop = self._flush.get(task_id)
+        if loop is not None and task_id not in self._posting:
+            loop.cancel()
+        return loop
+
+    def forget(self, task_id: int) -> StatusMessage | None:
+        """Drop what was kept for a finished task's progress; return its status message."""
+        self._ending.discard(task_id)
+        self._last_edit.pop(task_id, None)
+        self._preview_url.pop(task_id, None)
+        return self._status.pop(task_id, None)
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        """Remove a status message (best-effort: it may be gone already)."""
+        try:
+            await self._bot.delete_message(chat_id=chat_id, message_id=message_id)
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            log.debug("Status message %d not deleted: %s", message_id, error.message)
+
+    async def close(self) -> None:
+        """Cancel progress edits, waiting or under way (their jobs resume after a restart)."""
+        pending = list(self._flush.values())
+        for loop in pending:
+            loop.cancel()
+        if pending:
+            await asyncio.wait(pending)
