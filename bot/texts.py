@@ -104,7 +104,7 @@ def status_text(task: TaskRecord) -> str:
         filled = max(0, min(10, task.progress // 10))
         bar = "▰" * filled + "▱" * (10 - filled)
         state = _("🎨 Drawing… {percent}%").format(percent=task.progress) + f"\n{bar}"
-    elif task.status == "waiting":
+    elif task.status == TaskStatus.WAITING:
         state = _("⏳ Queued at Midjourney…")
     else:
         state = _("⏳ Sending to Midjourney…")
