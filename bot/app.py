@@ -49,7 +49,7 @@ from bot.web import (
 )
 from bot.webapp import RegionApp
 from handlers import get_routers
-from handlers.admin import admin_commands
+from handlers.admin_texts import admin_commands
 from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
 from storage.database import Database
 from storage.fsm import SQLiteStorage

@@ -147,6 +147,7 @@ class NoticeRefresher:
         self._gone: set[int] = set()
         self._budget = Bucket(NOTICE_RATE, NOTICE_RATE, NOTICE_RATE, time.monotonic())
         self._runner: asyncio.Task[None] | None = None
+        self._closed = False
         self.edits = 0
 
     def shown(self, task_id: int, position: int) -> None:
@@ -156,6 +157,9 @@ class NoticeRefresher:
 
     def poke(self) -> None:
         """The queue moved: refresh the notices soon (one runner at a time)."""
+        # After close, a job ending while the bot drains must not start another runner.
+        if self._closed:
+            return
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
 
@@ -200,7 +204,8 @@ class NoticeRefresher:
             self._gone.add(task_id)
 
     async def close(self) -> None:
-        """Stop refreshing (shutdown)."""
+        """Stop refreshing (shutdown), for good."""
+        self._closed = True
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)

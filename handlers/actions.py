@@ -23,9 +23,8 @@ from bot.keyboards import (
 from bot.limits import Policy
 from bot.translate import Translator
 from bot.userapi import UserAPIClient
-from handlers.common import not_here, requester_of, shown_here
-from handlers.groups import may_press, not_yours
-from handlers.images import ask_region, describe_button
+from handlers.common import may_press, not_here, not_yours, requester_of, shown_here
+from handlers.image_jobs import ask_region, describe_button
 from handlers.prompting import plain_prompt
 from storage.prompts import PromptRequest, PromptRequestRepo
 from storage.settings import UserSettingsRepo
@@ -72,86 +71,89 @@ async def _ask_prompt(
     await prompts.add(PromptRequest(message.chat.id, ask.message_id, user_id, task.id, action.key))
 
 
+async def on_action(
+    query: CallbackQuery,
+    callback_data: ActionCallback | LegacyActionCallback,
+    jobs: Jobs,
+    tasks: TaskRepo,
+    prompts: PromptRequestRepo,
+    client: UserAPIClient,
+    state: FSMContext,
+    settings: Settings,
+    policy: Policy,
+) -> None:
+    """A press on a result's button: start the action, or ask for what it needs first."""
+    task = await tasks.get(callback_data.task_id)
+    action = pressed_action(task, callback_data) if task is not None else None
+    message = query.message
+    if task is None or action is None or not isinstance(message, Message):
+        await query.answer(expired(), show_alert=True)
+        return
+    if not shown_here(query, message, task):
+        await query.answer(not_here(), show_alert=True)
+        return
+    if not await may_press(query, task, policy):
+        await query.answer(not_yours(), show_alert=True)
+        return
+    if action.kind in ("imagine", "describe"):
+        await describe_button(query, message, task, action, jobs, client)
+        return
+    if action.kind == "inpaint":
+        await query.answer()
+        await ask_region(message, query.from_user.id, task, state, settings)
+        return
+    if await jobs.needs_prompt(task, action):
+        await query.answer()
+        await _ask_prompt(message, query.from_user.id, task, action, prompts)
+        return
+    # Answer the press at once; the job's own status message follows.
+    await query.answer(_("{action}: started").format(action=action.label))
+    await jobs.run_action(requester_of(message, query.from_user), task, action)
+
+
+async def on_prompt_reply(
+    message: Message,
+    jobs: Jobs,
+    tasks: TaskRepo,
+    prompts: PromptRequestRepo,
+    user_settings: UserSettingsRepo,
+    settings: Settings,
+    translator: Translator | None,
+) -> None:
+    """A reply to a prompt question (remix, custom zoom): run the action with it."""
+    replied = message.reply_to_message
+    if replied is None or message.from_user is None:
+        raise SkipHandler
+    request = await prompts.take(message.chat.id, replied.message_id, message.from_user.id)
+    if request is None:
+        raise SkipHandler  # an ordinary reply: let /imagine or plain text handle it
+    task = await tasks.get(request.task_id)
+    action = (
+        next((a for a in flat_actions(task_action_rows(task)) if a.key == request.action), None)
+        if task
+        else None
+    )
+    if task is None or action is None:
+        await message.reply(expired())
+        return
+    prompt = await plain_prompt(
+        message,
+        message.text,
+        config=settings,
+        translator=translator,
+        user_settings=user_settings,
+    )
+    if prompt is None:
+        await prompts.add(request)  # keep the question open for a better answer
+        return
+    await jobs.run_action(requester_of(message), task, action, prompt)
+
+
 def build_router() -> Router:
     """The router for action buttons and prompt replies."""
     router = Router(name="actions")
-
-    @router.callback_query(or_f(ActionCallback.filter(), LegacyActionCallback.filter()))
-    async def on_action(
-        query: CallbackQuery,
-        callback_data: ActionCallback | LegacyActionCallback,
-        jobs: Jobs,
-        tasks: TaskRepo,
-        prompts: PromptRequestRepo,
-        client: UserAPIClient,
-        state: FSMContext,
-        settings: Settings,
-        policy: Policy,
-    ) -> None:
-        task = await tasks.get(callback_data.task_id)
-        action = pressed_action(task, callback_data) if task is not None else None
-        message = query.message
-        if task is None or action is None or not isinstance(message, Message):
-            await query.answer(expired(), show_alert=True)
-            return
-        if not shown_here(query, message, task):
-            await query.answer(not_here(), show_alert=True)
-            return
-        if not await may_press(query, task, policy):
-            await query.answer(not_yours(), show_alert=True)
-            return
-        if action.kind in ("imagine", "describe"):
-            await describe_button(query, message, task, action, jobs, client)
-            return
-        if action.kind == "inpaint":
-            await query.answer()
-            await ask_region(message, query.from_user.id, task, state, settings)
-            return
-        if await jobs.needs_prompt(task, action):
-            await query.answer()
-            await _ask_prompt(message, query.from_user.id, task, action, prompts)
-            return
-        # Answer the press at once; the job's own status message follows.
-        await query.answer(_("{action}: started").format(action=action.label))
-        await jobs.run_action(requester_of(message, query.from_user), task, action)
-
-    @router.message(F.reply_to_message, F.text)
-    async def on_prompt_reply(
-        message: Message,
-        jobs: Jobs,
-        tasks: TaskRepo,
-        prompts: PromptRequestRepo,
-        user_settings: UserSettingsRepo,
-        settings: Settings,
-        translator: Translator | None,
-    ) -> None:
-        replied = message.reply_to_message
-        if replied is None or message.from_user is None:
-            raise SkipHandler
-        request = await prompts.take(message.chat.id, replied.message_id, message.from_user.id)
-        if request is None:
-            raise SkipHandler  # an ordinary reply: let /imagine or plain text handle it
-        task = await tasks.get(request.task_id)
-        action = (
-            next(
-                (a for a in flat_actions(task_action_rows(task)) if a.key == request.action), None
-            )
-            if task
-            else None
-        )
-        if task is None or action is None:
-            await message.reply(expired())
-            return
-        prompt = await plain_prompt(
-            message,
-            message.text,
-            config=settings,
-            translator=translator,
-            user_settings=user_settings,
-        )
-        if prompt is None:
-            await prompts.add(request)  # keep the question open for a better answer
-            return
-        await jobs.run_action(requester_of(message), task, action, prompt)
-
+    router.callback_query.register(
+        on_action, or_f(ActionCallback.filter(), LegacyActionCallback.filter())
+    )
+    router.message.register(on_prompt_reply, F.reply_to_message, F.text)
     return router

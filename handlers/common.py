@@ -1,13 +1,22 @@
-"""Small helpers shared by handlers."""
+"""Helpers shared by several routers (no router here): who asked, who may press, names."""
 
 from __future__ import annotations
 
+import html
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import get_i18n
 
 from bot.i18n import _
 from bot.job_values import Requester
+from bot.limits import Policy
 from storage.tasks import TaskRecord
+
+# Commands a disabled group still hears, so it can be switched back on.
+GROUP_COMMANDS = ("bot_on", "bot_off", "group_limit", "group_buttons")
+CHAT_ADMIN_STATUSES = ("creator", "administrator")
 
 
 def display_name(user: User | None) -> str | None:
@@ -55,3 +64,48 @@ def shown_here(query: CallbackQuery, message: Message, task: TaskRecord) -> bool
 def not_here() -> str:
     """The alert for a press whose data names a job this message doesn't show."""
     return _("This button doesn't belong to this message.")
+
+
+def command_name(text: str | None) -> str | None:
+    """The command a message starts with (`/bot_on@name x` -> `bot_on`), if any."""
+    if not text or not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else None
+
+
+async def is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    """Whether the user administers this group (Telegram's own admins)."""
+    if chat_id > 0:
+        return False
+    try:
+        member = await bot.get_chat_member(chat_id=chat_id, user_id=user_id)
+    except TelegramAPIError:
+        return False
+    return member.status in CHAT_ADMIN_STATUSES
+
+
+async def may_press(query: CallbackQuery, task: TaskRecord, policy: Policy) -> bool:
+    """Whether this user may press a job's buttons: its requester, admins, or anyone if allowed."""
+    user_id = query.from_user.id
+    if user_id == task.user_id or policy.is_admin(user_id):
+        return True
+    if task.chat_id < 0:
+        if (await policy.access.chat(task.chat_id)).anyone_presses:
+            return True
+        if query.bot is not None and await is_chat_admin(query.bot, task.chat_id, user_id):
+            return True
+    return False
+
+
+def not_yours() -> str:
+    """The alert for pressing someone else's buttons."""
+    return _("These buttons belong to the person who started this job.")
+
+
+def describe_user(first_name: str | None, username: str | None, user_id: int) -> str:
+    """A user as admins read them: name, @username, id."""
+    parts = [html.escape(first_name or "?")]
+    if username:
+        parts.append(f"@{html.escape(username)}")
+    parts.append(f"<code>{user_id}</code>")
+    return " ".join(parts)

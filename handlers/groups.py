@@ -1,59 +1,16 @@
-"""Groups: who may press whose buttons, per-group switches, and /me."""
+"""Groups: per-group switches (/bot_on, /group_limit, /group_buttons), and /me."""
 
 from __future__ import annotations
 
-import html
-
-from aiogram import Bot, Router
+from aiogram import Router
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
 
 from bot.i18n import _
 from bot.limits import Policy, reset_text, today
 from bot.payments import Payments, balance_text
-from storage.tasks import TaskRecord
-
-# Commands a disabled group still hears, so it can be switched back on.
-GROUP_COMMANDS = ("bot_on", "bot_off", "group_limit", "group_buttons")
-CHAT_ADMIN_STATUSES = ("creator", "administrator")
-
-
-def command_name(text: str | None) -> str | None:
-    """The command a message starts with (`/bot_on@name x` -> `bot_on`), if any."""
-    if not text or not text.startswith("/"):
-        return None
-    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else None
-
-
-async def is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
-    """Whether the user administers this group (Telegram's own admins)."""
-    if chat_id > 0:
-        return False
-    try:
-        member = await bot.get_chat_member(chat_id=chat_id, user_id=user_id)
-    except TelegramAPIError:
-        return False
-    return member.status in CHAT_ADMIN_STATUSES
-
-
-async def may_press(query: CallbackQuery, task: TaskRecord, policy: Policy) -> bool:
-    """Whether this user may press a job's buttons: its requester, admins, or anyone if allowed."""
-    user_id = query.from_user.id
-    if user_id == task.user_id or policy.is_admin(user_id):
-        return True
-    if task.chat_id < 0:
-        if (await policy.access.chat(task.chat_id)).anyone_presses:
-            return True
-        if query.bot is not None and await is_chat_admin(query.bot, task.chat_id, user_id):
-            return True
-    return False
-
-
-def not_yours() -> str:
-    """The alert for pressing someone else's buttons."""
-    return _("These buttons belong to the person who started this job.")
+from handlers.common import is_chat_admin
 
 
 def me_text(
@@ -90,104 +47,100 @@ def me_text(
     return "\n".join(lines)
 
 
+async def me(message: Message, policy: Policy, payments: Payments) -> None:
+    """`/me`: today's use, limits and (with payments) the credit balance."""
+    if message.from_user is None:
+        return
+    user_id = message.from_user.id
+    usage = await policy.usage_of(user_id)
+    group: tuple[int, int] | None = None
+    if message.chat.id < 0:
+        group_limit = (await policy.access.chat(message.chat.id)).daily_limit
+        if group_limit:
+            group = (await policy.usage.used_in_chat(message.chat.id, today()), group_limit)
+    paid = payments.enabled and not policy.is_admin(user_id)
+    text = me_text(
+        usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group, paid=paid
+    )
+    if payments.enabled:
+        text += "\n\n" + balance_text(
+            await payments.credits.balance(user_id),
+            await payments.credits.purchases(user_id),
+            admin=policy.is_admin(user_id),
+        )
+    await message.reply(text)
+
+
+async def group_admin(message: Message, policy: Policy, *, owner_only: bool = False) -> bool:
+    """Whether the sender may change this group's settings; says why not otherwise."""
+    if message.chat.type == ChatType.PRIVATE:
+        await message.reply(_("This command works in groups."))
+        return False
+    user_id = message.from_user.id if message.from_user else 0
+    if policy.is_admin(user_id):
+        return True
+    if (
+        not owner_only
+        and message.bot
+        and await is_chat_admin(message.bot, message.chat.id, user_id)
+    ):
+        return True
+    await message.reply(_("Only the bot's admins can do that."))
+    return False
+
+
+async def switch(message: Message, command: CommandObject, policy: Policy) -> None:
+    """`/bot_on`, `/bot_off` in a group."""
+    if not await group_admin(message, policy):
+        return
+    enabled = command.command == "bot_on"
+    await policy.update_chat(message.chat.id, enabled=enabled)
+    await message.reply(
+        _("The bot is on in this group.") if enabled else _("The bot is off in this group.")
+    )
+
+
+async def group_limit(message: Message, command: CommandObject, policy: Policy) -> None:
+    """`/group_limit N|off`: the group's own daily limit (the bot's admins only)."""
+    if not await group_admin(message, policy, owner_only=True):
+        return
+    arg = (command.args or "").strip().lower()
+    if arg in ("off", "0", "none"):
+        await policy.update_chat(message.chat.id, daily_limit=None)
+        await message.reply(_("This group has no daily limit of its own now."))
+        return
+    if not arg.isdigit():
+        await message.reply(
+            _("Usage: <code>/group_limit 20</code> or <code>/group_limit off</code>")
+        )
+        return
+    await policy.update_chat(message.chat.id, daily_limit=int(arg))
+    await message.reply(_("This group may now run {limit} jobs a day.").format(limit=int(arg)))
+
+
+async def group_buttons(message: Message, command: CommandObject, policy: Policy) -> None:
+    """`/group_buttons everyone|owner`: who may press the buttons under results."""
+    if not await group_admin(message, policy):
+        return
+    arg = (command.args or "").strip().lower()
+    if arg not in ("everyone", "owner"):
+        await message.reply(
+            _("Usage: <code>/group_buttons everyone</code> or <code>/group_buttons owner</code>")
+        )
+        return
+    await policy.update_chat(message.chat.id, anyone_presses=arg == "everyone")
+    await message.reply(
+        _("Everyone here can press the buttons under results now.")
+        if arg == "everyone"
+        else _("Only whoever started a job (and admins) can press its buttons now.")
+    )
+
+
 def build_router() -> Router:
     """The router for /me and the per-group switches."""
     router = Router(name="groups")
-
-    @router.message(Command("me"))
-    async def me(message: Message, policy: Policy, payments: Payments) -> None:
-        if message.from_user is None:
-            return
-        user_id = message.from_user.id
-        usage = await policy.usage_of(user_id)
-        group: tuple[int, int] | None = None
-        if message.chat.id < 0:
-            group_limit = (await policy.access.chat(message.chat.id)).daily_limit
-            if group_limit:
-                group = (await policy.usage.used_in_chat(message.chat.id, today()), group_limit)
-        paid = payments.enabled and not policy.is_admin(user_id)
-        text = me_text(
-            usage.used, usage.limit, usage.running, usage.concurrent_limit, group=group, paid=paid
-        )
-        if payments.enabled:
-            text += "\n\n" + balance_text(
-                await payments.credits.balance(user_id),
-                await payments.credits.purchases(user_id),
-                admin=policy.is_admin(user_id),
-            )
-        await message.reply(text)
-
-    async def group_admin(message: Message, policy: Policy, *, owner_only: bool = False) -> bool:
-        """Whether the sender may change this group's settings; says why not otherwise."""
-        if message.chat.type == ChatType.PRIVATE:
-            await message.reply(_("This command works in groups."))
-            return False
-        user_id = message.from_user.id if message.from_user else 0
-        if policy.is_admin(user_id):
-            return True
-        if (
-            not owner_only
-            and message.bot
-            and await is_chat_admin(message.bot, message.chat.id, user_id)
-        ):
-            return True
-        await message.reply(_("Only the bot's admins can do that."))
-        return False
-
-    @router.message(Command("bot_off", "bot_on"))
-    async def switch(message: Message, command: CommandObject, policy: Policy) -> None:
-        if not await group_admin(message, policy):
-            return
-        enabled = command.command == "bot_on"
-        await policy.update_chat(message.chat.id, enabled=enabled)
-        await message.reply(
-            _("The bot is on in this group.") if enabled else _("The bot is off in this group.")
-        )
-
-    @router.message(Command("group_limit"))
-    async def group_limit(message: Message, command: CommandObject, policy: Policy) -> None:
-        if not await group_admin(message, policy, owner_only=True):
-            return
-        arg = (command.args or "").strip().lower()
-        if arg in ("off", "0", "none"):
-            await policy.update_chat(message.chat.id, daily_limit=None)
-            await message.reply(_("This group has no daily limit of its own now."))
-            return
-        if not arg.isdigit():
-            await message.reply(
-                _("Usage: <code>/group_limit 20</code> or <code>/group_limit off</code>")
-            )
-            return
-        await policy.update_chat(message.chat.id, daily_limit=int(arg))
-        await message.reply(_("This group may now run {limit} jobs a day.").format(limit=int(arg)))
-
-    @router.message(Command("group_buttons"))
-    async def group_buttons(message: Message, command: CommandObject, policy: Policy) -> None:
-        if not await group_admin(message, policy):
-            return
-        arg = (command.args or "").strip().lower()
-        if arg not in ("everyone", "owner"):
-            await message.reply(
-                _(
-                    "Usage: <code>/group_buttons everyone</code> or "
-                    "<code>/group_buttons owner</code>"
-                )
-            )
-            return
-        await policy.update_chat(message.chat.id, anyone_presses=arg == "everyone")
-        await message.reply(
-            _("Everyone here can press the buttons under results now.")
-            if arg == "everyone"
-            else _("Only whoever started a job (and admins) can press its buttons now.")
-        )
-
+    router.message.register(me, Command("me"))
+    router.message.register(switch, Command("bot_off", "bot_on"))
+    router.message.register(group_limit, Command("group_limit"))
+    router.message.register(group_buttons, Command("group_buttons"))
     return router
-
-
-def describe_user(first_name: str | None, username: str | None, user_id: int) -> str:
-    """A user as admins read them: name, @username, id."""
-    parts = [html.escape(first_name or "?")]
-    if username:
-        parts.append(f"@{html.escape(username)}")
-    parts.append(f"<code>{user_id}</code>")
-    return " ".join(parts)

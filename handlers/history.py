@@ -80,50 +80,51 @@ def history_keyboard(tasks: list[TaskRecord]) -> InlineKeyboardMarkup | None:
     )
 
 
+async def show_history(message: Message, tasks: TaskRepo, payments: Payments) -> None:
+    """`/history`: this chat's latest jobs, with buttons to send a result again."""
+    if message.from_user is None:
+        return
+    # Only this chat's jobs: in a group, the user's jobs there (their private prompts stay
+    # private); in a private chat, the ones they started there. A result sent again then
+    # lands where its buttons belong.
+    recent = await tasks.recent_in_chat(message.from_user.id, message.chat.id, HISTORY_SIZE)
+    if not recent:
+        await message.answer(_("No jobs yet. Start one with /imagine."))
+        return
+    costs = (
+        await payments.credits.job_costs([task.id for task in recent])
+        if payments.enabled
+        else None
+    )
+    await message.answer(history_text(recent, costs), reply_markup=history_keyboard(recent))
+
+
+async def resend(
+    query: CallbackQuery, callback_data: HistoryCallback, message: Message, tasks: TaskRepo
+) -> None:
+    """Send a result from /history again, with its buttons."""
+    task = await tasks.get(callback_data.task_id)
+    if (
+        task is None
+        or task.user_id != query.from_user.id
+        or task.chat_id != message.chat.id
+        or not task.result_file_id
+    ):
+        await query.answer(_("This result is no longer available."), show_alert=True)
+        return
+    await query.answer()
+    # The file_id is Telegram's own copy: Discord links in the stored result expire.
+    # Message.answer_* post into the message's forum topic by themselves.
+    caption, keyboard = caption_for(task), result_keyboard(task)
+    if is_animation(task.result):
+        await message.answer_animation(task.result_file_id, caption=caption, reply_markup=keyboard)
+    else:
+        await message.answer_photo(task.result_file_id, caption=caption, reply_markup=keyboard)
+
+
 def build_router() -> Router:
     """The router for /history and its buttons."""
     router = Router(name="history")
-
-    @router.message(Command("history"))
-    async def show_history(message: Message, tasks: TaskRepo, payments: Payments) -> None:
-        if message.from_user is None:
-            return
-        # Only this chat's jobs: in a group, the user's jobs there (their private prompts stay
-        # private); in a private chat, the ones they started there. A result sent again then
-        # lands where its buttons belong.
-        recent = await tasks.recent_in_chat(message.from_user.id, message.chat.id, HISTORY_SIZE)
-        if not recent:
-            await message.answer(_("No jobs yet. Start one with /imagine."))
-            return
-        costs = (
-            await payments.credits.job_costs([task.id for task in recent])
-            if payments.enabled
-            else None
-        )
-        await message.answer(history_text(recent, costs), reply_markup=history_keyboard(recent))
-
-    @router.callback_query(HistoryCallback.filter(), F.message.as_("message"))
-    async def resend(
-        query: CallbackQuery, callback_data: HistoryCallback, message: Message, tasks: TaskRepo
-    ) -> None:
-        task = await tasks.get(callback_data.task_id)
-        if (
-            task is None
-            or task.user_id != query.from_user.id
-            or task.chat_id != message.chat.id
-            or not task.result_file_id
-        ):
-            await query.answer(_("This result is no longer available."), show_alert=True)
-            return
-        await query.answer()
-        # The file_id is Telegram's own copy: Discord links in the stored result expire.
-        # Message.answer_* post into the message's forum topic by themselves.
-        caption, keyboard = caption_for(task), result_keyboard(task)
-        if is_animation(task.result):
-            await message.answer_animation(
-                task.result_file_id, caption=caption, reply_markup=keyboard
-            )
-        else:
-            await message.answer_photo(task.result_file_id, caption=caption, reply_markup=keyboard)
-
+    router.message.register(show_history, Command("history"))
+    router.callback_query.register(resend, HistoryCallback.filter(), F.message.as_("message"))
     return router

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.enums import ChatType
@@ -16,106 +16,29 @@ from aiogram.utils.i18n import I18nMiddleware
 
 from bot.i18n import _, pick_locale
 from bot.limits import Policy
-from handlers.common import requester_of
-from handlers.groups import GROUP_COMMANDS, command_name
-from handlers.images import Flow, ImageMenu, looks_like_image, parse_command
+from handlers.common import GROUP_COMMANDS, command_name, requester_of
+from handlers.image_common import Flow, ImageMenu, RecentAlbums, looks_like_image, parse_command
+from handlers.image_jobs import ImageFlows
+from handlers.throttle import ALBUM_SIZE, BURST, LRU, TRACKED, Throttle
 from storage.settings import UserSettingsRepo
 from storage.users import UserRepo
 
-# How many users (and chats) the access checks remember; the least recent are forgotten first.
-TRACKED = 10_000
-# Updates a user may send in a burst, and how many a second refill it: more than a person
-# pressing through menus and every button under a result (an album counts once) ever needs,
-# while a script's flood runs dry within a second.
-BURST = 30
-REFILL_PER_SECOND = 2.0
-# Telegram albums hold at most 10 items; only that many parts ride on the first one's token.
-ALBUM_SIZE = 10
+__all__ = [
+    "ALBUM_SIZE",
+    "BURST",
+    "LRU",
+    "AccessMiddleware",
+    "AlbumMiddleware",
+    "Throttle",
+    "UserLocaleMiddleware",
+    "image_flows",
+]
 
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A dict that keeps only its `size` most recently used entries."""
-
-    def __init__(self, size: int = TRACKED) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The value (now the most recent), or None."""
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        """Store a value, forgetting the least recently used entry when full."""
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
-    album: str | None = None
-    album_parts: int = 0
-    told: bool = False
-
-
-class Throttle:
-    """Per-sender token buckets over a bounded table: floods are cut, one notice each."""
-
-    def __init__(
-        self,
-        *,
-        burst: int = BURST,
-        per_second: float = REFILL_PER_SECOND,
-        tracked: int = TRACKED,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.burst = burst
-        self.per_second = per_second
-        self._clock = clock
-        # A forgotten sender starts with a full bucket, which is what a quiet one has anyway.
-        self._buckets: LRU[int, _Bucket] = LRU(tracked)
-
-    def check(self, key: int, album: str | None = None) -> bool | None:
-        """True: go on. False: drop and tell them (once per flood). None: drop quietly."""
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = _Bucket(tokens=float(self.burst), at=now)
-            self._buckets.put(key, bucket)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.per_second)
-        bucket.at = now
-        if bucket.tokens >= self.burst:
-            bucket.told = False  # quiet long enough: a later flood is told again
-        same_album = album is not None and album == bucket.album
-        if same_album:
-            bucket.album_parts += 1
-            if bucket.album_parts <= ALBUM_SIZE:
-                return True  # the rest of an album its first part paid for
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            if not same_album:
-                bucket.album, bucket.album_parts = album, 1
-            return True
-        if bucket.told:
-            return None
-        bucket.told = True
-        return False
-
-    def __len__(self) -> int:
-        return len(self._buckets)
+log = logging.getLogger(__name__)
+# Album parts arrive as separate updates a few milliseconds apart; wait this long for quiet.
+ALBUM_QUIET_SECONDS = 0.6
+# At shutdown, how long albums already received may take to be handled before they are dropped.
+ALBUM_GRACE_SECONDS = 5.0
 
 
 def too_fast() -> str:
@@ -353,3 +276,83 @@ class UserLocaleMiddleware(I18nMiddleware):
         repo: UserSettingsRepo = data["user_settings"]
         chosen = (await repo.get(user.id)).locale
         return chosen or pick_locale(user.language_code)
+
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class AlbumMiddleware(BaseMiddleware):
+    """Hands the image handlers a whole album (`album`: its messages) as one update.
+
+    Telegram sends an album as separate messages sharing media_group_id. Every part is
+    remembered (a later reply may name any of them) and returns at once; once the parts have
+    stopped coming for `quiet` seconds, the handlers run once, for the first message, from a
+    task of this middleware's, so no update slot is held while the album arrives. At shutdown
+    (`drain`, on the router's shutdown) albums stop waiting and are handled as they are.
+    """
+
+    def __init__(self, quiet: float = ALBUM_QUIET_SECONDS) -> None:
+        self.quiet = quiet
+        self.recent = RecentAlbums()
+        self._parts: dict[tuple[int, str], list[Message]] = {}
+        self._waiting: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        """Pass single messages on; gather an album's parts and pass the album on once."""
+        data["recent_albums"] = self.recent
+        if not isinstance(event, Message) or event.media_group_id is None:
+            return await handler(event, data)
+        if not (event.photo or event.document):
+            return await handler(event, data)  # a video of an album is no image: not collected
+        self.recent.add(event)
+        key = (event.chat.id, event.media_group_id)
+        parts = self._parts.get(key)
+        if parts is not None:
+            parts.append(event)
+            return None
+        self._parts[key] = [event]
+        task = asyncio.create_task(self._when_quiet(key, handler, data))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+        return None
+
+    async def _when_quiet(
+        self, key: tuple[int, str], handler: Handler, data: dict[str, Any]
+    ) -> None:
+        seen = 0
+        while seen != len(self._parts[key]) and not self._closing.is_set():
+            seen = len(self._parts[key])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.quiet)
+        album = sorted(self._parts.pop(key), key=lambda m: m.message_id)
+        data["album"] = album
+        try:
+            await handler(album[0], data)
+        except Exception:
+            # Out of the update's own task, so the dispatcher can't log it: this does.
+            log.exception("Handling album %s failed", key[1])
+
+    async def drain(self, grace: float = ALBUM_GRACE_SECONDS) -> None:
+        """Handle the albums received so far now (no more parts will come), within `grace`."""
+        self._closing.set()
+        if not self._waiting:
+            return
+        _, late = await asyncio.wait(set(self._waiting), timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+
+async def image_flows(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+    """Hands the image handlers `image_flows`, built from the dispatcher's dependencies."""
+    data["image_flows"] = ImageFlows(
+        bot=data["bot"],
+        jobs=data["jobs"],
+        client=data["client"],
+        uploads=data["uploads"],
+        user_settings=data["user_settings"],
+        settings=data["settings"],
+        translator=data.get("translator"),
+    )
+    return await handler(event, data)

@@ -69,23 +69,24 @@ def help_text(username: str) -> str:
     ).format(username=username)
 
 
+async def start(message: Message, settings: Settings, payments: Payments) -> None:
+    """`/start` and `/help`: what the bot does and how to ask it."""
+    me = await message.bot.me() if message.bot else None
+    username = me.username if me and me.username else "bot"
+    text = help_text(username) + "\n\n"
+    text += todays_midjourney(username, translation=settings.translate_url is not None)
+    if payments.enabled:
+        text += "\n\n" + _(
+            "Your free jobs each day are on the house; after them a job costs credits, "
+            "bought with Telegram Stars: <code>/buy</code>. <code>/balance</code> shows "
+            "yours. A failed job costs nothing."
+        )
+    await message.answer(text)
+
+
 def build_router() -> Router:
     """The router for /start and /help."""
     router = Router(name="start")
-
-    @router.message(CommandStart())
-    @router.message(Command("help"))
-    async def start(message: Message, settings: Settings, payments: Payments) -> None:
-        me = await message.bot.me() if message.bot else None
-        username = me.username if me and me.username else "bot"
-        text = help_text(username) + "\n\n"
-        text += todays_midjourney(username, translation=settings.translate_url is not None)
-        if payments.enabled:
-            text += "\n\n" + _(
-                "Your free jobs each day are on the house; after them a job costs credits, "
-                "bought with Telegram Stars: <code>/buy</code>. <code>/balance</code> shows "
-                "yours. A failed job costs nothing."
-            )
-        await message.answer(text)
-
+    router.message.register(start, CommandStart())
+    router.message.register(start, Command("help"))
     return router

@@ -33,7 +33,7 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def external_sim() -> AsyncIterator[Simulator]:
-    """A simulator for a bot run as a process, which reaches it as an external API."""
+    """A simulator outside the bot, for a bot run as its own process (`python -m bot`)."""
     simulator = Simulator(SimulatorConfig(pace=0.05, api_key=API_KEY, grid_size=256))
     await simulator.start()
     yield simulator

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.userapi.simulator import Simulator
-from handlers.images import ImageMenu
+from handlers.image_common import ImageMenu
 from handlers.middlewares import BURST
 from storage.database import Database
 from storage.tasks import TaskRepo, TaskUpdate

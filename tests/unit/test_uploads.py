@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from bot.uploads import ImageProblem, make_mask, prepare_image
 from bot.webapp import check_init_data
-from handlers.images import describe_prompt, parse_command
+from handlers.image_common import describe_prompt, parse_command
 
 TOKEN = "123456:TEST-token"
 
