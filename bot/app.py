@@ -25,7 +25,9 @@ from bot.build import (
     build_telegram,
     build_translator,
     build_userapi,
+    build_view,
     connect_telegram_updates,
+    protect_secrets,
     serve,
 )
 from bot.config import Settings
@@ -36,7 +38,6 @@ from bot.menus import set_admin_menus, set_command_menus
 from bot.poller import StatusPoller
 from bot.ratelimit import RateLimiter
 from bot.redact import RedactSecrets
-from bot.redact import install as install_redaction
 from bot.redact import uninstall as uninstall_redaction
 from bot.retention import prune_daily
 from bot.translate import Translator
@@ -184,15 +185,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     """The start itself; what it opens is pushed on `stack` to be released on failure."""
     token = settings.bot_token.get_secret_value()
     # First of all: no record may carry the token or a key, a failing start's included.
-    redactor = install_redaction(
-        [token]
-        + [
-            secret.get_secret_value()
-            for secret in (settings.userapi_key, settings.translate_api_key)
-            if secret is not None
-        ]
-    )
-    stack.callback(uninstall_redaction, redactor)
+    redactor = protect_secrets(settings, stack)
     db = await Database.open(settings.database_path)
     stack.push_async_callback(db.close)
     client, simulator = await build_userapi(settings, stack)
@@ -200,15 +193,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     i18n = build_i18n()
     tasks = TaskRepo(db)
     user_settings = UserSettingsRepo(db)
-    view = TelegramView(
-        bot,
-        tasks,
-        client,
-        i18n,
-        edit_interval=settings.progress_edit_interval,
-        user_settings=user_settings,
-    )
-    stack.push_async_callback(view.close)
+    view = build_view(settings, bot, tasks, client, i18n, user_settings, stack)
     policy, payments = build_policy(settings, db, i18n)
     alerts = build_alerts(settings, client, bot, UsageRepo(db), i18n, stack)
     webhook_secret = derive_secret(token, "userapi-webhook")
@@ -216,22 +201,19 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     stack.push_async_callback(jobs.drain)
     translator = build_translator(settings, stack)
     handlers = RunningHandlers()
-    dispatcher = Dispatcher(
-        # Waiting states in the database: a flow half done survives a restart.
-        storage=SQLiteStorage(db),
+    dispatcher = build_dispatcher(
+        db,
+        handlers,
+        i18n,
         jobs=jobs,
         tasks=tasks,
-        prompts=PromptRequestRepo(db),
         user_settings=user_settings,
-        users=UserRepo(db),
         settings=settings,
         client=client,
-        uploads=UploadRepo(db),
         policy=policy,
         translator=translator,
         payments=payments,
     )
-    build_routing(dispatcher, i18n, handlers)
     web_app = build_web_app(jobs=jobs, client=client, tasks=tasks, webhook_secret=webhook_secret)
     RegionApp(
         jobs=jobs,
@@ -264,25 +246,44 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     )
     await set_command_menus(bot, i18n, payments.enabled)
     await set_admin_menus(bot, i18n, settings.admin_ids, admin_commands, payments.enabled)
-    await jobs.recover()
-    app.background.append(asyncio.create_task(poller.run()))
-    app.background.append(asyncio.create_task(prune_daily(db, settings.retention_days)))
-    if alerts is not None:
-        app.background.append(asyncio.create_task(alerts.run()))
-    web_app[READY]["ready"] = True
-    log.info(
-        "Bot started: Telegram by %s, task updates by %s",
-        "webhook" if settings.telegram_webhook else "long polling",
-        "webhook" if settings.public_url else "polling",
-    )
+    await go_live(app, web_app)
     return app
 
 
-def build_routing(dispatcher: Dispatcher, i18n: I18n, handlers: RunningHandlers) -> None:
-    """Routers and the middlewares every update passes."""
+async def go_live(app: App, web_app: web.Application) -> None:
+    """Take up the work left by the last run, start the background loops, report ready."""
+    await app.jobs.recover()
+    app.background.append(asyncio.create_task(app.poller.run()))
+    app.background.append(asyncio.create_task(prune_daily(app.db, app.settings.retention_days)))
+    if app.alerts is not None:
+        app.background.append(asyncio.create_task(app.alerts.run()))
+    web_app[READY]["ready"] = True
+    log.info(
+        "Bot started: Telegram by %s, task updates by %s",
+        "webhook" if app.settings.telegram_webhook else "long polling",
+        "webhook" if app.settings.public_url else "polling",
+    )
+
+
+def build_dispatcher(
+    db: Database,
+    handlers: RunningHandlers,
+    i18n: I18n,
+    **dependencies: Any,
+) -> Dispatcher:
+    """The dispatcher: the routers, the middlewares every update passes, and what handlers get."""
+    # Waiting states in the database: a flow half done survives a restart.
+    dispatcher = Dispatcher(
+        storage=SQLiteStorage(db),
+        prompts=PromptRequestRepo(db),
+        users=UserRepo(db),
+        uploads=UploadRepo(db),
+        **dependencies,
+    )
     dispatcher.update.outer_middleware(handlers)
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
     access_middleware = AccessMiddleware()
     dispatcher.message.outer_middleware(access_middleware)
     dispatcher.callback_query.outer_middleware(access_middleware)
+    return dispatcher

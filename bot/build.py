@@ -26,6 +26,9 @@ from bot.payments import Payments
 from bot.poller import StatusPoller
 from bot.queue_notices import TelegramQueueNotices
 from bot.ratelimit import Limits, RateLimiter
+from bot.redact import RedactSecrets
+from bot.redact import install as install_redaction
+from bot.redact import uninstall as uninstall_redaction
 from bot.telegram import StartupError, create_session, wait_for_telegram
 from bot.translate import Translator
 from bot.userapi import UserAPIClient
@@ -35,10 +38,45 @@ from bot.webhook_watch import WebhookWatch
 from storage.access import AccessRepo
 from storage.credits import CreditsRepo
 from storage.database import Database
+from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
 from storage.usage import UsageRepo
 
 log = logging.getLogger(__name__)
+
+
+def protect_secrets(settings: Settings, stack: contextlib.AsyncExitStack) -> RedactSecrets:
+    """Mask the bot token and the keys in every log record from now on."""
+    secrets = [settings.bot_token.get_secret_value()] + [
+        secret.get_secret_value()
+        for secret in (settings.userapi_key, settings.translate_api_key)
+        if secret is not None
+    ]
+    redactor = install_redaction(secrets)
+    stack.callback(uninstall_redaction, redactor)
+    return redactor
+
+
+def build_view(
+    settings: Settings,
+    bot: Bot,
+    tasks: TaskRepo,
+    client: UserAPIClient,
+    i18n: I18n,
+    user_settings: UserSettingsRepo,
+    stack: contextlib.AsyncExitStack,
+) -> TelegramView:
+    """Where jobs show in Telegram: status messages, progress, results."""
+    view = TelegramView(
+        bot,
+        tasks,
+        client,
+        i18n,
+        edit_interval=settings.progress_edit_interval,
+        user_settings=user_settings,
+    )
+    stack.push_async_callback(view.close)
+    return view
 
 
 async def build_userapi(

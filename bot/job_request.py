@@ -85,6 +85,23 @@ JobRequest = Annotated[
 _ADAPTER: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 
 
+def hook_for(webhook_url: str | None) -> Hook:
+    """The webhook fields of every job: progress updates to our URL, or none (we poll)."""
+    if not webhook_url:
+        return {}
+    return {"webhook_url": webhook_url, "webhook_type": "progress"}
+
+
+def stored_request(raw: str | None, account_hash: str | None) -> JobRequest:
+    """A task's stored request, on the account the job got its slot on."""
+    if raw is None:
+        raise LookupError("the task has no stored request")
+    request = load_request(raw)
+    if request.account_hash is None and account_hash is not None:
+        request = request.model_copy(update={"account_hash": account_hash})
+    return request
+
+
 def dump_request(request: JobRequest) -> str:
     """The request as JSON, for the tasks table."""
     return _ADAPTER.dump_json(request).decode()

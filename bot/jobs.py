@@ -17,11 +17,11 @@ from bot.background import Background
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
     FollowUpRequest,
-    Hook,
     ImagineRequest,
     JobRequest,
     dump_request,
-    load_request,
+    hook_for,
+    stored_request,
     submit,
 )
 from bot.job_values import (
@@ -195,10 +195,10 @@ class Jobs:
     async def _send(self, record: TaskRecord) -> TaskRecord:
         """Call the API once with the stored request and store its answer."""
         try:
-            request = self._request_of(record)
+            request = stored_request(record.request, record.account_hash)
             self._submitting += 1
             try:
-                answer = await submit(self._client, request, self._hook())
+                answer = await submit(self._client, request, hook_for(self._webhook_url))
             finally:
                 self._submitting -= 1
         except UserAPIError as error:
@@ -225,16 +225,6 @@ class Jobs:
         if early is not None:
             await self.handle_update(early)
         return await self._repo.require(record.id)
-
-    @staticmethod
-    def _request_of(record: TaskRecord) -> JobRequest:
-        """The stored request, on the account the job got its slot on."""
-        if record.request is None:
-            raise LookupError(f"task {record.id} has no stored request")
-        request = load_request(record.request)
-        if request.account_hash is None and record.account_hash is not None:
-            request = request.model_copy(update={"account_hash": record.account_hash})
-        return request
 
     async def _release(self, task_id: int, after: asyncio.Event | None = None) -> None:
         """Free an ended job's slot (or queue place) and submit the next jobs at once."""
@@ -297,11 +287,6 @@ class Jobs:
             action=action.key,
             choice=choice,
         )
-
-    def _hook(self) -> Hook:
-        if not self._webhook_url:
-            return {}
-        return {"webhook_url": self._webhook_url, "webhook_type": "progress"}
 
     # -- updates -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from bot.clock import Clock, SystemClock
 from bot.job_values import Failure
 from bot.jobs import Jobs
-from bot.ratelimit import Bucket
+from bot.rate_windows import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo

@@ -1,6 +1,6 @@
 """The userapi.ai Midjourney API: its typed client, its error and its models."""
 
-from bot.userapi.client import UserAPIClient, UserAPIError
+from bot.userapi.client import UserAPIClient
 from bot.userapi.models import (
     BlendImage,
     DiscordAccount,
@@ -19,6 +19,7 @@ from bot.userapi.models import (
     Usage,
     parse_result,
 )
+from bot.userapi.wire import UserAPIError
 
 __all__ = [
     "BlendImage",

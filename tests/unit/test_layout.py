@@ -12,16 +12,9 @@ PACKAGES = ("bot", "handlers", "storage")
 EXEMPT = ("bot/userapi/simulator",)
 MODULE_LINES = 400
 FUNCTION_LINES = 80
-# Over the guide today and being split outside handlers/ (the lead's part of issue 12); an
-# entry stays only while it is still over, so the list can only shrink.
-PENDING = frozenset(
-    {
-        "bot/app.py:_start",
-        "bot/jobs.py",
-        "bot/ratelimit.py",
-        "bot/userapi/client.py",
-    }
-)
+# Modules or functions allowed over the guide for now; an entry stays only while it is still
+# over, so the list can only shrink (empty: everything is within the guide).
+PENDING: frozenset[str] = frozenset()
 
 
 def _tree(path: Path) -> ast.Module:
