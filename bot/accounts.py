@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.i18n import _
 from bot.userapi import DiscordAccount, InfoResult, UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus
 
 INFO_POLL_INTERVAL = 0.5
 INFO_TIMEOUT = 30.0
@@ -38,9 +39,9 @@ async def fetch_info(client: UserAPIClient, account_hash: str) -> InfoResult:
     async with asyncio.timeout(INFO_TIMEOUT):
         while True:
             task = await client.status(hash=task_hash)
-            if task.status is not None and task.status.value == "error":
+            if task.status is TaskStatus.ERROR:
                 raise UserAPIError(None, task.status_reason or "info failed")
-            if task.status is not None and task.status.value == "done":
+            if task.status is TaskStatus.DONE:
                 if not isinstance(task.result, InfoResult):
                     raise UserAPIError(None, "info answered without subscription data")
                 return task.result

@@ -1,8 +1,8 @@
 """Follow-up actions of a finished task: which buttons it gets, in which order, and what each does.
 
 Buttons come from the task's `next_actions` when the API sent them, otherwise from the task's
-type and the prompt's model version. The order is stable for a given task, so a button is
-identified by the task id and its index in `flat_actions(...)` (kept short in callback data).
+type and the prompt's model version. A button is named by its task and its action's `key`
+(bot/keyboards.py), so a change to these tables never changes what a button in a chat does.
 """
 
 from __future__ import annotations
@@ -11,28 +11,40 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, assert_never, get_args
+
+from bot.userapi.models import GRID_TYPES, UPSCALED_TYPES, TaskType
 
 log = logging.getLogger(__name__)
 
-GRID_TYPES = frozenset(
-    {
-        "imagine",
-        "variation",
-        "reroll",
-        "blend",
-        "zoom",
-        "pan",
-        "vary_subtle",
-        "vary_strong",
-        "inpaint",
-    }
-)
-UPSCALED_TYPES = frozenset({"upscale", "upsample"})
+# Buttons the API runs on the finished task they are under (an endpoint of the same name;
+# custom_zoom is /zoom with a prompt).
+FollowUp = Literal[
+    "upscale",
+    "variation",
+    "reroll",
+    "vary_subtle",
+    "vary_strong",
+    "zoom",
+    "custom_zoom",
+    "pan",
+    "upsample",
+    "animate",
+    "seed",
+]
+# Buttons the bot runs itself: Vary (Region) asks for a mask first; describe's buttons start
+# an imagine of a described prompt, or describe the image again.
+InChat = Literal["inpaint", "imagine", "describe"]
+ActionKind = Literal[FollowUp, InChat]
+# The kinds the API's `next_actions` name (Custom Zoom is the bot's, from `zoom`).
+OFFERED_KINDS: frozenset[str] = (frozenset(get_args(FollowUp)) - {"custom_zoom"}) | {"inpaint"}
+
 ANIMATION_SUFFIXES = (".webp", ".gif", ".mp4", ".webm")
 
 # Actions whose endpoint takes a new prompt when the account is in remix mode.
-REMIX_KINDS = frozenset({"variation", "reroll", "vary_subtle", "vary_strong", "pan"})
+REMIX_KINDS: frozenset[ActionKind] = frozenset(
+    {"variation", "reroll", "vary_subtle", "vary_strong", "pan"}
+)
 
 PAN_LABELS = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}
 ZOOM_LABELS = {50: "Zoom Out 2x", 75: "Zoom Out 1.5x"}
@@ -74,7 +86,7 @@ def fits_version(kind: str, prompt: str | None) -> bool:
 class Action:
     """One button: what it does (kind and choice) and what it reads."""
 
-    kind: str
+    kind: ActionKind
     choice: int | str | None = None
     label: str = ""
 
@@ -84,9 +96,9 @@ class Action:
         return self.kind if self.choice is None else f"{self.kind}:{self.choice}"
 
     @property
-    def task_type(self) -> str:
+    def task_type(self) -> TaskType:
         """The `type` of the task this action creates."""
-        return "zoom" if self.kind == "custom_zoom" else self.kind
+        return TaskType.ZOOM if self.kind == "custom_zoom" else TaskType(self.kind)
 
     @property
     def always_needs_prompt(self) -> bool:
@@ -97,6 +109,29 @@ class Action:
     def takes_remix_prompt(self) -> bool:
         """Whether remix mode makes this action ask for a prompt first."""
         return self.kind in REMIX_KINDS
+
+
+def follow_up(kind: ActionKind) -> FollowUp | None:
+    """The endpoint a button calls on its task, or None for the ones the bot runs itself."""
+    match kind:
+        case (
+            "upscale"
+            | "variation"
+            | "reroll"
+            | "vary_subtle"
+            | "vary_strong"
+            | "zoom"
+            | "custom_zoom"
+            | "pan"
+            | "upsample"
+            | "animate"
+            | "seed"
+        ):
+            return kind
+        case "inpaint" | "imagine" | "describe":
+            return None
+        case _:
+            assert_never(kind)
 
 
 def model_version(prompt: str | None) -> tuple[str, float]:
@@ -153,13 +188,13 @@ def _from_next_actions(next_actions: list[dict[str, Any]]) -> list[list[Action]]
             ]
         )
     vary = [
-        Action(kind, None, label)
-        for kind, label in (
-            ("vary_subtle", "Vary (Subtle)"),
-            ("vary_strong", "Vary (Strong)"),
-            ("inpaint", "Vary (Region)"),
+        action
+        for action in (
+            Action("vary_subtle", None, "Vary (Subtle)"),
+            Action("vary_strong", None, "Vary (Strong)"),
+            Action("inpaint", None, "Vary (Region)"),
         )
-        if kind in offered
+        if action.kind in offered
     ]
     if vary:
         rows.append(vary)
@@ -192,19 +227,7 @@ def _from_next_actions(next_actions: list[dict[str, Any]]) -> list[list[Action]]
         )
     last = [Action("reroll", None, "🔄")] if "reroll" in offered else []
     rows.append(last)
-    unknown = offered.keys() - {
-        "upscale",
-        "variation",
-        "vary_subtle",
-        "vary_strong",
-        "zoom",
-        "pan",
-        "upsample",
-        "animate",
-        "reroll",
-        "seed",
-        "inpaint",
-    }
+    unknown = offered.keys() - OFFERED_KINDS
     if unknown:
         log.info("Ignoring next_actions the bot has no button for: %s", sorted(unknown))
     return rows
@@ -233,7 +256,7 @@ def _upscaled_rows(task_type: str, prompt: str | None) -> list[list[Action]]:
         [Action("pan", side, label) for side, label in PAN_LABELS.items()],
     ]
     # An upsampled image can't be upsampled again; Midjourney shows no Upscale row there.
-    if task_type == "upscale":
+    if task_type == TaskType.UPSCALE:
         rows.append([Action("upsample", c, upsample_label(c)) for c in upsample_choices(prompt)])
     rows.append([Action("animate", c, label) for c, label in ANIMATE_LABELS.items()])
     rows.append([])
@@ -261,7 +284,7 @@ def action_rows(
     next_actions: list[dict[str, Any]] | None,
 ) -> list[list[Action]]:
     """The keyboard of a finished task as rows of actions (empty when it has no follow-ups)."""
-    if task_type == "describe" and isinstance(result, list) and result:
+    if task_type == TaskType.DESCRIBE and isinstance(result, list) and result:
         # Midjourney's describe: 1-4 imagine that prompt, 🔄 describes the image again.
         return [
             [Action("imagine", n, str(n)) for n in range(1, len(result) + 1)],
@@ -272,7 +295,7 @@ def action_rows(
     if next_actions is not None:
         # The API's list is authoritative when present, even when it offers nothing.
         rows = _from_next_actions(next_actions)
-    elif task_type == "animate":
+    elif task_type == TaskType.ANIMATE:
         rows = [
             [Action("upscale", n, f"U{n}") for n in (1, 2, 3, 4)],
             [Action("reroll", None, "🔄")],

@@ -8,25 +8,16 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.userapi.models import COUNTED_TYPES, TaskType
+
 # Jobs that count against daily limits by default: the ones that make a new grid or video.
-DEFAULT_COUNTED_TYPES = (
-    "imagine",
-    "variation",
-    "reroll",
-    "blend",
-    "zoom",
-    "pan",
-    "vary_subtle",
-    "vary_strong",
-    "inpaint",
-    "animate",
-)
+DEFAULT_COUNTED_TYPES = tuple(str(kind) for kind in TaskType if kind in COUNTED_TYPES)
 
 
 Speed = Literal["relax", "fast", "turbo"]
 ALL_SPEEDS: tuple[Speed, ...] = ("relax", "fast", "turbo")
 # What each job type costs in credits with PAYMENTS=stars (types not listed: see bot/payments.py).
-DEFAULT_JOB_COSTS = {"imagine": 1, "upscale": 1, "animate": 2}
+DEFAULT_JOB_COSTS: dict[str, int] = {TaskType.IMAGINE: 1, TaskType.UPSCALE: 1, TaskType.ANIMATE: 2}
 
 
 def _pairs(value: object, what: str) -> list[tuple[str, int]]:

@@ -26,7 +26,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from PIL import UnidentifiedImageError
 
-from bot.actions import UPSCALED_TYPES, is_animation
+from bot.actions import is_animation
 from bot.i18n import _
 from bot.job_values import Delivered, UndeliverableError
 from bot.keyboards import result_keyboard
@@ -35,6 +35,7 @@ from bot.progress import ProgressMessages, StatusMessage, reply_to, speaking
 from bot.ratelimit import Priority, priority
 from bot.texts import caption_for, failure_text, result_unavailable_text, type_label
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import UPSCALED_TYPES, TaskStatus
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -89,7 +90,7 @@ class TelegramView:
         """Send the result (or the failure) and remove the status message."""
         edit = self.progress.stop(task.id)
         try:
-            if edit is not None and task.status != "done":
+            if edit is not None and task.status != TaskStatus.DONE:
                 # A failure is written over the status message: after the last edit, not under.
                 await asyncio.wait([edit])
             try:
@@ -115,7 +116,7 @@ class TelegramView:
         task: TaskRecord,
         status: StatusMessage | None,
     ) -> Delivered:
-        if task.status != "done":
+        if task.status != TaskStatus.DONE:
             return await self._send_failure(task, status)
         result = task.result
         if isinstance(result, dict) and "seed" in result:

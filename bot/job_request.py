@@ -12,6 +12,7 @@ from typing import Annotated, Literal, TypedDict, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bot.actions import FollowUp
 from bot.userapi import Task, UserAPIClient
 from bot.userapi.models import BlendImage
 
@@ -49,21 +50,6 @@ class BlendRequest(_Request):
 
     endpoint: Literal["blend"] = "blend"
     images: list[BlendImage]
-
-
-FollowUp = Literal[
-    "upscale",
-    "variation",
-    "reroll",
-    "vary_subtle",
-    "vary_strong",
-    "zoom",
-    "custom_zoom",
-    "pan",
-    "upsample",
-    "animate",
-    "seed",
-]
 
 
 class FollowUpRequest(_Request):

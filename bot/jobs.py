@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any, cast
+from typing import Any
 
-from bot.actions import Action
+from bot.actions import Action, follow_up
 from bot.background import Background
 from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.job_request import (
-    FollowUp,
     FollowUpRequest,
     ImagineRequest,
     JobRequest,
@@ -38,6 +37,7 @@ from bot.job_values import (
 )
 from bot.remix import RemixCache
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus, TaskType
 from bot.webhook_inbox import WebhookInbox
 from bot.webhook_watch import WebhookWatch
 from storage.tasks import TaskRecord, TaskRepo
@@ -242,7 +242,7 @@ class Jobs:
         return await self.start(
             requester,
             ImagineRequest(prompt=prompt, account_hash=account_hash),
-            type="imagine",
+            type=TaskType.IMAGINE,
             prompt=prompt,
         )
 
@@ -263,17 +263,20 @@ class Jobs:
         if action.kind == "seed":
             earlier = await self._repo.child(parent.id, action.key)
             # The API answers /seed once per hash: a repeated press shows the kept answer.
-            if earlier is not None and earlier.status != "error":
-                if earlier.status == "done":
+            if earlier is not None and earlier.status != TaskStatus.ERROR:
+                if earlier.status == TaskStatus.DONE:
                     await self.view.show_again(earlier)
                 return earlier
         if parent.hash is None:  # pragma: no cover - buttons exist only on accepted tasks
             raise LookupError(f"task {parent.id} has no hash")
+        endpoint = follow_up(action.kind)
+        if endpoint is None:  # pragma: no cover - the handlers run these in chat
+            raise ValueError(f"{action.kind} is not an API follow-up")
         choice = None if action.choice is None else str(action.choice)
         return await self.start(
             requester,
             FollowUpRequest(
-                endpoint=cast(FollowUp, action.kind),
+                endpoint=endpoint,
                 parent_hash=parent.hash,
                 choice=choice,
                 prompt=prompt,
@@ -304,7 +307,7 @@ class Jobs:
                 self.inbox.park(task)
             return False
         if record.is_final:
-            if record.status == "error" and self.observer is not None:
+            if record.status == TaskStatus.ERROR and self.observer is not None:
                 await self.observer.task_failed(record)
             await self._deliver(record)
         else:

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import I18n
 from bot.i18n import _
 from bot.job_values import Requester
 from bot.payments import Payments, no_credits_reason
+from bot.userapi.models import TaskStatus
 from storage.access import AccessRepo, ChatRule, UserRule
 from storage.tasks import TaskRecord
 from storage.usage import UsageRepo
@@ -268,10 +269,10 @@ class Policy:
         """A job reached a final state: charge what it holds on `done`, release it otherwise."""
         # Settled even with payments switched off since: holds from before must end too.
         if self.payments is not None and await self.payments.credits.settle(
-            record.id, done=record.status == "done"
+            record.id, done=record.status == TaskStatus.DONE
         ):
             return  # paid with credits: the free allowance is untouched
-        if record.status != "done":
+        if record.status != TaskStatus.DONE:
             return
         if self.payments is not None and self.paid and self.payments.cost(record.type) <= 0:
             return  # free by its price: not a free job of the day either

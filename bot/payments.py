@@ -13,9 +13,9 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.actions import GRID_TYPES, UPSCALED_TYPES
 from bot.i18n import _
 from bot.job_values import Failure
+from bot.userapi.models import GRID_TYPES, UPSCALED_TYPES, TaskType
 from storage.credits import Balance, CreditsRepo, Purchase
 
 # Telegram Stars: the only currency for digital goods sold inside Telegram; no provider.
@@ -91,9 +91,9 @@ class Payments:
             return max(0, self.costs[task_type])
         # Unlisted types cost what their family costs: a new grid is an imagine's price.
         if task_type in GRID_TYPES:
-            return max(0, self.costs.get("imagine", 0))
+            return max(0, self.costs.get(TaskType.IMAGINE, 0))
         if task_type in UPSCALED_TYPES:
-            return max(0, self.costs.get("upscale", 0))
+            return max(0, self.costs.get(TaskType.UPSCALE, 0))
         return 0
 
     def offered(self, credits: int, stars: int) -> Pack | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from bot.clock import Clock, SystemClock
 from bot.job_values import Failure
 from bot.jobs import Jobs
 from bot.rate_windows import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ class StatusPoller:
         max_rate: float = 20.0,
         stuck_after: float | None = None,
         on_key_rejected: KeyRejectedHook | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._repo = repo
         self._client = client
         self._jobs = jobs
@@ -59,7 +62,9 @@ class StatusPoller:
         self._quiet_after = quiet_after
         self._stuck_after = stuck_after
         self._on_key_rejected = on_key_rejected
-        self._budget = Bucket(max_rate, max(1.0, max_rate), max(1.0, max_rate), time.monotonic())
+        self._budget = Bucket(
+            max_rate, max(1.0, max_rate), max(1.0, max_rate), self._clock.monotonic()
+        )
         self._due: dict[int, float] = {}
         self._delay: dict[int, float] = {}
         # (status, progress) last seen per task and since when (wall clock, like updated_at).
@@ -73,7 +78,7 @@ class StatusPoller:
 
     async def run(self) -> None:
         """Poll until `stop()`."""
-        last_redelivery = time.monotonic()
+        last_redelivery = self._clock.monotonic()
         # Webhooks sent while the bot was down are lost: ask about every task in flight now
         # (within the budget) rather than after the watchdog's quiet period.
         everything = True
@@ -81,8 +86,8 @@ class StatusPoller:
             try:
                 await self.tick(everything=everything)
                 everything = False
-                if time.monotonic() - last_redelivery > REDELIVER_SECONDS:
-                    last_redelivery = time.monotonic()
+                if self._clock.monotonic() - last_redelivery > REDELIVER_SECONDS:
+                    last_redelivery = self._clock.monotonic()
                     await self._jobs.deliver_pending()
             except Exception:
                 # One bad sweep (a database hiccup, a bug) must not end polling for good:
@@ -99,7 +104,7 @@ class StatusPoller:
 
     async def tick(self, *, everything: bool = False) -> None:
         """Poll the tasks that are due now (every task in flight is due, with `everything`)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         records = await self._repo.in_flight()
         alive = {record.id for record in records}
         for gone in self._due.keys() - alive:
@@ -135,7 +140,7 @@ class StatusPoller:
             key=lambda r: (
                 r.id not in self._forced,
                 r.id in self._delay,
-                r.status != "progress",
+                r.status != TaskStatus.PROGRESS,
                 self._due[r.id] if r.id in self._delay else -self._due.get(r.id, now),
             ),
         )
@@ -150,7 +155,7 @@ class StatusPoller:
 
     def _is_stuck(self, record: TaskRecord) -> bool:
         """Whether the task's state has not moved for `stuck_after` seconds."""
-        now = time.time()
+        now = self._clock.time()
         state = (record.status, record.progress)
         seen = self._seen.get(record.id)
         if seen is None or seen[:2] != state:
@@ -166,7 +171,7 @@ class StatusPoller:
         if (
             self._quiet_after is not None
             and not self._webhooks_missing(record)
-            and time.time() - record.updated_at < self._quiet_after
+            and self._clock.time() - record.updated_at < self._quiet_after
         ):
             return False
         # A task seen for the first time (new, or found after a restart) is asked at once.
@@ -187,7 +192,7 @@ class StatusPoller:
         # down, which says nothing about webhooks.
         after_start = record.id in self._forced
         self._forced.discard(record.id)
-        running = record.status == "progress"
+        running = record.status == TaskStatus.PROGRESS
         async with self._semaphore:
             try:
                 task = await self._client.status(hash=record.hash)
@@ -197,9 +202,9 @@ class StatusPoller:
             else:
                 self._busy_pause = BUSY_PAUSE
                 changed = await self._jobs.handle_update(task)
-                running = task.status is not None and task.status.value == "progress"
+                running = task.status is TaskStatus.PROGRESS
                 watch = self._jobs.webhooks
-                moved_on = task.status is not None and task.status.value in ("progress", "done")
+                moved_on = task.status in (TaskStatus.PROGRESS, TaskStatus.DONE)
                 if changed and moved_on and watch is not None and not after_start:
                     await watch.missed(record.hash)
                 if not changed and self._quiet_after is not None:
@@ -211,7 +216,7 @@ class StatusPoller:
             ceiling = self._interval if running else self._max_interval
             delay = min(ceiling, self._delay.get(record.id, self._interval) * 1.5)
         self._delay[record.id] = delay
-        self._due[record.id] = time.monotonic() + delay
+        self._due[record.id] = self._clock.monotonic() + delay
 
     async def _failed(self, record: TaskRecord, error: UserAPIError) -> None:
         """React to a failed status request: back off on 429, raise the alarm on a bad key."""
@@ -219,10 +224,10 @@ class StatusPoller:
         if error.status == 429:
             pause = error.retry_after or self._busy_pause
             self._busy_pause = min(BUSY_PAUSE_MAX, self._busy_pause * 2)
-            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            self._paused_until = max(self._paused_until, self._clock.monotonic() + pause)
         elif error.is_auth_error:
-            first = self._paused_until < time.monotonic()
-            self._paused_until = time.monotonic() + KEY_REJECTED_PAUSE
+            first = self._paused_until < self._clock.monotonic()
+            self._paused_until = self._clock.monotonic() + KEY_REJECTED_PAUSE
             if first:
                 log.error("userapi rejected the API key (HTTP %s); pausing polling", error.status)
                 if self._on_key_rejected is not None:

@@ -10,26 +10,27 @@ from bot.actions import model_version
 from bot.i18n import _, __
 from bot.job_values import Failure
 from bot.payments import no_credits_cost
+from bot.userapi.models import TaskStatus, TaskType
 from storage.tasks import TaskRecord
 
 CAPTION_LIMIT = 1024
 
 # Midjourney's own names (Vary, Zoom Out) stay as Midjourney writes them in every language.
 TYPE_LABELS: dict[str, str | LazyProxy] = {
-    "imagine": __("Imagine"),
-    "variation": __("Variation"),
-    "reroll": __("Reroll"),
-    "upscale": __("Upscale"),
-    "upsample": __("Upscale"),
-    "vary_subtle": "Vary (Subtle)",
-    "vary_strong": "Vary (Strong)",
-    "zoom": "Zoom Out",
-    "pan": __("Pan"),
-    "blend": __("Blend"),
-    "inpaint": "Vary (Region)",
-    "animate": __("Animate"),
-    "describe": __("Describe"),
-    "seed": __("Seed"),
+    TaskType.IMAGINE: __("Imagine"),
+    TaskType.VARIATION: __("Variation"),
+    TaskType.REROLL: __("Reroll"),
+    TaskType.UPSCALE: __("Upscale"),
+    TaskType.UPSAMPLE: __("Upscale"),
+    TaskType.VARY_SUBTLE: "Vary (Subtle)",
+    TaskType.VARY_STRONG: "Vary (Strong)",
+    TaskType.ZOOM: "Zoom Out",
+    TaskType.PAN: __("Pan"),
+    TaskType.BLEND: __("Blend"),
+    TaskType.INPAINT: "Vary (Region)",
+    TaskType.ANIMATE: __("Animate"),
+    TaskType.DESCRIBE: __("Describe"),
+    TaskType.SEED: __("Seed"),
 }
 PREFILTER_WORDS: dict[str, LazyProxy] = {
     "TOXICITY": __("toxicity"),
@@ -79,7 +80,7 @@ def _cut(text: str, limit: int) -> str:
 def caption_for(task: TaskRecord) -> str:
     """A result's caption: the job type, the requester in groups, the prompt; 1,024 chars."""
     label = type_label(task.type)
-    if task.choice and task.type in ("upscale", "variation"):
+    if task.choice and task.type in (TaskType.UPSCALE, TaskType.VARIATION):
         label = f"{label} #{task.choice}"
     head = f"<b>{html.escape(label)}</b>"
     if task.chat_id < 0 and task.requester:
@@ -99,11 +100,11 @@ def status_text(task: TaskRecord) -> str:
     """The text of a task's status message for its current state."""
     label = type_label(task.type)
     prompt = html.escape(_cut(task.prompt or "", 300))
-    if task.status == "progress":
+    if task.status == TaskStatus.PROGRESS:
         filled = max(0, min(10, task.progress // 10))
         bar = "▰" * filled + "▱" * (10 - filled)
         state = _("🎨 Drawing… {percent}%").format(percent=task.progress) + f"\n{bar}"
-    elif task.status == "waiting":
+    elif task.status == TaskStatus.WAITING:
         state = _("⏳ Queued at Midjourney…")
     else:
         state = _("⏳ Sending to Midjourney…")

@@ -22,7 +22,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 
-from bot.actions import UPSCALED_TYPES, is_animation
+from bot.actions import is_animation
 from bot.i18n import _
 from bot.job_request import InpaintRequest
 from bot.job_values import Requester
@@ -31,6 +31,7 @@ from bot.limits import Policy
 from bot.prompts import PromptError, normalize_prompt
 from bot.uploads import ImageProblem, build_mask
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import UPSCALED_TYPES, TaskStatus
 from bot.web import read_body
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -104,7 +105,7 @@ def can_inpaint(task: TaskRecord | None) -> bool:
     """Whether a task is a finished still upscale (what Vary (Region) works on)."""
     return (
         task is not None
-        and task.status == "done"
+        and task.status == TaskStatus.DONE
         and task.type in UPSCALED_TYPES
         and task.hash is not None
         and isinstance(task.result, dict)
@@ -302,4 +303,4 @@ class RegionApp:
             locale=task.locale,
         )
         record = await start_inpaint(self._jobs, requester, task, mask_png=mask, prompt=prompt)
-        return web.json_response({"ok": record.status != "error", "task_id": record.id})
+        return web.json_response({"ok": record.status != TaskStatus.ERROR, "task_id": record.id})

@@ -6,6 +6,7 @@ import html
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.filters import or_f
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
 
@@ -13,7 +14,12 @@ from bot.actions import Action, flat_actions
 from bot.config import Settings
 from bot.i18n import _
 from bot.jobs import Jobs
-from bot.keyboards import ActionCallback, task_action_rows
+from bot.keyboards import (
+    ActionCallback,
+    LegacyActionCallback,
+    pressed_action,
+    task_action_rows,
+)
 from bot.limits import Policy
 from bot.translate import Translator
 from bot.userapi import UserAPIClient
@@ -67,7 +73,7 @@ async def _ask_prompt(
 
 async def on_action(
     query: CallbackQuery,
-    callback_data: ActionCallback,
+    callback_data: ActionCallback | LegacyActionCallback,
     jobs: Jobs,
     tasks: TaskRepo,
     prompts: PromptRequestRepo,
@@ -78,9 +84,9 @@ async def on_action(
 ) -> None:
     """A press on a result's button: start the action, or ask for what it needs first."""
     task = await tasks.get(callback_data.task_id)
-    actions = flat_actions(task_action_rows(task)) if task and task.status == "done" else []
+    action = pressed_action(task, callback_data) if task is not None else None
     message = query.message
-    if task is None or callback_data.index >= len(actions) or not isinstance(message, Message):
+    if task is None or action is None or not isinstance(message, Message):
         await query.answer(expired(), show_alert=True)
         return
     if not shown_here(query, message, task):
@@ -89,7 +95,6 @@ async def on_action(
     if not await may_press(query, task, policy):
         await query.answer(not_yours(), show_alert=True)
         return
-    action = actions[callback_data.index]
     if action.kind in ("imagine", "describe"):
         await describe_button(query, message, task, action, jobs, client)
         return
@@ -147,6 +152,8 @@ async def on_prompt_reply(
 def build_router() -> Router:
     """The router for action buttons and prompt replies."""
     router = Router(name="actions")
-    router.callback_query.register(on_action, ActionCallback.filter())
+    router.callback_query.register(
+        on_action, or_f(ActionCallback.filter(), LegacyActionCallback.filter())
+    )
     router.message.register(on_prompt_reply, F.reply_to_message, F.text)
     return router

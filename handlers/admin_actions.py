@@ -16,6 +16,7 @@ from bot.i18n import _
 from bot.limits import Policy
 from bot.payments import Payments
 from bot.userapi import Task, UserAPIClient, UserAPIError
+from bot.userapi.models import TaskStatus
 from storage.credits import RefundOutcome
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ async def _change_account(account_hash: str, change: Awaitable[Task]) -> Task | 
     except UserAPIError as error:
         reason = error.message
     else:
-        if task.status is None or task.status.value != "error":
+        if task.status is not TaskStatus.ERROR:
             return task
         reason = task.status_reason or "?"
     return _("❌ {account}: {error}").format(

@@ -15,6 +15,7 @@ from bot.i18n import _
 from bot.keyboards import result_keyboard
 from bot.payments import Payments
 from bot.texts import caption_for, type_label
+from bot.userapi.models import TaskStatus
 from storage.credits import JobCost
 from storage.tasks import TaskRecord, TaskRepo
 
@@ -29,9 +30,9 @@ class HistoryCallback(CallbackData, prefix="h1"):
 
 
 def _status_word(task: TaskRecord) -> str:
-    if task.status == "done":
+    if task.status == TaskStatus.DONE:
         return "✅"
-    if task.status == "error":
+    if task.status == TaskStatus.ERROR:
         return "❌"
     return "⏳"
 

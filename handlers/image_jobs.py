@@ -30,6 +30,7 @@ from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from bot.translate import Translator
 from bot.uploads import ImageProblem, ImageRef, Uploaded, upload_images
 from bot.userapi import UserAPIClient, UserAPIError
+from bot.userapi.models import TaskType
 from bot.webapp import region_url, upscale_size
 from handlers.common import requester_of
 from handlers.image_common import (
@@ -124,7 +125,7 @@ class ImageFlows:
         await self.jobs.start(
             requester,
             DescribeRequest(url=image.url, account_hash=image.account_hash),
-            type="describe",
+            type=TaskType.DESCRIBE,
             prompt=image.url,
         )
 
@@ -142,7 +143,7 @@ class ImageFlows:
         await self.jobs.start(
             requester,
             BlendRequest(images=images, account_hash=uploaded[0].account_hash),
-            type="blend",
+            type=TaskType.BLEND,
             prompt=None,
         )
 
@@ -274,7 +275,7 @@ async def describe_button(
     account = task.account_hash
     request: DescribeRequest | ImagineRequest
     if action.kind == "describe":
-        kind, prompt = "describe", task.prompt or ""
+        kind, prompt = TaskType.DESCRIBE, task.prompt or ""
         request = DescribeRequest(url=prompt, account_hash=account)
     else:
         prompts = task.result if isinstance(task.result, list) else []
@@ -283,7 +284,7 @@ async def describe_button(
         except PromptError as error:
             await query.answer(prompt_problem(error)[:200], show_alert=True)
             return
-        kind = "imagine"
+        kind = TaskType.IMAGINE
         request = ImagineRequest(prompt=prompt, account_hash=account)
     await query.answer(_("{action}: started").format(action=action.label))
     await jobs.start(requester, request, type=kind, prompt=prompt, parent=task, action=action.key)

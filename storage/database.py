@@ -214,12 +214,12 @@ class Database:
         await database.migrate()
         return database
 
-    async def migrate(self) -> None:
-        """Apply the migrations this file has not seen yet."""
+    async def migrate(self, target: int = len(MIGRATIONS)) -> None:
+        """Apply the migrations this file has not seen yet, up to version `target`."""
         async with self.connection.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for number, script in enumerate(MIGRATIONS[version:target], start=version + 1):
             log.info("Migrating database to version %d", number)
             await self.connection.executescript(
                 f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"

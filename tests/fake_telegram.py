@@ -557,6 +557,12 @@ class FakeTelegram:
             if key[0] == chat_id and key not in self._deleted
         ]
 
+    async def wait_long_poll(self, timeout: float = 5.0) -> None:
+        """Wait until a getUpdates request has reached the server (and may be waiting)."""
+        async with asyncio.timeout(timeout):
+            while self._poll_generation == 0:
+                await self._wait_change(timeout)
+
     def callback_answer(self, callback_query_id: str) -> JSONDict | None:
         """The answerCallbackQuery params for a pressed button, None while unanswered."""
         return self._callbacks.get(callback_query_id)

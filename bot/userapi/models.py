@@ -45,6 +45,27 @@ class TaskType(StrEnum):
     SPEED = "speed"
 
 
+# The sets of job types the bot and the simulator reason about, defined here and nowhere else.
+# Jobs whose result is a grid of four images (U1-U4 and V1-V4 work on it).
+GRID_TYPES: frozenset[TaskType] = frozenset(
+    {
+        TaskType.IMAGINE,
+        TaskType.VARIATION,
+        TaskType.REROLL,
+        TaskType.BLEND,
+        TaskType.ZOOM,
+        TaskType.PAN,
+        TaskType.VARY_SUBTLE,
+        TaskType.VARY_STRONG,
+        TaskType.INPAINT,
+    }
+)
+# Jobs whose result is one image (or animation) picked out of a grid.
+UPSCALED_TYPES: frozenset[TaskType] = frozenset({TaskType.UPSCALE, TaskType.UPSAMPLE})
+# Jobs that make a new grid or video: they count against daily limits by default.
+COUNTED_TYPES: frozenset[TaskType] = GRID_TYPES | {TaskType.ANIMATE}
+
+
 class _Lenient(BaseModel):
     """Base for API payloads: unknown fields are kept, so new API fields never break parsing."""
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.userapi.simulator import Simulator, SimulatorConfig
-from tests.e2e.harness import SIM_KEY, BotHarness
+from tests.e2e.harness import SIM_KEY, BotHarness, make_harness
 from tests.e2e.process import API_KEY
 from tests.fake_telegram import FakeTelegram
 
@@ -41,22 +40,6 @@ async def external_sim() -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-async def make_harness(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
-) -> AsyncIterator[BotHarness]:
-    """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
-    runner = BotHarness(
-        tg=tg,
-        sim=sim,
-        database_path=tmp_path / "bot.sqlite3",
-        webhooks=webhooks,
-        overrides=overrides,
-    )
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
 @pytest.fixture
 async def webhook_harness(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path
@@ -80,3 +63,16 @@ async def harness(
     """The same test once with webhooks and once with polling."""
     async for runner in make_harness(tg, sim, tmp_path, webhooks=request.param == "webhooks"):
         yield runner
+
+
+@pytest.fixture
+async def webapp_bot(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    """The bot with userapi webhooks and the Vary (Region) Mini App."""
+    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
+    # Telegram needs HTTPS for Mini Apps; the test reaches the same server over plain HTTP.
+    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
+    await runner.start()
+    yield runner
+    await runner.stop()

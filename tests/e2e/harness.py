@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 
 from bot.app import App, start_app
 from bot.config import Settings
@@ -20,6 +23,10 @@ from storage.tasks import TaskRepo
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
+# The simulator's package: its tasks are the tests' side, not the bot's.
+SIMULATOR = "bot.userapi.simulator"
+# Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
+SETTLE = 0.5
 
 
 def free_port() -> int:
@@ -35,7 +42,8 @@ def bot_tasks() -> list[asyncio.Task[Any]]:
     for task in asyncio.all_tasks():
         frame = getattr(task.get_coro(), "cr_frame", None)
         module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
-        if module.startswith(("bot.", "handlers.")) and module != "bot.userapi.simulator":
+        simulator = module == SIMULATOR or module.startswith(f"{SIMULATOR}.")
+        if module.startswith(("bot.", "handlers.")) and not simulator:
             found.append(task)
     return found
 
@@ -156,3 +164,141 @@ async def wait_in_flight(harness: BotHarness, count: int, timeout: float = 10.0)
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"{len(hashes)} of {count} tasks in flight after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+# ------------------------------------------------- what the bot showed, and posting to it
+
+
+def has_keyboard(call: ApiCall) -> bool:
+    return "reply_markup" in call.params
+
+
+def results(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
+    """Successful result photos (the ones with buttons) sent to a chat."""
+    return [
+        c
+        for c in tg.calls("sendPhoto")
+        if c.ok and has_keyboard(c) and int(c.params["chat_id"]) == chat_id
+    ]
+
+
+def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
+    """The current texts and captions of the bot's messages in a chat."""
+    return [str(m.get("text") or m.get("caption") or "") for m in tg.bot_messages(chat_id)]
+
+
+async def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 10.0) -> str:
+    """Wait until one of the bot's messages in a chat (as edited) contains `needle`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [text for text in texts(tg, chat_id) if needle in text]
+        if found:
+            return found[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no message with {needle!r}; have {texts(tg, chat_id)}")
+        await asyncio.sleep(0.02)
+
+
+def snapshot(sim: Simulator, task_hash: str, status: str, progress: int | None = None) -> bytes:
+    """The task object as the simulator had it at a status (and progress), as a webhook body."""
+    for task in sim.history[task_hash]:
+        if task["status"] == status and progress in (None, task["progress"]):
+            return json.dumps(task).encode()
+    raise AssertionError(f"task {task_hash} never was {status} {progress}")
+
+
+async def post(url: str, body: bytes) -> int:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
+        return response.status_code
+
+
+def edits_and_sends(tg: FakeTelegram, since: int) -> list[ApiCall]:
+    """Calls after index `since` that show something in a chat."""
+    shown = (
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagemedia",
+        "deletemessage",
+    )
+    return [c for c in tg.requests[since:] if c.method.lower() in shown]
+
+
+# ------------------------------------------------------------------------- starting bots
+
+MakeBot = Callable[..., Awaitable[BotHarness]]
+
+
+@contextlib.asynccontextmanager
+async def started_bots(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, **defaults: Any
+) -> AsyncIterator[MakeBot]:
+    """A maker of started bots on one database (polling unless `webhooks=True`); all stopped
+    on exit. Settings: `defaults`, then what each call overrides."""
+    started: list[BotHarness] = []
+
+    async def make(*, webhooks: bool = False, **overrides: Any) -> BotHarness:
+        runner = BotHarness(
+            tg=tg,
+            sim=sim,
+            database_path=tmp_path / "bot.sqlite3",
+            webhooks=webhooks,
+            overrides={**defaults, **overrides},
+        )
+        await runner.start()
+        started.append(runner)
+        return runner
+
+    try:
+        yield make
+    finally:
+        for runner in started:
+            await runner.stop()
+
+
+async def make_harness(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
+) -> AsyncIterator[BotHarness]:
+    """A started bot taking userapi updates by webhook or by polling; stopped afterwards."""
+    async with started_bots(tg, sim, tmp_path) as make:
+        yield await make(webhooks=webhooks, **overrides)
+
+
+# ------------------------------------------------------------------ matching bot calls
+
+
+def said(chat_id: int, needle: str) -> Callable[[ApiCall], bool]:
+    """Matches a successful call that put a text holding `needle` into a chat."""
+
+    def match(call: ApiCall) -> bool:
+        text = str(call.params.get("text") or "")
+        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
+
+    return match
+
+
+def keyboard_in(chat_id: int) -> Callable[[ApiCall], bool]:
+    """Matches a successful call that sent a message with buttons to a chat (a result)."""
+    return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and has_keyboard(c)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Wait until `check()` holds (asked every 20 ms) instead of sleeping a guessed while."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"not {what} after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
+    """Wait for the bot to answer a button press and return the answer."""
+    await tg.wait_for(
+        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
+    )
+    answer = tg.callback_answer(query_id)
+    assert answer is not None
+    return answer

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import json
+import time
 from typing import Any
+from urllib.parse import urlencode
 
 from PIL import Image, ImageDraw
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, button_data
+from tests.e2e.harness import BotHarness, button_data, has_keyboard
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -37,10 +41,6 @@ def heic_picture() -> bytes:
     out = io.BytesIO()
     heif.save(out, quality=80)
     return out.getvalue()
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def labels_of(call: ApiCall) -> list[list[str]]:
@@ -149,3 +149,32 @@ class ImageUser:
 def mask_of(body: dict[str, Any]) -> Image.Image:
     """The mask of an inpaint request, decoded."""
     return Image.open(io.BytesIO(base64.b64decode(body["mask"])))
+
+
+def sign_init_data(token: str, user: dict[str, Any], auth_date: int | None = None) -> str:
+    """initData as Telegram signs it (Web Apps docs: HMAC-SHA256 keyed by WebAppData)."""
+    fields = {
+        "auth_date": str(int(time.time()) if auth_date is None else auth_date),
+        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
+        "user": json.dumps(user, separators=(",", ":")),
+    }
+    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
+    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
+    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
+    return urlencode(fields)
+
+
+async def open_region(ann: ImageUser) -> tuple[str, dict[str, Any]]:
+    """Imagine, upscale, press Vary (Region); return the Mini App URL and the upscale task."""
+    ann.send("/imagine a quiet harbour at dawn")
+    grid = await ann.result_photo()
+    ann.press(grid, "U1")
+    upscale = await ann.result_photo(count=2)
+    ann.press(upscale, "Vary (Region)")
+    call = await ann.text_reply("paint over what should change")
+    assert labels_of(call) == [["🖌 Paint the region"]]
+    button = call.params["reply_markup"]["inline_keyboard"][0][0]
+    url = str(button["web_app"]["url"])
+    assert url.startswith("https://")
+    task = next(t for t in ann.sim.tasks.values() if t["type"] == "upscale")
+    return "http://" + url.removeprefix("https://"), task

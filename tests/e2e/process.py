@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,17 @@ async def wait_healthy(url: str, timeout: float = 20.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{url} never answered 200")
             await asyncio.sleep(0.1)
+
+
+async def start_bot(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, Output]:
+    """`python -m bot` as a child process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return process, Output(process)

@@ -19,9 +19,18 @@ from handlers.image_common import ImageMenu
 from handlers.middlewares import BURST
 from storage.database import Database
 from storage.tasks import TaskRepo, TaskUpdate
-from tests.e2e.harness import BotHarness, button_data, wait_in_flight
+from tests.e2e.harness import (
+    BotHarness,
+    MakeBot,
+    answer_of,
+    button_data,
+    has_keyboard,
+    said,
+    started_bots,
+    wait_in_flight,
+)
 from tests.e2e.image_session import ImageUser, picture
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 GROUP = -1001234567890
@@ -36,29 +45,10 @@ SIM_PACE = 0.02
 
 
 @pytest.fixture
-async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[Any]:
-    started: list[BotHarness] = []
+async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[MakeBot]:
     tg.private_chat(tg.user(ADMIN, "Owner"))
-
-    async def make(**overrides: Any) -> BotHarness:
-        runner = BotHarness(
-            tg=tg,
-            sim=sim,
-            database_path=tmp_path / "bot.sqlite3",
-            webhooks=False,
-            overrides={"admin_ids": [ADMIN], **overrides},
-        )
-        await runner.start()
-        started.append(runner)
-        return runner
-
-    yield make
-    for runner in started:
-        await runner.stop()
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
+    async with started_bots(tg, sim, tmp_path, admin_ids=[ADMIN]) as make:
+        yield make
 
 
 def sent_to(tg: FakeTelegram, chat_id: int) -> list[str]:
@@ -70,14 +60,6 @@ def sent_to(tg: FakeTelegram, chat_id: int) -> list[str]:
     return found
 
 
-def said(chat_id: int, needle: str) -> Any:
-    def match(call: ApiCall) -> bool:
-        text = str(call.params.get("text") or "")
-        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
-
-    return match
-
-
 async def settled(tg: FakeTelegram, chat_id: int) -> list[str]:
     """What the bot sent to a chat, once nothing more has come for a while."""
     seen = sent_to(tg, chat_id)
@@ -87,15 +69,6 @@ async def settled(tg: FakeTelegram, chat_id: int) -> list[str]:
         if now == seen:
             return now
         seen = now
-
-
-async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
-    await tg.wait_for(
-        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
-    )
-    answer = tg.callback_answer(query_id)
-    assert answer is not None
-    return answer
 
 
 # ------------------------------------------------------------------ access before cost

@@ -9,9 +9,18 @@ from typing import Any
 
 import pytest
 
+from bot import keyboards
+from bot.actions import Action, action_rows
+from bot.keyboards import ActionCallback
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
-from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, button_labels
+from tests.e2e.harness import (
+    BotHarness,
+    answer_of,
+    button_data,
+    button_labels,
+    has_keyboard,
+    make_harness,
+)
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
@@ -97,12 +106,7 @@ class Session:
 
     async def answer(self, query_id: str) -> dict[str, Any]:
         """Wait for the bot to answer a button press and return the answer."""
-        await self.tg.wait_for(
-            "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
-        )
-        answer = self.tg.callback_answer(query_id)
-        assert answer is not None
-        return answer
+        return await answer_of(self.tg, query_id)
 
     async def ask(self, count: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
         """Wait for the count-th ForceReply question; return the message and its reply_markup."""
@@ -136,10 +140,6 @@ class Session:
             {k: v for k, v in json.loads(r.body).items() if k not in skip}
             for r in self.sim.requests_to(f"{API}/{name}")
         ]
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def asks(call: ApiCall) -> bool:
@@ -428,3 +428,46 @@ async def test_keyboards_are_the_same_without_next_actions(bot: BotHarness) -> N
     # The two runs really read the two sources.
     done = [t for t in s.sim.tasks.values() if t["type"] in ("imagine", "upscale", "animate")]
     assert sorted("next_actions" in t for t in done) == [False] * 3 + [True] * 3
+
+
+async def test_a_button_delivered_before_a_table_change_keeps_its_meaning(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Session(bot)
+    grid = await s.imagine("a red kite over dunes")
+    grid_task_id = button_data(grid, "U1").split(":")[1]
+
+    # The button table changes after delivery: every row (and the rows' order) is reversed,
+    # so each index now names another button than the one in the chat.
+    real_rows = action_rows
+
+    def reordered(**task: Any) -> list[list[Action]]:
+        return [row[::-1] for row in real_rows(**task)[::-1]]
+
+    monkeypatch.setattr(keyboards, "action_rows", reordered)
+    s.press(grid, "U2")
+    upscale = (await s.wait_results(2))[-1]
+    assert headline(upscale) == "Upscale #2"
+    assert s.bodies("upscale") == [{"hash": s.task_hash("imagine"), "choice": 2}]
+
+    # A button sent before keys carried its index in the keyboard of the day ("a1:<task>:2"
+    # was U3): it is read by rebuilding the keyboard, so it still does what its label said.
+    monkeypatch.undo()
+    s.tg.press(grid, f"a1:{grid_task_id}:2", s.user, check=False)
+    again = (await s.wait_results(3))[-1]
+    assert headline(again) == "Upscale #3"
+    assert [b["choice"] for b in s.bodies("upscale")] == [2, 3]
+
+
+async def test_button_keys_fit_telegram_callback_data(bot: BotHarness) -> None:
+    s = Session(bot)
+    grid, upscale = await s.upscale("a tin robot, --v 6.1")
+    for message in (grid, upscale):
+        for row in message["reply_markup"]["inline_keyboard"]:
+            for button in row:
+                data = ActionCallback.unpack(button["callback_data"])
+                assert len(button["callback_data"].encode()) <= 64
+                assert data.task_id > 0 and data.kind
+    forged = f"a2:{button_data(grid, 'U1').split(':')[1]}:upscale:9"
+    answer = await s.answer(s.tg.press(grid, forged, s.user, check=False))
+    assert answer.get("show_alert") is True and "no longer available" in answer["text"]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
-from tests.e2e.harness import BotHarness, button_data
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.e2e.harness import BotHarness, button_data, has_keyboard, said
+from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 DISCORD_INFO = "/discord/info"
@@ -38,18 +38,6 @@ async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator
     await runner.start()
     yield runner
     await runner.stop()
-
-
-def said(chat_id: int, needle: str) -> Any:
-    def match(call: ApiCall) -> bool:
-        text = str(call.params.get("text") or "")
-        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
-
-    return match
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def texts_to(tg: FakeTelegram, chat_id: int) -> list[str]:

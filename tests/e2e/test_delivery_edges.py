@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from bot.userapi.simulator import Simulator
 from storage.tasks import TaskRepo
-from tests.e2e.harness import BotHarness, userapi_webhook_url, wait_in_flight
-from tests.e2e.test_reliability import (
+from tests.e2e.harness import (
     SETTLE,
+    BotHarness,
     edits_and_sends,
     has_keyboard,
     post,
     results,
     snapshot,
     texts,
+    userapi_webhook_url,
+    wait_in_flight,
     wait_text,
 )
 from tests.fake_telegram import NOT_MODIFIED, ApiCall, FakeTelegram
@@ -67,6 +69,24 @@ async def run_quietly(
     return task_hash, int(status.result["message_id"])
 
 
+class QuietJob(NamedTuple):
+    """A job run at the simulator with the bot told nothing, and where the bot shows it."""
+
+    chat: dict[str, Any]
+    user: dict[str, Any]
+    chat_id: int
+    task_hash: str
+    status_id: int
+
+
+async def quiet_job(harness: BotHarness, user_id: int, prompt: str, until: str) -> QuietJob:
+    """A private chat with a new user whose /imagine runs to `until`, untold (`run_quietly`)."""
+    user = harness.tg.user(user_id, "Ann")
+    chat = harness.tg.private_chat(user)
+    task_hash, status_id = await run_quietly(harness, chat, user, prompt, until)
+    return QuietJob(chat, user, int(chat["id"]), task_hash, status_id)
+
+
 async def tell(
     harness: BotHarness, task_hash: str, status: str, progress: int | None = None
 ) -> None:
@@ -99,10 +119,9 @@ async def test_status_message_deleted_mid_job_is_posted_anew(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg, sim = webhook_harness, webhook_harness.tg, webhook_harness.sim
-    ann = tg.user(4001, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a lighthouse at dusk", "done")
+    chat, ann, chat_id, task_hash, status_id = await quiet_job(
+        harness, 4001, "a lighthouse at dusk", "done"
+    )
     preview_id = await first_preview(harness, task_hash, chat_id, status_id)
 
     tg.delete_as_user(chat_id, preview_id)
@@ -137,10 +156,9 @@ async def test_failure_after_the_status_message_was_deleted_is_sent_anew(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg = webhook_harness, webhook_harness.tg
-    ann = tg.user(4101, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a storm sim:error", "error")
+    *_, chat_id, task_hash, status_id = await quiet_job(
+        harness, 4101, "a storm sim:error", "error"
+    )
 
     tg.delete_as_user(chat_id, status_id)
     await tell(harness, task_hash, "error")
@@ -162,10 +180,7 @@ async def test_repeated_progress_webhooks_cause_no_redundant_edits(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg = webhook_harness, webhook_harness.tg
-    ann = tg.user(4201, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a quiet harbour", "done")
+    *_, chat_id, task_hash, status_id = await quiet_job(harness, 4201, "a quiet harbour", "done")
     preview_id = await first_preview(harness, task_hash, chat_id, status_id)
     await tell(harness, task_hash, "progress", 45)
     await tg.wait_for("editMessageMedia", lambda c: c.ok and "45%" in shown(c))
@@ -191,10 +206,9 @@ async def test_a_failure_edit_whose_answer_was_lost_is_not_said_twice(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg = webhook_harness, webhook_harness.tg
-    ann = tg.user(4301, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a torn sail sim:error", "error")
+    *_, chat_id, task_hash, status_id = await quiet_job(
+        harness, 4301, "a torn sail sim:error", "error"
+    )
 
     # Telegram makes the edit, but its answer never arrives: the bot sends the edit again.
     tg.lose_answer_next("editMessageText")
@@ -213,11 +227,8 @@ async def test_a_failure_while_a_preview_shows_replaces_the_preview(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg = webhook_harness, webhook_harness.tg
-    ann = tg.user(4401, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(
-        harness, chat, ann, "a falling star sim:error", "error"
+    *_, chat_id, task_hash, status_id = await quiet_job(
+        harness, 4401, "a falling star sim:error", "error"
     )
     preview_id = await first_preview(harness, task_hash, chat_id, status_id)
 
@@ -237,10 +248,7 @@ async def test_a_result_after_the_status_message_was_deleted_arrives_once(
     webhook_harness: BotHarness,
 ) -> None:
     harness, tg = webhook_harness, webhook_harness.tg
-    ann = tg.user(4501, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a paper moon", "done")
+    *_, chat_id, task_hash, status_id = await quiet_job(harness, 4501, "a paper moon", "done")
     preview_id = await first_preview(harness, task_hash, chat_id, status_id)
 
     tg.delete_as_user(chat_id, preview_id)
@@ -268,10 +276,7 @@ async def test_a_progress_edit_under_way_when_the_job_ends_leaves_nothing_behind
 ) -> None:
     harness, tg, sim = webhook_harness, webhook_harness.tg, webhook_harness.sim
     loop = asyncio.get_running_loop()
-    ann = tg.user(4601, "Ann")
-    chat = tg.private_chat(ann)
-    chat_id = chat["id"]
-    task_hash, status_id = await run_quietly(harness, chat, ann, "a late ferry", "done")
+    *_, chat_id, task_hash, status_id = await quiet_job(harness, 4601, "a late ferry", "done")
     if percent > 10:
         status_id = await first_preview(harness, task_hash, chat_id, status_id)
 

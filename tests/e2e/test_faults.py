@@ -4,34 +4,16 @@ polling, and tasks that stop moving. Each ends in words for the user, or in the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, free_port
-from tests.e2e.test_reliability import has_keyboard, results, wait_text
+from tests.e2e.harness import free_port, has_keyboard, make_harness, results, wait_text
 from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 STATUS = "/midjourney/v2/status"
-
-
-async def running(
-    tg: FakeTelegram, sim: Simulator, tmp_path: Path, *, webhooks: bool, **overrides: Any
-) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(
-        tg=tg,
-        sim=sim,
-        database_path=tmp_path / "bot.sqlite3",
-        webhooks=webhooks,
-        overrides=overrides,
-    )
-    await runner.start()
-    yield runner
-    await runner.stop()
 
 
 @pytest.fixture(params=["webhooks", "polling"])
@@ -42,7 +24,7 @@ def webhooks(request: pytest.FixtureRequest) -> bool:
 async def test_a_timed_out_imagine_is_explained_and_not_resent(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path
 ) -> None:
-    async for harness in running(tg, sim, tmp_path, webhooks=False, userapi_timeout=0.5):
+    async for harness in make_harness(tg, sim, tmp_path, webhooks=False, userapi_timeout=0.5):
         ann = tg.user(3001, "Ann")
         chat = tg.private_chat(ann)
         # The API takes the request and answers too late: it may have started the job.
@@ -60,7 +42,7 @@ async def test_an_unreachable_api_is_explained(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path
 ) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    async for _harness in running(tg, sim, tmp_path, webhooks=False, userapi_base_url=nobody):
+    async for _harness in make_harness(tg, sim, tmp_path, webhooks=False, userapi_base_url=nobody):
         ann = tg.user(3101, "Ann")
         chat = tg.private_chat(ann)
         tg.send_message(chat, ann, "/imagine a lost signal")
@@ -71,7 +53,7 @@ async def test_an_unreachable_api_is_explained(
 async def test_a_rejected_key_is_explained(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path
 ) -> None:
-    async for _harness in running(tg, sim, tmp_path, webhooks=False, userapi_key="wrong-key"):
+    async for _harness in make_harness(tg, sim, tmp_path, webhooks=False, userapi_key="wrong-key"):
         ann = tg.user(3201, "Ann")
         chat = tg.private_chat(ann)
         tg.send_message(chat, ann, "/imagine a locked door")
@@ -82,7 +64,7 @@ async def test_a_rejected_key_is_explained(
 async def test_status_429s_are_backed_off_and_the_result_still_arrives(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path
 ) -> None:
-    async for harness in running(tg, sim, tmp_path, webhooks=False):
+    async for harness in make_harness(tg, sim, tmp_path, webhooks=False):
         ann = tg.user(3301, "Ann")
         chat = tg.private_chat(ann)
         sim.fail_next(
@@ -101,7 +83,7 @@ async def test_status_429s_are_backed_off_and_the_result_still_arrives(
 async def test_a_task_with_no_updates_is_polled_then_given_up_with_a_message(
     tg: FakeTelegram, sim: Simulator, tmp_path: Path, webhooks: bool
 ) -> None:
-    async for harness in running(
+    async for harness in make_harness(
         tg, sim, tmp_path, webhooks=webhooks, webhook_quiet_after=0.3, stuck_after=1.5
     ):
         ann = tg.user(3401, "Ann")

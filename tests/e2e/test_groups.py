@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, button_data
+from tests.e2e.harness import BotHarness, answer_of, button_data
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 ADMIN = 9001
@@ -44,15 +43,6 @@ def in_topic(call: ApiCall) -> bool:
         and call.params.get("message_thread_id") == TOPIC
         and "reply_markup" in call.params
     )
-
-
-async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
-    await tg.wait_for(
-        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query_id
-    )
-    answer = tg.callback_answer(query_id)
-    assert answer is not None
-    return answer
 
 
 async def test_forum_topic_buttons_act_for_requester_and_admins(bot: BotHarness) -> None:

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
@@ -17,25 +16,18 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.userapi.simulator import Simulator
 from storage.access import AccessRepo, UserRule
 from tests.e2e.harness import SIM_KEY, BotHarness, userapi_webhook_url, wait_in_flight
-from tests.e2e.image_session import ImageUser, picture
-from tests.e2e.test_webapp import open_region, sign_init_data
-from tests.fake_telegram import FakeTelegram
+from tests.e2e.image_session import ImageUser, open_region, picture, sign_init_data
 from tests.hostile import post_in_pieces
 
 SIM_PACE = 0.02
 
 
 @pytest.fixture
-async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    """The bot with userapi webhooks and the Mini App."""
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
-    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
-    await runner.start()
-    yield runner
-    await runner.stop()
+def bot(webapp_bot: BotHarness) -> BotHarness:
+    """The bot with the Mini App (conftest's `webapp_bot`)."""
+    return webapp_bot
 
 
 def small_mask() -> str:

@@ -6,19 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from functools import cache
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness
-from tests.e2e.image_session import ImageUser
-from tests.e2e.test_webapp import open_region, sign_init_data
-from tests.fake_telegram import FakeTelegram
+from tests.e2e.image_session import ImageUser, open_region, sign_init_data
 from tests.hostile import MB, peak_memory, png_bomb, reset_peak_memory, tiff_bomb
 
 SIM_PACE = 0.02
@@ -39,12 +34,9 @@ def bombs() -> dict[str, bytes]:
 
 
 @pytest.fixture
-async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
-    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
-    await runner.start()
-    yield runner
-    await runner.stop()
+def bot(webapp_bot: BotHarness) -> BotHarness:
+    """The bot with the Mini App (conftest's `webapp_bot`)."""
+    return webapp_bot
 
 
 def mime(name: str) -> str:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.harness import BotHarness, button_data, button_labels
+from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard
 from tests.fake_telegram import ApiCall
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def shows_progress(call: ApiCall) -> bool:

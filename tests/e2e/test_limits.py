@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, button_data
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.e2e.harness import BotHarness, MakeBot, button_data, keyboard_in, said, started_bots
+from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 
@@ -20,36 +20,9 @@ SIM_PACE = 0.02
 
 
 @pytest.fixture
-async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[Any]:
-    started: list[BotHarness] = []
-
-    async def make(**overrides: Any) -> BotHarness:
-        runner = BotHarness(
-            tg=tg,
-            sim=sim,
-            database_path=tmp_path / "bot.sqlite3",
-            webhooks=False,
-            overrides=overrides,
-        )
-        await runner.start()
-        started.append(runner)
-        return runner
-
-    yield make
-    for runner in started:
-        await runner.stop()
-
-
-def to_chat(chat_id: int, needle: str) -> Any:
-    def match(call: ApiCall) -> bool:
-        text = str(call.params.get("text") or "")
-        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
-
-    return match
-
-
-def is_grid(chat_id: int) -> Any:
-    return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and "reply_markup" in c.params
+async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[MakeBot]:
+    async with started_bots(tg, sim, tmp_path) as make:
+        yield make
 
 
 async def test_daily_limit_charges_done_jobs_only(make_bot: Any) -> None:
@@ -61,29 +34,29 @@ async def test_daily_limit_charges_done_jobs_only(make_bot: Any) -> None:
     # A job that fails at Midjourney costs nothing.
     tg.send_message(chat, ann, "/imagine a broken dream sim:error")
     # The failure replaces the status message's text.
-    await tg.wait_for("editMessageText", to_chat(chat["id"], "failed"), timeout=15)
+    await tg.wait_for("editMessageText", said(chat["id"], "failed"), timeout=15)
     tg.send_message(chat, ann, "/me")
-    await tg.wait_for("sendMessage", to_chat(chat["id"], "Jobs today: 0 of 2."))
+    await tg.wait_for("sendMessage", said(chat["id"], "Jobs today: 0 of 2."))
 
     tg.send_message(chat, ann, "/imagine first light")
-    grid = await bot.photo_reply(chat["id"], is_grid(chat["id"]))
+    grid = await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
     tg.send_message(chat, ann, "/imagine second light")
-    await bot.photo_reply(chat["id"], is_grid(chat["id"]), count=2)
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]), count=2)
     imagines = len(bot.sim.requests_to(IMAGINE))
     assert imagines == 3
 
     # The third of the day is refused with the reset time, and never reaches the API.
     tg.send_message(chat, ann, "/imagine third light")
-    refusal = await tg.wait_for("sendMessage", to_chat(chat["id"], "used your 2 jobs"))
+    refusal = await tg.wait_for("sendMessage", said(chat["id"], "used your 2 jobs"))
     assert "00:00 UTC" in refusal.params["text"]
     assert len(bot.sim.requests_to(IMAGINE)) == imagines
 
     # Upscales don't count by default: U1 still works.
     tg.press(grid, button_data(grid, "U1"), ann)
-    await bot.photo_reply(chat["id"], is_grid(chat["id"]), count=3)
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]), count=3)
 
     tg.send_message(chat, ann, "/me")
-    me = await tg.wait_for("sendMessage", to_chat(chat["id"], "Jobs today: 2 of 2."))
+    me = await tg.wait_for("sendMessage", said(chat["id"], "Jobs today: 2 of 2."))
     assert "Running now: 0 of 10." in me.params["text"]
     assert "resets at 00:00 UTC" in me.params["text"]
 
@@ -91,7 +64,7 @@ async def test_daily_limit_charges_done_jobs_only(make_bot: Any) -> None:
     bob = tg.user(1002, "Bob")
     bob_chat = tg.private_chat(bob)
     tg.send_message(bob_chat, bob, "/imagine bob's turn")
-    await bot.photo_reply(bob_chat["id"], is_grid(bob_chat["id"]))
+    await bot.photo_reply(bob_chat["id"], keyboard_in(bob_chat["id"]))
 
 
 async def test_concurrency_cap_queues_and_runs_later(make_bot: Any) -> None:
@@ -102,19 +75,19 @@ async def test_concurrency_cap_queues_and_runs_later(make_bot: Any) -> None:
 
     sim.config.hold = True
     tg.send_message(ann_chat, ann, "/imagine the first in line")
-    await tg.wait_for("sendMessage", to_chat(ann_chat["id"], "Sending to Midjourney"))
+    await tg.wait_for("sendMessage", said(ann_chat["id"], "Sending to Midjourney"))
     tg.send_message(bob_chat, bob, "/imagine the second in line")
-    queued = await tg.wait_for("sendMessage", to_chat(bob_chat["id"], "number 1 in the queue"))
+    queued = await tg.wait_for("sendMessage", said(bob_chat["id"], "number 1 in the queue"))
 
     # Bob's job waits in the bot, not at the API, while Ann's holds the only slot.
     assert [r.json()["prompt"] for r in sim.requests_to(IMAGINE)] == ["the first in line"]
     tg.send_message(bob_chat, bob, "/me")
-    me = await tg.wait_for("sendMessage", to_chat(bob_chat["id"], "Running now: 1"))
+    me = await tg.wait_for("sendMessage", said(bob_chat["id"], "Running now: 1"))
     assert "Jobs today: 0" in me.params["text"]
 
     sim.release()
-    await bot.photo_reply(ann_chat["id"], is_grid(ann_chat["id"]))
-    await bot.photo_reply(bob_chat["id"], is_grid(bob_chat["id"]))
+    await bot.photo_reply(ann_chat["id"], keyboard_in(ann_chat["id"]))
+    await bot.photo_reply(bob_chat["id"], keyboard_in(bob_chat["id"]))
     assert [r.json()["prompt"] for r in sim.requests_to(IMAGINE)] == [
         "the first in line",
         "the second in line",

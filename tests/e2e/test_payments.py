@@ -15,8 +15,18 @@ from bot.userapi.simulator import Simulator
 from storage.credits import CreditsRepo
 from storage.database import Database
 from storage.tasks import TaskRepo
-from tests.e2e.harness import BotHarness, button_data, button_labels, wait_in_flight
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.e2e.harness import (
+    BotHarness,
+    MakeBot,
+    button_data,
+    button_labels,
+    keyboard_in,
+    said,
+    started_bots,
+    until,
+    wait_in_flight,
+)
+from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 IMAGINE = "/midjourney/v2/imagine"
@@ -28,52 +38,26 @@ JSONDict = dict[str, Any]
 
 
 @pytest.fixture
-async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[Any]:
+async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[MakeBot]:
     """Starts a bot selling credits (PAYMENTS=stars, no free jobs unless told)."""
-    started: list[BotHarness] = []
     tg.private_chat(tg.user(ADMIN, "Owner", username="owner"))
-
-    async def make(**overrides: Any) -> BotHarness:
-        settings: dict[str, Any] = {
-            "payments": "stars",
-            "stars_packs": PACKS,
-            "job_costs": "imagine:1,upscale:1,animate:2",
-            "admin_ids": [ADMIN],
-            **overrides,
-        }
-        runner = BotHarness(
-            tg=tg,
-            sim=sim,
-            database_path=tmp_path / "bot.sqlite3",
-            webhooks=False,
-            overrides=settings,
-        )
-        await runner.start()
-        started.append(runner)
-        return runner
-
-    yield make
-    for runner in started:
-        await runner.stop()
-
-
-def to_chat(chat_id: int, needle: str) -> Any:
-    def match(call: ApiCall) -> bool:
-        text = str(call.params.get("text") or "")
-        return call.ok and int(call.params["chat_id"]) == chat_id and needle in text
-
-    return match
-
-
-def is_result(chat_id: int) -> Any:
-    return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and "reply_markup" in c.params
+    async with started_bots(
+        tg,
+        sim,
+        tmp_path,
+        payments="stars",
+        stars_packs=PACKS,
+        job_costs="imagine:1,upscale:1,animate:2",
+        admin_ids=[ADMIN],
+    ) as make:
+        yield make
 
 
 async def say(tg: FakeTelegram, chat: JSONDict, user: JSONDict, text: str) -> str:
     """Send a message and return the text of the bot's next message to that chat."""
-    before = len([c for c in tg.calls("sendMessage") if to_chat(chat["id"], "")(c)])
+    before = len([c for c in tg.calls("sendMessage") if said(chat["id"], "")(c)])
     tg.send_message(chat, user, text)
-    call = await tg.wait_for("sendMessage", to_chat(chat["id"], ""), count=before + 1)
+    call = await tg.wait_for("sendMessage", said(chat["id"], ""), count=before + 1)
     return str(call.params["text"])
 
 
@@ -94,7 +78,7 @@ async def pay(tg: FakeTelegram, user: JSONDict, payload: str, stars: int) -> str
 async def buy_pack(bot: BotHarness, chat: JSONDict, user: JSONDict, label: str) -> str:
     """From /buy to a credited pack: press the pack, pay its invoice; the charge id."""
     tg = bot.tg
-    offered = to_chat(chat["id"], "Buy credits with Telegram")
+    offered = said(chat["id"], "Buy credits with Telegram")
     offers = len([c for c in tg.calls("sendMessage") if offered(c)])
     invoices = len(tg.calls("sendInvoice"))
     tg.send_message(chat, user, "/buy")
@@ -119,11 +103,11 @@ async def test_user_without_credits_buys_a_pack_once(make_bot: Any) -> None:
 
     # No free jobs and no credits: the job is refused before it costs anything, with a button.
     tg.send_message(chat, ann, "/imagine a lighthouse")
-    refusal = await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
+    refusal = await tg.wait_for("sendMessage", said(chat["id"], "out of credits"))
     assert "this job costs 1" in refusal.params["text"]
     assert sim.requests_to(IMAGINE) == []
     tg.press(refusal.result, button_data(refusal.result, "⭐ Buy credits"), ann)
-    offer = await tg.wait_for("sendMessage", to_chat(chat["id"], "Buy credits with Telegram"))
+    offer = await tg.wait_for("sendMessage", said(chat["id"], "Buy credits with Telegram"))
     assert button_labels(offer.result) == [["10 credits — 50 ⭐"], ["50 credits — 200 ⭐"]]
 
     # The pack's invoice: in Stars, its price, no provider token, a payload naming the pack.
@@ -139,13 +123,13 @@ async def test_user_without_credits_buys_a_pack_once(make_bot: Any) -> None:
     query = tg.pre_checkout(ann, payload=payload, total_amount=50)
     assert (await tg.wait_checkout_answer(query))["ok"] is True
     charge = tg.successful_payment(ann, payload=payload, total_amount=50)
-    thanks = await tg.wait_for("sendMessage", to_chat(chat["id"], "Thank you"))
+    thanks = await tg.wait_for("sendMessage", said(chat["id"], "Thank you"))
     assert "+10 credits" in thanks.params["text"]
     assert "Your balance: <b>10</b>" in thanks.params["text"]
 
     # Telegram delivering the same payment again credits nothing more.
     tg.successful_payment(ann, payload=payload, total_amount=50, charge_id=charge)
-    again = await tg.wait_for("sendMessage", to_chat(chat["id"], "counted already"))
+    again = await tg.wait_for("sendMessage", said(chat["id"], "counted already"))
     assert "Your balance: <b>10</b>" in again.params["text"]
     shown = await balance(tg, chat, ann)
     assert "Credits: <b>10</b>" in shown
@@ -153,7 +137,7 @@ async def test_user_without_credits_buys_a_pack_once(make_bot: Any) -> None:
 
     # Now the job runs, and costs its price once it is done.
     tg.send_message(chat, ann, "/imagine a lighthouse")
-    await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
     shown = await balance(tg, chat, ann)
     assert "Credits: <b>9</b>" in shown and "Held by running jobs: 0" in shown
     history = await say(tg, chat, ann, "/history")
@@ -166,7 +150,7 @@ async def test_buy_in_a_group_links_to_the_private_chat(make_bot: Any) -> None:
     ann = tg.user(1001, "Ann")
     group = tg.group_chat(-100500, "Artists")
     tg.send_message(group, ann, "/buy@mj_test_bot")
-    answer = await tg.wait_for("sendMessage", to_chat(group["id"], "private chat"))
+    answer = await tg.wait_for("sendMessage", said(group["id"], "private chat"))
     button = answer.result["reply_markup"]["inline_keyboard"][0][0]
     assert button["url"] == "https://t.me/mj_test_bot?start=buy"
     assert tg.calls("sendInvoice") == []
@@ -174,12 +158,12 @@ async def test_buy_in_a_group_links_to_the_private_chat(make_bot: Any) -> None:
     # The link opens the private chat with /start buy: the packs.
     chat = tg.private_chat(ann)
     tg.send_message(chat, ann, "/start buy")
-    offer = await tg.wait_for("sendMessage", to_chat(chat["id"], "Buy credits with Telegram"))
+    offer = await tg.wait_for("sendMessage", said(chat["id"], "Buy credits with Telegram"))
     assert len(button_labels(offer.result)) == 2
 
     # Out of credits in the group: the buy button there answers with the same link.
     tg.send_message(group, ann, "/imagine@mj_test_bot a group job")
-    refusal = await tg.wait_for("sendMessage", to_chat(group["id"], "out of credits"))
+    refusal = await tg.wait_for("sendMessage", said(group["id"], "out of credits"))
     query = tg.press(refusal.result, button_data(refusal.result, "⭐ Buy credits"), ann)
     await tg.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query)
     answered = tg.callback_answer(query)
@@ -216,12 +200,12 @@ async def test_failed_jobs_cost_nothing_and_release_their_hold(make_bot: Any) ->
 
     # A task error at Midjourney, the content prefilter, and the API answering 500.
     tg.send_message(chat, ann, "/imagine a broken dream sim:error")
-    await tg.wait_for("editMessageText", to_chat(chat["id"], "failed"), timeout=15)
+    await tg.wait_for("editMessageText", said(chat["id"], "failed"), timeout=15)
     tg.send_message(chat, ann, "/imagine a filtered dream sim:prefilter")
-    await tg.wait_for("editMessageText", to_chat(chat["id"], "content filter"), timeout=15)
+    await tg.wait_for("editMessageText", said(chat["id"], "content filter"), timeout=15)
     sim.fail_next(IMAGINE, status=500)
     tg.send_message(chat, ann, "/imagine a dream of a server")
-    await tg.wait_for("editMessageText", to_chat(chat["id"], "internal error"), timeout=15)
+    await tg.wait_for("editMessageText", said(chat["id"], "internal error"), timeout=15)
     assert len(sim.requests_to(IMAGINE)) == 3
 
     shown = await balance(tg, chat, ann)
@@ -238,7 +222,7 @@ async def test_failed_jobs_cost_nothing_and_release_their_hold(make_bot: Any) ->
 
     # Admins need no credits at all.
     tg.send_message(admin_chat, owner, "/imagine the owner's own")
-    await bot.photo_reply(admin_chat["id"], is_result(admin_chat["id"]))
+    await bot.photo_reply(admin_chat["id"], keyboard_in(admin_chat["id"]))
     assert "Credits: <b>0</b>" in await balance(tg, admin_chat, owner)
 
 
@@ -253,15 +237,21 @@ async def test_concurrent_jobs_cant_spend_more_than_the_balance(make_bot: Any) -
     sim.config.hold = True
     for n in range(5):
         tg.send_message(chat, ann, f"/imagine burst {n}")
-    await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"), count=2)
+    await tg.wait_for("sendMessage", said(chat["id"], "out of credits"), count=2)
     await wait_in_flight(bot, 3)
     assert len(sim.requests_to(IMAGINE)) == 3
     shown = await balance(tg, chat, ann)
     assert "Credits: <b>0</b>" in shown and "Held by running jobs: 2" in shown
 
     sim.release()
-    await bot.photo_reply(chat["id"], is_result(chat["id"]), count=3)
-    await asyncio.sleep(0.3)
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]), count=3)
+    assert bot.app is not None
+    credits = CreditsRepo(bot.app.db)
+
+    async def nothing_held() -> bool:
+        return (await credits.balance(1001)).reserved == 0
+
+    await until(nothing_held, "settled")
     shown = await balance(tg, chat, ann)
     assert "Credits: <b>0</b>" in shown and "Held by running jobs: 0" in shown
     me = await say(tg, chat, ann, "/me")
@@ -285,7 +275,7 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
     assert "for the bot's admins" in await say(tg, chat, ann, "/grant 1001 100")
 
     first = await buy_pack(bot, chat, ann, "10 credits — 50 ⭐")
-    await tg.wait_for("sendMessage", to_chat(chat["id"], "Your balance: <b>12</b>"))
+    await tg.wait_for("sendMessage", said(chat["id"], "Your balance: <b>12</b>"))
 
     # A refund Telegram refuses changes nothing.
     tg.fail_next(
@@ -311,9 +301,9 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
 
     # Credits of a purchase partly spent can't be refunded.
     second = await buy_pack(bot, chat, ann, "10 credits — 50 ⭐")
-    await tg.wait_for("sendMessage", to_chat(chat["id"], "Your balance: <b>12</b>"))
+    await tg.wait_for("sendMessage", said(chat["id"], "Your balance: <b>12</b>"))
     tg.send_message(chat, ann, "/imagine a costly fox")
-    await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
     calls = len(tg.calls("refundStarPayment"))
     spent = await say(tg, admin_chat, owner, f"/refund {second}")
     assert "has spent some of those 10 credits (they have 9 left)" in spent
@@ -340,7 +330,7 @@ async def test_restart_between_hold_and_done_charges_once(make_bot: Any) -> None
     await sim.wait_for_status(hashes[0], "done")
 
     await bot.start()
-    await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
     # The bot learns of `done` again on every poll until delivered; one charge all the same.
     await asyncio.sleep(0.5)
     shown = await balance(tg, chat, ann)
@@ -361,16 +351,16 @@ async def test_free_jobs_first_and_free_types_cost_nothing(make_bot: Any) -> Non
     # The day's free job, then a reroll priced 0: neither needs credits, and the reroll takes
     # nothing of the free allowance.
     tg.send_message(chat, ann, "/imagine a free fox")
-    grid = await bot.photo_reply(chat["id"], is_result(chat["id"]))
+    grid = await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
     tg.press(grid, button_data(grid, "🔄"), ann)
-    await bot.photo_reply(chat["id"], is_result(chat["id"]), count=2)
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]), count=2)
     me = await say(tg, chat, ann, "/me")
     assert "Free jobs today: 1 of 1." in me and "Credits: <b>0</b>" in me
 
     # An upscale costs its price: with no credits it is refused before reaching the API.
     upscales = len(sim.requests_to("/midjourney/v2/upscale"))
     tg.press(grid, button_data(grid, "U1"), ann)
-    refusal = await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
+    refusal = await tg.wait_for("sendMessage", said(chat["id"], "out of credits"))
     assert "this job costs 1" in refusal.params["text"]
     assert len(sim.requests_to("/midjourney/v2/upscale")) == upscales
 
@@ -400,8 +390,8 @@ async def test_jobs_queued_before_their_hold_are_held_or_refused_after_a_crash(
 
     await bot.start()
     # One credit: the first job is held and runs; the second can't be paid and is refused.
-    await bot.photo_reply(chat["id"], is_result(chat["id"]))
-    await tg.wait_for("sendMessage", to_chat(chat["id"], "out of credits"))
+    await bot.photo_reply(chat["id"], keyboard_in(chat["id"]))
+    await tg.wait_for("sendMessage", said(chat["id"], "out of credits"))
     assert [r.json()["prompt"] for r in sim.requests_to("/midjourney/v2/imagine")] == [
         "first after the crash"
     ]

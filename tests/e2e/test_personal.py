@@ -10,19 +10,14 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, button_labels
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard, make_harness
+from tests.fake_telegram import FakeTelegram
 
 
 @pytest.fixture
 async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
     async for runner in make_harness(tg, sim, tmp_path, webhooks=True):
         yield runner
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
 
 
 def imagine_prompts(sim: Simulator) -> list[str]:
@@ -149,7 +144,7 @@ async def test_a_russian_user_sees_russian(bot: BotHarness, tg: FakeTelegram) ->
     tg.send_message(chat, ivan, "/settings")
     menu = await tg.wait_for(
         "sendMessage",
-        lambda c: c.params["chat_id"] == chat["id"] and "reply_markup" in c.params,
+        lambda c: c.params["chat_id"] == chat["id"] and has_keyboard(c),
     )
     assert "Соотношение сторон" in button_labels(menu.result)[0][0]
 

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ import pytest
 
 from bot.userapi.simulator import Simulator
 from storage.tasks import TaskRepo
-from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, free_port
-from tests.e2e.process import API_KEY, Output, clean_env, wait_healthy
+from tests.e2e.harness import BotHarness, MakeBot, button_data, free_port, started_bots
+from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
 from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_PACE = 0.05
@@ -27,18 +25,9 @@ UPSCALE = "/midjourney/v2/upscale"
 
 
 @pytest.fixture
-async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[Any]:
-    harnesses: list[AsyncIterator[BotHarness]] = []
-
-    async def make(**overrides: Any) -> BotHarness:
-        harness = make_harness(tg, sim, tmp_path, webhooks=True, **overrides)
-        harnesses.append(harness)
-        return await anext(harness)
-
-    yield make
-    for harness in harnesses:
-        with pytest.raises(StopAsyncIteration):
-            await anext(harness)
+async def make_bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[MakeBot]:
+    async with started_bots(tg, sim, tmp_path) as make:
+        yield lambda **overrides: make(webhooks=True, **overrides)
 
 
 def is_notice(call: ApiCall) -> bool:
@@ -229,20 +218,6 @@ async def test_dropped_webhooks_are_noticed_results_polled_and_admins_told_once(
     await bot.photo_reply(tg.private_chat(users[0])["id"], with_buttons, count=2)
     assert not bot.app.jobs.webhooks.broken
     assert len(alerts()) == 1
-
-
-async def start_bot(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, Output]:
-    """`python -m bot` as a child process."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    return process, Output(process)
 
 
 async def test_jobs_waiting_in_the_bot_survive_kill_9_and_each_is_delivered_once(

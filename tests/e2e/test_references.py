@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bot.userapi.simulator import Simulator
-from tests.e2e.conftest import make_harness
-from tests.e2e.harness import BotHarness, button_data, button_labels
+from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard, make_harness
 from tests.e2e.image_session import ImageUser, labels_of, picture
 from tests.fake_telegram import ApiCall, FakeTelegram
 from tests.fake_translator import FakeTranslator
@@ -159,7 +158,7 @@ async def test_imagine_replying_to_a_photo_and_an_album_in_a_group(bot: BotHarne
         f"/imagine@{tg.bot_username} a lighthouse",
         reply_to_message_id=photo["message_id"],
     )
-    await bot.photo_reply(GROUP, lambda c: "reply_markup" in c.params)
+    await bot.photo_reply(GROUP, has_keyboard)
     [url] = upload_urls_in_order(sim)
     assert imagine_prompts(sim) == [f"{url} a lighthouse"]
     assert upload_then_imagine(sim) == [f"{API}/upload", f"{API}/imagine"]
@@ -177,7 +176,7 @@ async def test_imagine_replying_to_a_photo_and_an_album_in_a_group(bot: BotHarne
         f"/imagine@{tg.bot_username} two moods",
         reply_to_message_id=album[1]["message_id"],
     )
-    await bot.photo_reply(GROUP, lambda c: "reply_markup" in c.params, count=2)
+    await bot.photo_reply(GROUP, has_keyboard, count=2)
     second = imagine_prompts(sim)[1].split(" ")
     assert second[2:] == ["two", "moods"]
     assert all(part.startswith(f"{sim.base_url}/cdn/upload_") for part in second[:2])
@@ -192,7 +191,7 @@ async def test_sref_command_replying_to_a_photo_in_a_group(bot: BotHarness) -> N
     tg.send_message(
         chat, ann, f"/sref@{tg.bot_username} a bakery", reply_to_message_id=photo["message_id"]
     )
-    await bot.photo_reply(GROUP, lambda c: "reply_markup" in c.params)
+    await bot.photo_reply(GROUP, has_keyboard)
     [url] = upload_urls_in_order(sim)
     assert imagine_prompts(sim) == [f"a bakery --sref {url}"]
 
@@ -254,9 +253,9 @@ async def test_default_style_code_and_draft_mode_are_appended_unless_set(
     assert ["Draft mode: on", "--exp"] in button_labels(menu)
 
     tg.send_message(chat, ann, "/imagine a red fox")
-    await bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params)
+    await bot.photo_reply(chat["id"], has_keyboard)
     tg.send_message(chat, ann, "/imagine a blue fox --sref 777 --sw 50")
-    await bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params, count=2)
+    await bot.photo_reply(chat["id"], has_keyboard, count=2)
     assert imagine_prompts(sim) == [
         "a red fox --draft --sref 123456",
         "a blue fox --sref 777 --sw 50 --draft",
@@ -265,7 +264,7 @@ async def test_default_style_code_and_draft_mode_are_appended_unless_set(
     # A photo style reference is the prompt's own --sref: the default code stays out.
     photo = tg.send_message(chat, ann, photo=picture(color="plum"))
     tg.send_message(chat, ann, "/sref a green fox", reply_to_message_id=photo["message_id"])
-    await bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params, count=3)
+    await bot.photo_reply(chat["id"], has_keyboard, count=3)
     third = imagine_prompts(sim)[2]
     assert third.startswith(f"a green fox --sref {sim.base_url}/cdn/upload_")
     assert "123456" not in third and third.endswith(" --draft")
@@ -322,7 +321,7 @@ async def test_speeds_the_owner_forbids_are_stripped_with_a_note(
     note = await tg.wait_for("sendMessage", lambda c: "isn't allowed here" in c.params["text"])
     assert "--turbo, --fast" in note.params["text"]
     tg.send_message(chat, ann, "/imagine a dog --relax")
-    await relax_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params, count=2)
+    await relax_bot.photo_reply(chat["id"], has_keyboard, count=2)
     assert sorted(imagine_prompts(sim)) == ["a cat --ar 3:2", "a dog --relax"]
 
     menu = await open_settings(tg, chat, ann)
@@ -349,7 +348,7 @@ async def test_russian_prompt_is_translated_and_nothing_else(
     tg.send_message(
         chat, ann, '/imagine https://example.com/ref.png кот в шляпе "КОТ" --ar 16:9 --no закат'
     )
-    await translating_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params)
+    await translating_bot.photo_reply(chat["id"], has_keyboard)
     assert sorted(translator.texts()) == sorted(["кот в шляпе", "закат"])
     assert all(
         r.body["source"] == "auto" and r.body["target"] == "en" for r in translator.requests
@@ -365,7 +364,7 @@ async def test_russian_prompt_is_translated_and_nothing_else(
 
     # English needs no translator.
     tg.send_message(chat, ann, "/imagine a red fox --ar 1:1")
-    await translating_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params, count=2)
+    await translating_bot.photo_reply(chat["id"], has_keyboard, count=2)
     assert len(translator.requests) == 2
 
 
@@ -377,7 +376,7 @@ async def test_translation_can_be_turned_off_per_user(
     menu = await open_settings(tg, chat, ann)
     await press_and_wait(tg, menu, "Переводить промпты: вкл", ann)
     tg.send_message(chat, ann, "/imagine рыжая лиса")
-    await translating_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params)
+    await translating_bot.photo_reply(chat["id"], has_keyboard)
     assert translator.requests == []
     assert imagine_prompts(sim) == ["рыжая лиса"]
 
@@ -392,7 +391,7 @@ async def test_slow_translator_leaves_the_prompt_as_written(
     note = await tg.wait_for(
         "sendMessage", lambda c: "translator didn't answer" in c.params["text"]
     )
-    await translating_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params)
+    await translating_bot.photo_reply(chat["id"], has_keyboard)
     assert imagine_prompts(sim) == ["рыжая лиса --ar 2:3"]
     assert note.params["reply_parameters"]["message_id"] or note.params.get("reply_to_message_id")
 
@@ -401,7 +400,7 @@ async def test_slow_translator_leaves_the_prompt_as_written(
     await tg.wait_for(
         "sendMessage", lambda c: "translator didn't answer" in c.params["text"], count=2
     )
-    await translating_bot.photo_reply(chat["id"], lambda c: "reply_markup" in c.params, count=2)
+    await translating_bot.photo_reply(chat["id"], has_keyboard, count=2)
     assert imagine_prompts(sim)[1] == "закат"
 
 
@@ -435,7 +434,6 @@ async def test_buttons_fit_the_version_and_a_refused_button_is_explained(
 ) -> None:
     ann = tg.user(1601, "Ann")
     chat = tg.private_chat(ann)
-    has_keyboard = lambda c: "reply_markup" in c.params  # noqa: E731
     # No next_actions from the API: the version table decides.
     sim.config.next_actions = False
     tg.send_message(chat, ann, "/imagine an old barn --v 5.1")

@@ -7,50 +7,22 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
-
-from bot.userapi.simulator import Simulator
 from tests.e2e.harness import (
+    SETTLE,
     BotHarness,
     button_data,
+    edits_and_sends,
+    has_keyboard,
+    post,
+    results,
+    snapshot,
     userapi_webhook_url,
     wait_in_flight,
+    wait_text,
 )
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.fake_telegram import ApiCall
 
-# Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
-SETTLE = 0.5
 IMAGINE = "/midjourney/v2/imagine"
-
-
-def has_keyboard(call: ApiCall) -> bool:
-    return "reply_markup" in call.params
-
-
-def results(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
-    """Successful result photos (the ones with buttons) sent to a chat."""
-    return [
-        c
-        for c in tg.calls("sendPhoto")
-        if c.ok and has_keyboard(c) and int(c.params["chat_id"]) == chat_id
-    ]
-
-
-def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
-    """The current texts and captions of the bot's messages in a chat."""
-    return [str(m.get("text") or m.get("caption") or "") for m in tg.bot_messages(chat_id)]
-
-
-async def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 10.0) -> str:
-    """Wait until one of the bot's messages in a chat (as edited) contains `needle`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = [text for text in texts(tg, chat_id) if needle in text]
-        if found:
-            return found[0]
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no message with {needle!r}; have {texts(tg, chat_id)}")
-        await asyncio.sleep(0.02)
 
 
 def uploaded(call: ApiCall, field: str) -> bytes:
@@ -101,6 +73,24 @@ async def test_results_finished_while_stopped_are_delivered_once(harness: BotHar
     assert sorted(captions) == ["<b>Imagine</b>\na green owl", "<b>Imagine</b>\na red fox"]
 
 
+async def restart_delivers_once(
+    harness: BotHarness, chat: dict[str, Any], user: dict[str, Any], next_prompt: str
+) -> None:
+    """Stop and start the bot: the undelivered result is sent once, by the restarted bot, and
+    the next /imagine works."""
+    tg = harness.tg
+    await harness.stop()
+    stopped_at = len(tg.requests)
+    assert results(tg, chat["id"]) == []
+
+    await harness.start()
+    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
+    assert tg.requests.index(photo) >= stopped_at  # sent by the restarted bot
+    await imagine_and_wait(harness, chat, user, next_prompt, count=2)
+    await asyncio.sleep(SETTLE)
+    assert len(results(tg, chat["id"])) == 2
+
+
 async def test_pending_delivery_is_sent_once_after_restart(harness: BotHarness) -> None:
     tg = harness.tg
     ann = tg.user(2101, "Ann")
@@ -111,16 +101,7 @@ async def test_pending_delivery_is_sent_once_after_restart(harness: BotHarness) 
     )
     tg.send_message(chat, ann, "/imagine a paper boat")
     await tg.wait_for("sendPhoto", lambda c: not c.ok)
-    await harness.stop()
-    stopped_at = len(tg.requests)
-    assert results(tg, chat["id"]) == []
-
-    await harness.start()
-    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
-    assert tg.requests.index(photo) >= stopped_at  # sent by the restarted bot
-    await imagine_and_wait(harness, chat, ann, "a paper plane", count=2)
-    await asyncio.sleep(SETTLE)
-    assert len(results(tg, chat["id"])) == 2
+    await restart_delivers_once(harness, chat, ann, "a paper plane")
 
 
 async def test_delivery_cut_off_mid_retry_is_sent_once_after_restart(
@@ -135,16 +116,7 @@ async def test_delivery_cut_off_mid_retry_is_sent_once_after_restart(
     )
     tg.send_message(chat, ann, "/imagine a glass bird")
     await tg.wait_for("sendPhoto", lambda c: not c.ok)
-    await harness.stop()
-    stopped_at = len(tg.requests)
-    assert results(tg, chat["id"]) == []
-
-    await harness.start()
-    photo = await tg.wait_for("sendPhoto", lambda c: c.ok and has_keyboard(c))
-    assert tg.requests.index(photo) >= stopped_at
-    await imagine_and_wait(harness, chat, ann, "a glass fish", count=2)
-    await asyncio.sleep(SETTLE)
-    assert len(results(tg, chat["id"])) == 2
+    await restart_delivers_once(harness, chat, ann, "a glass fish")
 
 
 # ------------------------------------------------------------------------------ webhooks
@@ -159,34 +131,6 @@ async def finished_quietly(
     [task_hash] = await wait_in_flight(harness, 1)
     await harness.sim.wait_for_status(task_hash, "done")
     return task_hash
-
-
-def snapshot(sim: Simulator, task_hash: str, status: str, progress: int | None = None) -> bytes:
-    """The task object as the simulator had it at a status (and progress), as a webhook body."""
-    for task in sim.history[task_hash]:
-        if task["status"] == status and progress in (None, task["progress"]):
-            return json.dumps(task).encode()
-    raise AssertionError(f"task {task_hash} never was {status} {progress}")
-
-
-async def post(url: str, body: bytes) -> int:
-    async with httpx.AsyncClient() as http:
-        response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
-        return response.status_code
-
-
-def edits_and_sends(tg: FakeTelegram, since: int) -> list[ApiCall]:
-    """Calls after index `since` that show something in a chat."""
-    shown = (
-        "sendmessage",
-        "sendphoto",
-        "senddocument",
-        "editmessagetext",
-        "editmessagecaption",
-        "editmessagemedia",
-        "deletemessage",
-    )
-    return [c for c in tg.requests[since:] if c.method.lower() in shown]
 
 
 async def test_repeated_and_late_webhooks_give_one_result(webhook_harness: BotHarness) -> None:

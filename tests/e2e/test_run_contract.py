@@ -12,7 +12,7 @@ import pytest
 
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import free_port
-from tests.e2e.process import API_KEY, Output, clean_env, wait_healthy
+from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
 from tests.fake_telegram import FakeTelegram
 
 
@@ -55,16 +55,7 @@ async def test_python_m_bot_serves_an_imagine_and_stops_on_sigterm(
     )
     if api == "external api":
         env.update(USERAPI_KEY=API_KEY, USERAPI_BASE_URL=external_sim.base_url)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    output = Output(process)
+    process, output = await start_bot(env, tmp_path)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/healthz")
         if api == "built-in simulator":

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness
-from tests.e2e.image_session import ImageUser, labels_of, mask_of
-from tests.fake_telegram import FakeTelegram
+from tests.e2e.image_session import ImageUser, mask_of, open_region, sign_init_data
 
 CHROMIUM = "/usr/bin/chromium"
 # As root in a closed network: no sandbox, and no background calls to Google's hosts.
@@ -41,47 +34,14 @@ window.Telegram = { WebApp: {
 """
 
 
-def sign_init_data(token: str, user: dict[str, Any], auth_date: int | None = None) -> str:
-    """initData as Telegram signs it (Web Apps docs: HMAC-SHA256 keyed by WebAppData)."""
-    fields = {
-        "auth_date": str(int(time.time()) if auth_date is None else auth_date),
-        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
-        "user": json.dumps(user, separators=(",", ":")),
-    }
-    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
-    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
-    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
-    return urlencode(fields)
-
-
 # Faster than the shared default: these tests care about outcomes, not progress.
 SIM_PACE = 0.02
 
 
 @pytest.fixture
-async def bot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    runner = BotHarness(tg=tg, sim=sim, database_path=tmp_path / "bot.sqlite3", webhooks=True)
-    # Telegram needs HTTPS for Mini Apps; the test reaches the same server over plain HTTP.
-    runner.overrides["webapp_url"] = f"https://127.0.0.1:{runner.port}"
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-async def open_region(ann: ImageUser) -> tuple[str, dict[str, Any]]:
-    """Imagine, upscale, press Vary (Region); return the Mini App URL and the upscale task."""
-    ann.send("/imagine a quiet harbour at dawn")
-    grid = await ann.result_photo()
-    ann.press(grid, "U1")
-    upscale = await ann.result_photo(count=2)
-    ann.press(upscale, "Vary (Region)")
-    call = await ann.text_reply("paint over what should change")
-    assert labels_of(call) == [["🖌 Paint the region"]]
-    button = call.params["reply_markup"]["inline_keyboard"][0][0]
-    url = str(button["web_app"]["url"])
-    assert url.startswith("https://")
-    task = next(t for t in ann.sim.tasks.values() if t["type"] == "upscale")
-    return "http://" + url.removeprefix("https://"), task
+def bot(webapp_bot: BotHarness) -> BotHarness:
+    """The bot with the Mini App (conftest's `webapp_bot`)."""
+    return webapp_bot
 
 
 def chromium_or_skip() -> None:

@@ -422,7 +422,7 @@ async def test_stop_releases_a_pending_long_poll() -> None:
     session = AiohttpSession(api=TelegramAPIServer.from_base(server.base_url))
     polling_bot = Bot(server.token, session=session)
     poll = asyncio.create_task(polling_bot.get_updates(timeout=30))
-    await asyncio.sleep(0.2)  # let the request reach the server and start waiting
+    await server.wait_long_poll()  # the request reached the server and waits
     started = asyncio.get_running_loop().time()
     await server.stop()
     assert await poll == []
@@ -433,7 +433,7 @@ async def test_stop_releases_a_pending_long_poll() -> None:
 async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram, bot: Bot) -> None:
     ann = fake.user(USER_ID)
     poll = asyncio.create_task(bot.get_updates(timeout=30))
-    await asyncio.sleep(0.2)
+    await fake.wait_long_poll()
     fake.send_message(fake.private_chat(ann), ann, "wake")
     updates = await asyncio.wait_for(poll, 5)
     assert [u.message.text for u in updates if u.message] == ["wake"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -15,6 +14,7 @@ from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from storage.database import Database
 from storage.tasks import TaskRepo
+from tests.clock import ManualClock
 from tests.integration.conftest import RecordingView, store_task
 
 KEY = "poller-key"
@@ -46,6 +46,7 @@ async def test_a_new_task_is_asked_about_before_a_backlog_of_older_ones(
 ) -> None:
     db = await Database.open(tmp_path / "poll.sqlite3")
     repo = TaskRepo(db)
+    clock = ManualClock()
     async with UserAPIClient(base_url=sim.base_url, api_key=KEY) as api:
         jobs = Jobs(repo=repo, client=api, view=RecordingView(), webhook_url=None)
         poller = StatusPoller(
@@ -56,6 +57,7 @@ async def test_a_new_task_is_asked_about_before_a_backlog_of_older_ones(
             max_interval=30.0,
             quiet_after=None,
             max_rate=4.0,
+            clock=clock,
         )
         backlog = [await stored_task(repo, api, n) for n in range(1, 31)]
         sim.clear_requests()
@@ -63,7 +65,7 @@ async def test_a_new_task_is_asked_about_before_a_backlog_of_older_ones(
         first = asked_about(sim)
         assert len(first) == 4 and set(first) <= set(backlog)
         fresh = await stored_task(repo, api, 99)
-        await asyncio.sleep(1.1)  # the budget refills
+        clock.advance(1.1)  # the budget refills
         sim.clear_requests()
         await poller.tick()
         asked = asked_about(sim)

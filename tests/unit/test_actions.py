@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bot.actions import action_rows, flat_actions, model_version, upsample_choices
+from bot.keyboards import ActionCallback
 
 IMAGE = {"url": "http://cdn/x.png", "content_type": "image/png", "width": 2048, "height": 2048}
 ANIMATION = {"url": "http://cdn/x.webp", "content_type": "image/webp"}
@@ -171,3 +172,20 @@ def test_refusals_for_the_version_are_recognised() -> None:
     assert refused_for_version("This action is not supported for model version 5.1")
     assert not refused_for_version("Image already upscaled")
     assert not refused_for_version(None)
+
+
+def test_every_button_key_fits_telegram_callback_data_with_a_huge_task_id() -> None:
+    results: list[Any] = [IMAGE, ANIMATION, ["a", "b", "c", "d"]]
+    actions = set()
+    for task_type in ("imagine", "upscale", "upsample", "animate", "describe"):
+        for prompt in ("cat", "cat --v 5", "cat --v 6", "cat --v 6.1", "cat --niji 6"):
+            for result in results:
+                rows = action_rows(
+                    task_type=task_type, prompt=prompt, result=result, next_actions=None
+                )
+                actions.update(flat_actions(rows))
+    assert len(actions) > 20
+    for action in actions:
+        packed = ActionCallback.of(2**63 - 1, action).pack()
+        assert len(packed.encode()) <= 64, packed
+        assert ActionCallback.unpack(packed).key == action.key

@@ -11,36 +11,17 @@ import pytest
 from bot.i18n import build_i18n
 from bot.texts import CAPTION_LIMIT, caption_for
 from bot.webapp import page_texts
-from storage.tasks import TaskRecord
+from tests.factories import task_record
 
-BASE = TaskRecord(
-    id=1,
-    hash="h",
-    parent_id=None,
+BASE = task_record(
     type="upscale",
     action="upscale:2",
     choice="2",
     prompt="a <red> fox & friends",
-    status="done",
-    progress=100,
-    status_reason=None,
-    prefilter=[],
     result={"url": "u"},
-    next_actions=None,
-    account_hash=None,
     chat_id=5,
-    thread_id=None,
     user_id=7,
-    request_message_id=None,
-    status_message_id=None,
-    status_is_photo=False,
-    result_message_id=None,
-    result_file_id=None,
-    delivery="pending",
-    locale="en",
     requester="Ann Lee (@ann)",
-    created_at=0.0,
-    updated_at=0.0,
 )
 
 

@@ -17,6 +17,7 @@ from bot.i18n import build_i18n
 from bot.userapi import UserAPIClient
 from storage.database import Database
 from storage.tasks import TaskRecord, TaskRepo
+from tests.factories import task_record
 
 
 class StalledSession(BaseSession):
@@ -57,35 +58,7 @@ class StalledSession(BaseSession):
 
 def progress_record() -> TaskRecord:
     """A running job whose status message is a text, ready for a progress edit."""
-    return TaskRecord(
-        id=1,
-        hash="h",
-        parent_id=None,
-        type="imagine",
-        action=None,
-        choice=None,
-        prompt="a cat",
-        status="progress",
-        progress=40,
-        status_reason=None,
-        prefilter=[],
-        result=None,
-        next_actions=None,
-        account_hash=None,
-        chat_id=100,
-        thread_id=None,
-        user_id=100,
-        request_message_id=None,
-        status_message_id=7,
-        status_is_photo=False,
-        result_message_id=None,
-        result_file_id=None,
-        delivery="pending",
-        locale="en",
-        requester=None,
-        created_at=0.0,
-        updated_at=0.0,
-    )
+    return task_record(status="progress", progress=40, status_message_id=7)
 
 
 async def test_close_cancels_an_edit_already_sending(tmp_path: Path) -> None:

@@ -1,0 +1,46 @@
+"""Test data builders: a task record with sensible defaults, any field overridden by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.tasks import TaskRecord
+
+# A finished private imagine with nothing sent yet: each test names only what it cares about.
+_DEFAULTS: dict[str, Any] = {
+    "id": 1,
+    "hash": "h",
+    "parent_id": None,
+    "type": "imagine",
+    "action": None,
+    "choice": None,
+    "prompt": "a cat",
+    "status": "done",
+    "progress": 100,
+    "status_reason": None,
+    "prefilter": [],
+    "result": None,
+    "next_actions": None,
+    "account_hash": None,
+    "chat_id": 100,
+    "thread_id": None,
+    "user_id": 100,
+    "request_message_id": None,
+    "status_message_id": None,
+    "status_is_photo": False,
+    "result_message_id": None,
+    "result_file_id": None,
+    "delivery": "pending",
+    "locale": "en",
+    "requester": None,
+    "created_at": 0.0,
+    "updated_at": 0.0,
+}
+
+
+def task_record(**fields: Any) -> TaskRecord:
+    """A task record with these fields, the rest from the defaults."""
+    unknown = fields.keys() - _DEFAULTS.keys() - {"request"}
+    if unknown:
+        raise TypeError(f"TaskRecord has no fields {sorted(unknown)}")
+    return TaskRecord(**{**_DEFAULTS, **fields})
