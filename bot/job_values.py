@@ -22,6 +22,18 @@ class Requester:
     locale: str = "en"
     name: str | None = None
 
+    @classmethod
+    def of_task(cls, record: TaskRecord) -> Requester:
+        """Who asked for a stored job."""
+        return cls(
+            chat_id=record.chat_id,
+            user_id=record.user_id,
+            thread_id=record.thread_id,
+            message_id=record.request_message_id,
+            locale=record.locale,
+            name=record.requester,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
@@ -29,18 +41,6 @@ class Delivered:
 
     message_id: int | None
     file_id: str | None
-
-
-def requester_of(record: TaskRecord) -> Requester:
-    """Who asked for a stored job."""
-    return Requester(
-        chat_id=record.chat_id,
-        user_id=record.user_id,
-        thread_id=record.thread_id,
-        message_id=record.request_message_id,
-        locale=record.locale,
-        name=record.requester,
-    )
 
 
 class UndeliverableError(Exception):

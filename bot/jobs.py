@@ -32,7 +32,6 @@ from bot.job_values import (
     Requester,
     UndeliverableError,
     failure_reason,
-    requester_of,
     update_from_task,
 )
 from bot.remix import RemixCache
@@ -366,7 +365,9 @@ class Jobs:
         waiting = []
         for record in await self._repo.queued():
             # Taking a job's hold again is a no-op, unless the process died before it was taken.
-            refusal = await self.gate.reserve(requester_of(record), record) if self.gate else None
+            refusal = (
+                await self.gate.reserve(Requester.of_task(record), record) if self.gate else None
+            )
             if refusal is None:
                 waiting.append(record)
             else:

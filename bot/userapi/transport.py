@@ -93,29 +93,15 @@ class Transport:
                     data=data,
                     headers=headers,
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # No connection was made, so nothing reached the server: safe to repeat even
-                # for a paid job. ConnectTimeout subclasses TimeoutException, so it comes first.
-                log_exchange(method, path, None, started)
-                error = UserAPIError(None, f"cannot connect to userapi: {type(exc).__name__}")
-                if attempt < self.attempts:
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                raise error from exc
-            except httpx.TimeoutException as exc:
-                log_exchange(method, path, None, started)
-                error = UserAPIError(None, f"userapi timed out ({type(exc).__name__})")
-                if retry is Retry.IDEMPOTENT and attempt < self.attempts:
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                raise error from exc
             except httpx.TransportError as exc:
                 log_exchange(method, path, None, started)
-                error = UserAPIError(None, f"network error talking to userapi: {exc!r}")
-                if retry is Retry.IDEMPOTENT and attempt < self.attempts:
+                # No connection was made, so nothing reached the server: safe to repeat even
+                # for a paid job. Anything later is repeated only for read-only requests.
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt < self.attempts and (unsent or retry is Retry.IDEMPOTENT):
                     await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
                     continue
-                raise self._redacted(error) from exc
+                raise self._redacted(network_error(exc)) from exc
             log_exchange(method, path, response.status_code, started)
             if response.is_success:
                 payload = self._decode(response)
@@ -160,3 +146,12 @@ class Transport:
                 retry_after=error.retry_after,
             )
         return error
+
+
+def network_error(exc: httpx.TransportError) -> UserAPIError:
+    """The error for a request that got no answer, saying how it failed."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return UserAPIError(None, f"cannot connect to userapi: {type(exc).__name__}")
+    if isinstance(exc, httpx.TimeoutException):
+        return UserAPIError(None, f"userapi timed out ({type(exc).__name__})")
+    return UserAPIError(None, f"network error talking to userapi: {exc!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -285,13 +286,19 @@ def keyboard_in(chat_id: int) -> Callable[[ApiCall], bool]:
     return lambda c: c.ok and int(c.params["chat_id"]) == chat_id and has_keyboard(c)
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+async def until(
+    check: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 10.0
+) -> None:
     """Wait until `check()` holds (asked every 20 ms) instead of sleeping a guessed while."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
+    while not await _holds(check()):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"not {what} after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+async def _holds(answer: bool | Awaitable[bool]) -> bool:
+    return await answer if inspect.isawaitable(answer) else answer
 
 
 async def answer_of(tg: FakeTelegram, query_id: str) -> dict[str, Any]:

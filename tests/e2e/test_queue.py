@@ -15,7 +15,7 @@ import pytest
 
 from bot.userapi.simulator import Simulator
 from storage.tasks import TaskRepo
-from tests.e2e.harness import BotHarness, MakeBot, button_data, free_port, started_bots
+from tests.e2e.harness import BotHarness, MakeBot, button_data, free_port, started_bots, until
 from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
 from tests.fake_telegram import ApiCall, FakeTelegram
 
@@ -56,15 +56,6 @@ def chat_of(call: ApiCall) -> int:
     return int(call.params["chat_id"])
 
 
-async def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    """Wait until `condition()` is true."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 async def test_a_freed_slot_sends_the_result_then_the_next_job_then_notices(
     make_bot: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -74,7 +65,7 @@ async def test_a_freed_slot_sends_the_result_then_the_next_job_then_notices(
     first = tg.user(5000, "First")
     first_chat = tg.private_chat(first)
     tg.send_message(first_chat, first, "/imagine the one running")
-    await wait_until(lambda: len(sim.requests_to(IMAGINE)) == 1)
+    await until(lambda: len(sim.requests_to(IMAGINE)) == 1, "the first job sent")
 
     waiting = [tg.user(5001 + n, f"User{n}") for n in range(40)]
     for user in waiting:
@@ -116,11 +107,12 @@ async def test_a_freed_slot_sends_the_result_then_the_next_job_then_notices(
         ),
     )
     # The deleted notice's job moves up past it later; the failed edit is not an error.
-    await wait_until(
+    await until(
         lambda: any(
             c.method == "editMessageText" and not c.ok and chat_of(c) == chat_of(deleted)
             for c in tg.requests
         ),
+        "the deleted notice's failed edit",
         timeout=20,
     )
     assert not [
@@ -141,7 +133,7 @@ async def test_two_accounts_run_one_job_each_and_a_follow_up_stays_on_its_parent
     sim.config.hold = True
     tg.send_message(ann_chat, ann, "/imagine on one account")
     tg.send_message(bob_chat, bob, "/imagine on the other")
-    await wait_until(lambda: len(sim.requests_to(IMAGINE)) == 2)
+    await until(lambda: len(sim.requests_to(IMAGINE)) == 2, "two jobs sent")
     accounts = sorted(r.json()["account_hash"] for r in sim.requests_to(IMAGINE))
     assert accounts == sim_accounts, "two jobs at once, one on each account"
 
@@ -166,7 +158,7 @@ async def test_two_accounts_run_one_job_each_and_a_follow_up_stays_on_its_parent
     # on that account must wait for it, though the other account is free.
     sim.config.hold = True
     tg.send_message(cat_chat, cat, "/imagine keeps an account busy")
-    await wait_until(lambda: len(sim.requests_to(IMAGINE)) == 4)
+    await until(lambda: len(sim.requests_to(IMAGINE)) == 4, "the fourth job sent")
     busy = sim.requests_to(IMAGINE)[-1].json()["account_hash"]
     owner_chat = ann_chat if grid_account[ann_chat["id"]] == busy else bob_chat
     owner = ann if owner_chat is ann_chat else bob
@@ -207,7 +199,7 @@ async def test_dropped_webhooks_are_noticed_results_polled_and_admins_told_once(
             if chat_of(c) == admin_id and "webhooks don't reach" in c.params["text"]
         ]
 
-    await wait_until(lambda: len(alerts()) == 1)
+    await until(lambda: len(alerts()) == 1, "one webhook alert")
     assert f"127.0.0.1:{bot.port}/userapi/webhook/" in alerts()[0].params["text"]
     assert bot.app is not None and bot.app.jobs.webhooks is not None
     assert bot.app.jobs.webhooks.broken
@@ -248,10 +240,11 @@ async def test_jobs_waiting_in_the_bot_survive_kill_9_and_each_is_delivered_once
         for chat, user in zip(chats, users, strict=True):
             tg.send_message(chat, user, f"/imagine survivor {user['id']}")
         await tg.wait_for("sendMessage", is_notice, count=3, timeout=15)
-        await wait_until(lambda: not tg.pending_updates)  # Telegram won't send them again
+        # Every update confirmed, so Telegram won't send them again.
+        await until(lambda: not tg.pending_updates, "updates confirmed")
         # Killed once both running jobs are stored as accepted (a job killed between its POST
         # and storing the answer may have reached the API: that one is failed, not resent).
-        await wait_until(lambda: accepted(tmp_path / "bot.sqlite3") == 2)
+        await until(lambda: accepted(tmp_path / "bot.sqlite3") == 2, "two jobs accepted")
         process.kill()  # SIGKILL: no shutdown, no cleanup
         await process.wait()
     finally:
