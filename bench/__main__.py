@@ -28,7 +28,7 @@ import aiohttp
 from PIL import Image
 
 from bot.userapi.simulator import PROGRESS_STEPS, Simulator, SimulatorConfig, _StoredFile
-from bot.web import USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from tests.e2e.harness import free_port
 from tests.fake_telegram import ApiCall
 from tests.limited_telegram import LimitedTelegram

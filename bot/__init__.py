@@ -1,1 +1,1 @@
-"""A Telegram front-end for the userapi.ai Midjourney API."""
+"""The bot: composition root (app, build, config, __main__) over packages by subject."""

@@ -43,8 +43,8 @@ async def run(settings: Settings) -> None:
     from aiogram.exceptions import TelegramAPIError
 
     from bot.app import start_app
-    from bot.redact import RedactSecrets
-    from bot.telegram import StartupError
+    from bot.runtime.redact import RedactSecrets
+    from bot.telegram.session import StartupError
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -98,7 +98,7 @@ def main() -> None:
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Imported here for the same reason as in run(); the process reports its failure in one line.
-    from bot.telegram import StartupError
+    from bot.telegram.session import StartupError
 
     try:
         # Not uvloop: faster webhook ingest, but downloads through httpx then buffer far more

@@ -16,7 +16,6 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiohttp import web
 
-from bot.alerts import Alerts
 from bot.build import (
     build_alerts,
     build_jobs,
@@ -31,27 +30,29 @@ from bot.build import (
     serve,
 )
 from bot.config import Settings
-from bot.delivery import TelegramView
-from bot.i18n import build_i18n
-from bot.jobs import Jobs
-from bot.menus import set_admin_menus, set_command_menus
-from bot.poller import StatusPoller
-from bot.ratelimit import RateLimiter
-from bot.redact import RedactSecrets
-from bot.redact import uninstall as uninstall_redaction
-from bot.retention import prune_daily
-from bot.translate import Translator
+from bot.delivery.results import TelegramView
+from bot.jobs.poller import StatusPoller
+from bot.jobs.service import Jobs
+from bot.owner.alerts import Alerts
+from bot.owner.retention import prune_daily
+from bot.prompts.translate import Translator
+from bot.runtime.redact import RedactSecrets
+from bot.runtime.redact import uninstall as uninstall_redaction
+from bot.telegram.i18n import build_i18n
+from bot.telegram.menus import set_admin_menus, set_command_menus
+from bot.telegram.ratelimit import RateLimiter
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator
-from bot.web import (
+from bot.web.region import RegionApp
+from bot.web.server import (
     READY,
     build_web_app,
     derive_secret,
 )
-from bot.webapp import RegionApp
 from handlers import get_routers
-from handlers.admin_texts import admin_commands
-from handlers.middlewares import AccessMiddleware, UserLocaleMiddleware
+from handlers.admin.texts import admin_commands
+from handlers.middlewares.access import AccessMiddleware
+from handlers.middlewares.language import UserLocaleMiddleware
 from storage.database import Database
 from storage.fsm import SQLiteStorage
 from storage.prompts import PromptRequestRepo

@@ -17,24 +17,24 @@ from aiogram.utils.token import TokenValidationError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.alerts import Alerts, admin_sender
 from bot.config import Settings
-from bot.delivery import TelegramView
-from bot.jobs import Jobs
-from bot.limits import Defaults, Policy
-from bot.payments import Payments
-from bot.poller import StatusPoller
-from bot.queue_notices import TelegramQueueNotices
-from bot.ratelimit import Limits, RateLimiter
-from bot.redact import RedactSecrets
-from bot.redact import install as install_redaction
-from bot.redact import uninstall as uninstall_redaction
-from bot.telegram import StartupError, create_session, wait_for_telegram
-from bot.translate import Translator
+from bot.delivery.notices import TelegramQueueNotices
+from bot.delivery.results import TelegramView
+from bot.jobs.poller import StatusPoller
+from bot.jobs.service import Jobs
+from bot.jobs.watch import WebhookWatch
+from bot.owner.alerts import Alerts, admin_sender
+from bot.owner.limits import Defaults, Policy
+from bot.owner.payments import Payments
+from bot.prompts.translate import Translator
+from bot.runtime.redact import RedactSecrets
+from bot.runtime.redact import install as install_redaction
+from bot.runtime.redact import uninstall as uninstall_redaction
+from bot.telegram.ratelimit import Limits, RateLimiter
+from bot.telegram.session import StartupError, create_session, wait_for_telegram
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
-from bot.web import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
-from bot.webhook_watch import WebhookWatch
+from bot.web.server import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
 from storage.access import AccessRepo
 from storage.credits import CreditsRepo
 from storage.database import Database

@@ -1,26 +1,24 @@
-"""Telegram update handlers, one router per module."""
+"""Update handlers by subject (one router per module); subpackages share only handlers.common."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import (
+from handlers.admin import console
+from handlers.chat import groups, history, start
+from handlers.images import (
     actions,
-    admin,
     blend,
     describe,
-    groups,
-    history,
     image_prompts,
     imagine,
-    payments,
     photo_menu,
     references,
     region,
-    settings,
-    start,
 )
-from handlers.middlewares import AlbumMiddleware, image_flows
+from handlers.middlewares.albums import AlbumMiddleware, image_flows
+from handlers.payments import stars
+from handlers.settings import routes as settings
 
 
 def images_router() -> Router:
@@ -47,9 +45,9 @@ def images_router() -> Router:
 def get_routers() -> list[Router]:
     """Fresh routers in the order they must see updates (prompt replies before plain text)."""
     return [
-        payments.build_router(),
+        stars.build_router(),
         start.build_router(),
-        admin.build_router(),
+        console.build_router(),
         groups.build_router(),
         settings.build_router(),
         history.build_router(),

@@ -9,9 +9,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import get_i18n
 
-from bot.i18n import _
-from bot.job_values import Requester
-from bot.limits import Policy
+from bot.jobs.values import Requester
+from bot.owner.limits import Policy
+from bot.telegram.i18n import _
 from storage.tasks import TaskRecord
 
 # Commands a disabled group still hears, so it can be switched back on.

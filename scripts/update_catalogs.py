@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bot", "handlers")
-LOCALES_DIR = ROOT / "bot" / "locales"
+LOCALES_DIR = ROOT / "bot" / "telegram" / "locales"
 KEYWORDS = {"_": None, "__": None}
 
 

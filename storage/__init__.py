@@ -1,1 +1,1 @@
-"""Persistence on SQLite: tasks, users, chats and pending prompt requests."""
+"""Persistence: repositories by subject, schema, migrations; imports nothing of bot or handlers."""

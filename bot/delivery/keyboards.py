@@ -10,8 +10,8 @@ from __future__ import annotations
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.actions import Action, action_rows, flat_actions
-from bot.payments import buy_keyboard, no_credits_cost
+from bot.jobs.actions import Action, action_rows, flat_actions
+from bot.owner.payments import buy_keyboard, no_credits_cost
 from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord
 

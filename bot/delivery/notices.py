@@ -10,10 +10,10 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 
-from bot.i18n import _
-from bot.ratelimit import Priority, priority
-from bot.telegram import is_gone
-from bot.texts import type_label
+from bot.delivery.texts import type_label
+from bot.telegram.i18n import _
+from bot.telegram.ratelimit import Priority, priority
+from bot.telegram.session import is_gone
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)

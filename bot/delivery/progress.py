@@ -20,9 +20,9 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.types import BufferedInputFile, InputMediaPhoto, ReplyParameters
 from aiogram.utils.i18n import I18n
 
-from bot.ratelimit import Priority, priority
-from bot.telegram import is_gone
-from bot.texts import status_text
+from bot.delivery.texts import status_text
+from bot.telegram.ratelimit import Priority, priority
+from bot.telegram.session import is_gone
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord, TaskRepo
 

@@ -26,14 +26,14 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from PIL import UnidentifiedImageError
 
-from bot.actions import is_animation
-from bot.i18n import _
-from bot.job_values import Delivered, UndeliverableError
-from bot.keyboards import result_keyboard
-from bot.media import ImageTooLargeError, animation_to_mp4, prepare_photo
-from bot.progress import ProgressMessages, StatusMessage, reply_to, speaking
-from bot.ratelimit import Priority, priority
-from bot.texts import caption_for, failure_text, result_unavailable_text, type_label
+from bot.delivery.keyboards import result_keyboard
+from bot.delivery.progress import ProgressMessages, StatusMessage, reply_to, speaking
+from bot.delivery.texts import caption_for, failure_text, result_unavailable_text, type_label
+from bot.jobs.actions import is_animation
+from bot.jobs.values import Delivered, UndeliverableError
+from bot.telegram.i18n import _
+from bot.telegram.media import ImageTooLargeError, animation_to_mp4, prepare_photo
+from bot.telegram.ratelimit import Priority, priority
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import UPSCALED_TYPES, TaskStatus
 from storage.settings import UserSettingsRepo

@@ -6,10 +6,10 @@ import html
 
 from babel.support import LazyProxy
 
-from bot.actions import model_version
-from bot.i18n import _, __
-from bot.job_values import Failure
-from bot.payments import no_credits_cost
+from bot.jobs.values import Failure
+from bot.owner.payments import no_credits_cost
+from bot.prompts.rules import model_version
+from bot.telegram.i18n import _, __
 from bot.userapi.models import TaskStatus, TaskType
 from storage.tasks import TaskRecord
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, assert_never, get_args
 
+from bot.prompts.rules import model_version
 from bot.userapi.models import GRID_TYPES, UPSCALED_TYPES, TaskType
 
 log = logging.getLogger(__name__)
@@ -132,16 +133,6 @@ def follow_up(kind: ActionKind) -> FollowUp | None:
             return None
         case _:
             assert_never(kind)
-
-
-def model_version(prompt: str | None) -> tuple[str, float]:
-    """The model family (`v` or `niji`) and version a prompt asks for; v7 when it names none."""
-    text = prompt or ""
-    niji = re.search(r"--niji(?:\s+(\d+(?:\.\d+)?))?", text)
-    if niji:
-        return "niji", float(niji.group(1) or 6)
-    version = re.search(r"--(?:v|version)\s*(\d+(?:\.\d+)?)", text)
-    return "v", float(version.group(1)) if version else 7.0
 
 
 def upsample_choices(prompt: str | None) -> list[str]:

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.clock import Clock, SystemClock
-from bot.job_values import Failure
-from bot.jobs import Jobs
-from bot.rate_windows import Bucket
+from bot.jobs.service import Jobs
+from bot.jobs.values import Failure
+from bot.runtime.clock import Clock, SystemClock
+from bot.telegram.rate_windows import Bucket
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo

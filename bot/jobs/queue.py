@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from bot.rate_windows import Bucket
+from bot.telegram.rate_windows import Bucket
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, TypedDict, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from bot.actions import FollowUp
+from bot.jobs.actions import FollowUp
 from bot.userapi import Task, UserAPIClient
 from bot.userapi.models import BlendImage
 

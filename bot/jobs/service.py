@@ -12,10 +12,11 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from bot.actions import Action, follow_up
-from bot.background import Background
-from bot.job_queue import JobQueue, NoticeRefresher, QueueView, Slots
-from bot.job_request import (
+from bot.jobs.actions import Action, follow_up
+from bot.jobs.inbox import WebhookInbox
+from bot.jobs.queue import JobQueue, NoticeRefresher, QueueView, Slots
+from bot.jobs.remix import RemixCache
+from bot.jobs.request import (
     FollowUpRequest,
     ImagineRequest,
     JobRequest,
@@ -24,7 +25,7 @@ from bot.job_request import (
     stored_request,
     submit,
 )
-from bot.job_values import (
+from bot.jobs.values import (
     Failure,
     JobGate,
     JobObserver,
@@ -34,11 +35,10 @@ from bot.job_values import (
     failure_reason,
     update_from_task,
 )
-from bot.remix import RemixCache
+from bot.jobs.watch import WebhookWatch
+from bot.runtime.background import Background
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus, TaskType
-from bot.webhook_inbox import WebhookInbox
-from bot.webhook_watch import WebhookWatch
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.actions import refused_for_version
+from bot.jobs.actions import refused_for_version
 from bot.userapi import Task, UserAPIError
 from storage.tasks import TaskRecord, TaskUpdate
 

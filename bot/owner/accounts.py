@@ -6,7 +6,7 @@ import asyncio
 import html
 from dataclasses import dataclass
 
-from bot.i18n import _
+from bot.telegram.i18n import _
 from bot.userapi import DiscordAccount, InfoResult, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
 

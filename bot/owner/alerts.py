@@ -15,8 +15,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 
-from bot.accounts import AccountState, read_account, short_hash
-from bot.i18n import DEFAULT_LOCALE, _
+from bot.owner.accounts import AccountState, read_account, short_hash
+from bot.telegram.i18n import DEFAULT_LOCALE, _
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord
 

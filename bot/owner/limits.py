@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiogram.utils.i18n import I18n
 
-from bot.i18n import _
-from bot.job_values import Requester
-from bot.payments import Payments, no_credits_reason
+from bot.jobs.values import Requester
+from bot.owner.payments import Payments, no_credits_reason
+from bot.telegram.i18n import _
 from bot.userapi.models import TaskStatus
 from storage.access import AccessRepo, ChatRule, UserRule
 from storage.tasks import TaskRecord

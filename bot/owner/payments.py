@@ -13,8 +13,8 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.i18n import _
-from bot.job_values import Failure
+from bot.jobs.values import Failure
+from bot.telegram.i18n import _
 from bot.userapi.models import GRID_TYPES, UPSCALED_TYPES, TaskType
 from storage.credits import Balance, CreditsRepo, Purchase
 

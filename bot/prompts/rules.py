@@ -7,8 +7,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.actions import model_version
-
 # Midjourney takes prompts of a few thousand characters; beyond this a Telegram caption can't
 # show enough of it to be useful anyway, so we refuse early with a clear message.
 MAX_PROMPT_LENGTH = 4000
@@ -113,6 +111,16 @@ _SPEED_FLAG = re.compile(r"(?:^|\s)--(fast|relax|turbo)\b", re.IGNORECASE)
 # A style code (`--sref 123456`) and a personalization code (`--p abc123`) as users type them.
 STYLE_CODE = re.compile(r"^(?:\d{1,12}|random)$")
 PROFILE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def model_version(prompt: str | None) -> tuple[str, float]:
+    """The model family (`v` or `niji`) and version a prompt asks for; v7 when it names none."""
+    text = prompt or ""
+    niji = re.search(r"--niji(?:\s+(\d+(?:\.\d+)?))?", text)
+    if niji:
+        return "niji", float(niji.group(1) or 6)
+    version = re.search(r"--(?:v|version)\s*(\d+(?:\.\d+)?)", text)
+    return "v", float(version.group(1)) if version else 7.0
 
 
 class PromptError(ValueError):

@@ -1,7 +1,8 @@
 """Languages: gettext catalogs, compiled from `.po` at start (`.mo` files are never committed).
 
-Source strings are English and serve as message ids; `bot/locales/<lang>/LC_MESSAGES/messages.po`
-holds the translations. `python -m bot.i18n` compiles them explicitly (the Docker build does).
+Source strings are English and serve as message ids;
+`bot/telegram/locales/<lang>/LC_MESSAGES/messages.po` holds the translations.
+`python -m bot.telegram.i18n` compiles them explicitly (the Docker build does).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 
-from bot.i18n import DEFAULT_LOCALE, LOCALES, _
+from bot.telegram.i18n import DEFAULT_LOCALE, LOCALES, _
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Telegram's sending limits: per chat, per group, overall, with priorities.
 
-Every request that puts something in a chat waits here first (see `bot.telegram`), so the bot
-stays under Telegram's limits instead of collecting 429s. Results go before status messages,
-and those before progress edits; an edit also leaves a chat's last slot to a result.
+Every request that puts something in a chat waits here first (see `bot.telegram.session`), so
+the bot stays under Telegram's limits instead of collecting 429s. Results go before status
+messages, and those before progress edits; an edit also leaves a chat's last slot to a result.
 
 Telegram counts a message when it arrives, somewhere between the moment we let it go and the
 moment its answer comes back; an upload can take longer than the gap between two grants. So the
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from itertools import count
 
-from bot.rate_windows import Bucket, Limit, Scope, Window
+from bot.telegram.rate_windows import Bucket, Limit, Scope, Window
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

@@ -24,7 +24,7 @@ from aiogram.exceptions import (
 from aiogram.methods import GetMe, GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
-from bot.ratelimit import RateLimiter, current_priority
+from bot.telegram.ratelimit import RateLimiter, current_priority
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import Document, Message, PhotoSize
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bot.media import (
+from bot.telegram.media import (
     USER_FORMATS,
     ImageTooLargeError,
     ImageWorkers,

@@ -22,22 +22,22 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 
-from bot.actions import is_animation
-from bot.i18n import _
-from bot.job_request import InpaintRequest
-from bot.job_values import Requester
-from bot.jobs import Jobs
-from bot.limits import Policy
-from bot.prompts import PromptError, normalize_prompt
-from bot.uploads import ImageProblem, build_mask
+from bot.jobs.actions import is_animation
+from bot.jobs.request import InpaintRequest
+from bot.jobs.service import Jobs
+from bot.jobs.values import Requester
+from bot.owner.limits import Policy
+from bot.prompts.rules import PromptError, normalize_prompt
+from bot.telegram.i18n import _
+from bot.telegram.uploads import ImageProblem, build_mask
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import UPSCALED_TYPES, TaskStatus
-from bot.web import read_body
+from bot.web.server import read_body
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "webapp"
+STATIC_DIR = Path(__file__).parent / "assets"
 REGION_PATH = "/webapp/region"
 API_PREFIX = "/webapp/api/region/"
 MAX_SUBMIT_BYTES = 8 * 1024 * 1024

@@ -10,7 +10,7 @@ import httpx
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.jobs import Jobs
+from bot.jobs.service import Jobs
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.netsafe import UnsafeURLError, urls_in
 from storage.tasks import TaskRepo

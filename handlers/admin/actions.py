@@ -10,11 +10,11 @@ from typing import Literal, cast
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
-from bot.accounts import short_hash
 from bot.config import Settings
-from bot.i18n import _
-from bot.limits import Policy
-from bot.payments import Payments
+from bot.owner.accounts import short_hash
+from bot.owner.limits import Policy
+from bot.owner.payments import Payments
+from bot.telegram.i18n import _
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
 from storage.credits import RefundOutcome

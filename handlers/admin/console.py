@@ -12,13 +12,13 @@ from aiogram.types import (
     TelegramObject,
 )
 
-from bot.accounts import account_text, read_account
 from bot.config import Settings
-from bot.i18n import _
-from bot.limits import Policy
-from bot.payments import Payments
+from bot.owner.accounts import account_text, read_account
+from bot.owner.limits import Policy
+from bot.owner.payments import Payments
+from bot.telegram.i18n import _
 from bot.userapi import UserAPIClient, UserAPIError
-from handlers.admin_actions import (
+from handlers.admin.actions import (
     known_accounts,
     pick_account,
     refund_purchase,
@@ -26,7 +26,7 @@ from handlers.admin_actions import (
     set_speed,
     toggle_remix,
 )
-from handlers.admin_texts import (
+from handlers.admin.texts import (
     ADMIN_COMMAND_NAMES,
     SPEEDS,
     AdminCallback,

@@ -11,11 +11,11 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BotCommand, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.accounts import short_hash
-from bot.i18n import _
-from bot.limits import Policy
-from bot.payments import Payments
-from bot.texts import type_label
+from bot.delivery.texts import type_label
+from bot.owner.accounts import short_hash
+from bot.owner.limits import Policy
+from bot.owner.payments import Payments
+from bot.telegram.i18n import _
 from handlers.common import describe_user
 from storage.usage import Count
 

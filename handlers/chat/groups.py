@@ -7,9 +7,9 @@ from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.i18n import _
-from bot.limits import Policy, reset_text, today
-from bot.payments import Payments, balance_text
+from bot.owner.limits import Policy, reset_text, today
+from bot.owner.payments import Payments, balance_text
+from bot.telegram.i18n import _
 from handlers.common import is_chat_admin
 
 

@@ -10,11 +10,11 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.actions import is_animation
-from bot.i18n import _
-from bot.keyboards import result_keyboard
-from bot.payments import Payments
-from bot.texts import caption_for, type_label
+from bot.delivery.keyboards import result_keyboard
+from bot.delivery.texts import caption_for, type_label
+from bot.jobs.actions import is_animation
+from bot.owner.payments import Payments
+from bot.telegram.i18n import _
 from bot.userapi.models import TaskStatus
 from storage.credits import JobCost
 from storage.tasks import TaskRecord, TaskRepo

@@ -7,8 +7,8 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from bot.config import Settings
-from bot.i18n import _
-from bot.payments import Payments
+from bot.owner.payments import Payments
+from bot.telegram.i18n import _
 
 
 def todays_midjourney(username: str, *, translation: bool) -> str:

@@ -10,22 +10,22 @@ from aiogram.filters import or_f
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
 
-from bot.actions import Action, flat_actions
 from bot.config import Settings
-from bot.i18n import _
-from bot.jobs import Jobs
-from bot.keyboards import (
+from bot.delivery.keyboards import (
     ActionCallback,
     LegacyActionCallback,
     pressed_action,
     task_action_rows,
 )
-from bot.limits import Policy
-from bot.translate import Translator
+from bot.jobs.actions import Action, flat_actions
+from bot.jobs.service import Jobs
+from bot.owner.limits import Policy
+from bot.prompts.translate import Translator
+from bot.telegram.i18n import _
 from bot.userapi import UserAPIClient
 from handlers.common import may_press, not_here, not_yours, requester_of, shown_here
-from handlers.image_jobs import ask_region, describe_button
-from handlers.prompting import plain_prompt
+from handlers.images.flows import ask_region, describe_button
+from handlers.images.prompting import plain_prompt
 from storage.prompts import PromptRequest, PromptRequestRepo
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo

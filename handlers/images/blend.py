@@ -7,9 +7,9 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.i18n import _
+from bot.telegram.i18n import _
 from handlers.common import requester_of
-from handlers.image_common import (
+from handlers.images.common import (
     MAX_BLEND,
     MIN_BLEND,
     Flow,
@@ -22,7 +22,7 @@ from handlers.image_common import (
     refs_of,
     remove_keyboard,
 )
-from handlers.image_jobs import ImageFlows
+from handlers.images.flows import ImageFlows
 
 
 async def blend_command(message: Message, state: FSMContext) -> None:

@@ -19,11 +19,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.i18n import _
-from bot.job_values import failure_reason
-from bot.media import MAX_PIXELS, MAX_SIDE
-from bot.texts import reason_text
-from bot.uploads import DOWNLOAD_LIMIT_MB, ImageProblem, ImageRef, image_of
+from bot.delivery.texts import reason_text
+from bot.jobs.values import failure_reason
+from bot.telegram.i18n import _
+from bot.telegram.media import MAX_PIXELS, MAX_SIDE
+from bot.telegram.uploads import DOWNLOAD_LIMIT_MB, ImageProblem, ImageRef, image_of
 from bot.userapi import UserAPIError
 
 MIN_BLEND = 2

@@ -7,11 +7,11 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.i18n import _
-from bot.uploads import ImageProblem, image_of
+from bot.telegram.i18n import _
+from bot.telegram.uploads import ImageProblem, image_of
 from handlers.common import requester_of
-from handlers.image_common import Flow, PhotoIntent, Photos, looks_like_image, problem_text
-from handlers.image_jobs import ImageFlows
+from handlers.images.common import Flow, PhotoIntent, Photos, looks_like_image, problem_text
+from handlers.images.flows import ImageFlows
 
 
 async def describe_command(

@@ -20,20 +20,20 @@ from aiogram.types import (
     WebAppInfo,
 )
 
-from bot.actions import Action
 from bot.config import Settings
-from bot.i18n import _
-from bot.job_request import BlendRequest, DescribeRequest, ImagineRequest
-from bot.job_values import Requester
-from bot.jobs import Jobs
-from bot.prompts import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
-from bot.translate import Translator
-from bot.uploads import ImageProblem, ImageRef, Uploaded, upload_images
+from bot.jobs.actions import Action
+from bot.jobs.request import BlendRequest, DescribeRequest, ImagineRequest
+from bot.jobs.service import Jobs
+from bot.jobs.values import Requester
+from bot.prompts.rules import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
+from bot.prompts.translate import Translator
+from bot.telegram.i18n import _
+from bot.telegram.uploads import ImageProblem, ImageRef, Uploaded, upload_images
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import TaskType
-from bot.webapp import region_url, upscale_size
+from bot.web.region import region_url, upscale_size
 from handlers.common import requester_of
-from handlers.image_common import (
+from handlers.images.common import (
     MAX_BLEND,
     MAX_IMAGE_PROMPTS,
     MAX_REFERENCES,
@@ -49,7 +49,7 @@ from handlers.image_common import (
     too_many_references,
     upload_failed,
 )
-from handlers.prompting import Draft, draft_prompt, prompt_problem
+from handlers.images.prompting import Draft, draft_prompt, prompt_problem
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord
 from storage.uploads import UploadRepo

@@ -8,8 +8,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
 from handlers.common import requester_of
-from handlers.image_common import Flow, PhotoIntent, Photos, RecentAlbums, refs_of
-from handlers.image_jobs import ImageFlows, replied_images
+from handlers.images.common import Flow, PhotoIntent, Photos, RecentAlbums, refs_of
+from handlers.images.flows import ImageFlows, replied_images
 
 
 async def imagine_on_photo(

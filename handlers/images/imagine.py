@@ -8,10 +8,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Settings
-from bot.jobs import Jobs
-from bot.translate import Translator
+from bot.jobs.service import Jobs
+from bot.prompts.translate import Translator
 from handlers.common import requester_of
-from handlers.prompting import draft_prompt
+from handlers.images.prompting import draft_prompt
 from storage.settings import UserSettingsRepo
 
 

@@ -6,10 +6,10 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ForceReply, Message
 
-from bot.i18n import _
-from bot.uploads import ImageProblem
+from bot.telegram.i18n import _
+from bot.telegram.uploads import ImageProblem
 from handlers.common import requester_of
-from handlers.image_common import (
+from handlers.images.common import (
     MAX_BLEND,
     MAX_REFERENCES,
     Flow,
@@ -23,7 +23,7 @@ from handlers.image_common import (
     refs_of,
     remove_keyboard,
 )
-from handlers.image_jobs import ImageFlows, ask_reference, offer_menu
+from handlers.images.flows import ImageFlows, ask_reference, offer_menu
 
 
 async def show_menu(message: Message, photos: Photos, state: FSMContext) -> None:

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from aiogram.types import Message
 
-from bot.actions import model_version
 from bot.config import Settings
-from bot.i18n import _
-from bot.prompts import (
+from bot.prompts.rules import (
     MAX_PROMPT_LENGTH,
     MODELS,
     VERSION_RULES,
@@ -23,11 +21,13 @@ from bot.prompts import (
     add_reference,
     apply_defaults,
     flags_in,
+    model_version,
     normalize_prompt,
     strip_speeds,
     version_problem,
 )
-from bot.translate import Translator
+from bot.prompts.translate import Translator
+from bot.telegram.i18n import _
 from storage.settings import UserSettings, UserSettingsRepo
 
 # Stands in for an image URL while a prompt is checked before its images are uploaded.

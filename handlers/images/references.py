@@ -7,9 +7,9 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.i18n import _
+from bot.telegram.i18n import _
 from handlers.common import requester_of
-from handlers.image_common import (
+from handlers.images.common import (
     MAX_REFERENCES,
     REFERENCE_COMMANDS,
     Flow,
@@ -21,7 +21,7 @@ from handlers.image_common import (
     parse_command,
     refs_of,
 )
-from handlers.image_jobs import ImageFlows, ask_reference, offer_menu, replied_images
+from handlers.images.flows import ImageFlows, ask_reference, offer_menu, replied_images
 
 
 async def reference_on_photo(

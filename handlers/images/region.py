@@ -8,11 +8,11 @@ from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import ForceReply, Message
 
-from bot.i18n import _
-from bot.uploads import ImageProblem, ImageRef, build_mask, download
-from bot.webapp import can_inpaint, start_inpaint, upscale_size
+from bot.telegram.i18n import _
+from bot.telegram.uploads import ImageProblem, ImageRef, build_mask, download
+from bot.web.region import can_inpaint, start_inpaint, upscale_size
 from handlers.common import requester_of
-from handlers.image_common import (
+from handlers.images.common import (
     PLACEHOLDER_LIMIT,
     Flow,
     PhotoIntent,
@@ -20,7 +20,7 @@ from handlers.image_common import (
     job_gone,
     problem_text,
 )
-from handlers.image_jobs import ImageFlows
+from handlers.images.flows import ImageFlows
 from storage.tasks import TaskRepo
 
 

@@ -11,9 +11,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart, Filter
 from aiogram.types import CallbackQuery, Message, PreCheckoutQuery, TelegramObject
 
-from bot.i18n import _
-from bot.limits import Policy
-from bot.payments import (
+from bot.owner.limits import Policy
+from bot.owner.payments import (
     BUY_DEEP_LINK,
     CURRENCY,
     BuyCallback,
@@ -26,6 +25,7 @@ from bot.payments import (
     parse_payload,
     send_invoice,
 )
+from bot.telegram.i18n import _
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
 )
 
-from bot.i18n import LOCALES, _
-from bot.prompts import (
+from bot.prompts.rules import (
     ASPECT_RATIOS,
     CURRENT_MODELS,
     EXP_VALUES,
@@ -24,6 +23,7 @@ from bot.prompts import (
     STYLIZE_VALUES,
     SW_VALUES,
 )
+from bot.telegram.i18n import LOCALES, _
 from storage.settings import UserSettings
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}

@@ -16,8 +16,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
-from bot.i18n import _
-from handlers.settings_menu import (
+from bot.telegram.i18n import _
+from handlers.settings.menu import (
     CODE_FLAGS,
     SettingsCallback,
     SettingsInput,

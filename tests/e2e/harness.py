@@ -19,7 +19,7 @@ import httpx
 from bot.app import App, start_app
 from bot.config import Settings
 from bot.userapi.simulator import Simulator
-from bot.web import USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from storage.tasks import TaskRepo
 from tests.fake_telegram import ApiCall, FakeTelegram
 

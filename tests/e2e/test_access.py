@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.userapi.simulator import Simulator
-from handlers.image_common import ImageMenu
-from handlers.middlewares import BURST
+from handlers.images.common import ImageMenu
+from handlers.middlewares.throttle import BURST
 from storage.database import Database
 from storage.tasks import TaskRepo, TaskUpdate
 from tests.e2e.harness import (

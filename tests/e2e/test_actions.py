@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot import keyboards
-from bot.actions import Action, action_rows
-from bot.keyboards import ActionCallback
+from bot.delivery import keyboards
+from bot.delivery.keyboards import ActionCallback
+from bot.jobs.actions import Action, action_rows
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
 from tests.e2e.harness import (
     BotHarness,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.job_request import ImagineRequest, dump_request
+from bot.jobs.request import ImagineRequest, dump_request
 from bot.userapi.simulator import Simulator
 from storage.credits import CreditsRepo
 from storage.database import Database

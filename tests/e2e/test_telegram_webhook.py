@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.userapi.simulator import Simulator
-from bot.web import MAX_WEBHOOK_BYTES
+from bot.web.server import MAX_WEBHOOK_BYTES
 from tests.e2e.harness import BotHarness, button_labels
 from tests.fake_telegram import FakeTelegram
 from tests.hostile import post_in_pieces

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.job_values import Delivered
-from bot.jobs import Jobs
+from bot.jobs.service import Jobs
+from bot.jobs.values import Delivered
 from bot.userapi import UserAPIClient
-from bot.web import USERAPI_WEBHOOK_PREFIX, build_web_app
+from bot.web.server import USERAPI_WEBHOOK_PREFIX, build_web_app
 from storage.database import Database
 from storage.tasks import TaskRecord, TaskRepo
 

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from bot.jobs import Jobs
-from bot.poller import StatusPoller
+from bot.jobs.poller import StatusPoller
+from bot.jobs.service import Jobs
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from storage.database import Database

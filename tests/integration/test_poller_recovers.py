@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.job_values import Delivered
-from bot.jobs import Jobs
-from bot.poller import StatusPoller
+from bot.jobs.poller import StatusPoller
+from bot.jobs.service import Jobs
+from bot.jobs.values import Delivered
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from storage.database import Database

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.web import MAX_WEBHOOK_BYTES
+from bot.web.server import MAX_WEBHOOK_BYTES
 from tests.hostile import post_in_pieces
 from tests.integration.conftest import KNOWN, PATH, Endpoint
 

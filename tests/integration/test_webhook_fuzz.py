@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.web import MAX_WEBHOOK_BYTES, USERAPI_WEBHOOK_PREFIX
+from bot.web.server import MAX_WEBHOOK_BYTES, USERAPI_WEBHOOK_PREFIX
 from tests.integration.conftest import KNOWN, PATH, Endpoint
 
 STATUSES = ["created", "sent", "waiting", "progress", "done", "error", "weird", None, 5]

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot.actions import action_rows, flat_actions, model_version, upsample_choices
-from bot.keyboards import ActionCallback
+from bot.delivery.keyboards import ActionCallback
+from bot.jobs.actions import action_rows, flat_actions, upsample_choices
+from bot.prompts.rules import model_version
 
 IMAGE = {"url": "http://cdn/x.png", "content_type": "image/png", "width": 2048, "height": 2048}
 ANIMATION = {"url": "http://cdn/x.webp", "content_type": "image/webp"}
@@ -166,7 +167,7 @@ def test_the_version_table_leaves_out_buttons_older_versions_lack() -> None:
 
 
 def test_refusals_for_the_version_are_recognised() -> None:
-    from bot.actions import refused_for_version
+    from bot.jobs.actions import refused_for_version
 
     assert refused_for_version("Pan is not available for this version")
     assert refused_for_version("This action is not supported for model version 5.1")

@@ -9,8 +9,8 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.types import Chat, Message, PhotoSize, Update, User
 
-from handlers.image_common import RecentAlbums
-from handlers.middlewares import AlbumMiddleware
+from handlers.images.common import RecentAlbums
+from handlers.middlewares.albums import AlbumMiddleware
 
 QUIET = 0.4
 

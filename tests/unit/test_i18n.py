@@ -10,7 +10,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from bot.i18n import LOCALES, LOCALES_DIR, compile_catalogs, pick_locale
+from bot.telegram.i18n import LOCALES, LOCALES_DIR, compile_catalogs, pick_locale
 from scripts.update_catalogs import extract_messages
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import threading
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from bot.media import (
+from bot.telegram.media import (
     MAX_SIDE,
     USER_FORMATS,
     ImageTooLargeError,
@@ -18,7 +18,7 @@ from bot.media import (
     check_size,
     open_image,
 )
-from bot.uploads import ImageProblem, make_mask, prepare_image
+from bot.telegram.uploads import ImageProblem, make_mask, prepare_image
 from tests.hostile import png_bomb
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.job_queue import JobQueue, Slots
+from bot.jobs.queue import JobQueue, Slots
 
 
 def test_one_pool_first_come_first_served() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.limits import next_reset, today
+from bot.owner.limits import next_reset, today
 
 
 def test_day_and_reset_are_utc() -> None:

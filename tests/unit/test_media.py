@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from bot.media import PHOTO_MAX_BYTES, animation_to_mp4, fits_photo_rules, prepare_photo
+from bot.telegram.media import PHOTO_MAX_BYTES, animation_to_mp4, fits_photo_rules, prepare_photo
 
 
 def png(folder: Path, width: int, height: int, *, noise: bool = False) -> Path:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.payments import Pack, Payments, no_credits_cost, no_credits_reason, parse_payload
+from bot.owner.payments import Pack, Payments, no_credits_cost, no_credits_reason, parse_payload
 from storage.credits import CreditsRepo
 
 

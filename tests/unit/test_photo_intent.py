@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aiogram.types import Chat, Document, Message, PhotoSize, User
 
-from handlers.image_common import Flow, photo_intent
+from handlers.images.common import Flow, photo_intent
 
 BOT = "pic_bot"
 

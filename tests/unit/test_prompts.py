@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.prompts import (
+from bot.prompts.rules import (
     MAX_PROMPT_LENGTH,
     PromptDefaults,
     PromptError,
@@ -67,7 +67,7 @@ def test_no_defaults_change_nothing() -> None:
 
 
 def test_forbidden_speeds_are_stripped_and_named() -> None:
-    from bot.prompts import strip_speeds
+    from bot.prompts.rules import strip_speeds
 
     assert strip_speeds("a cat --turbo --ar 1:1 --FAST", ["relax"]) == (
         "a cat --ar 1:1",
@@ -91,7 +91,7 @@ def test_forbidden_speeds_are_stripped_and_named() -> None:
 def test_parameters_that_dont_fit_the_version_are_named(
     prompt: str, flag: str, version: str
 ) -> None:
-    from bot.prompts import version_problem
+    from bot.prompts.rules import version_problem
 
     problem = version_problem(prompt)
     assert problem is not None
@@ -109,7 +109,7 @@ def test_parameters_that_dont_fit_the_version_are_named(
     ],
 )
 def test_parameters_that_fit_pass(prompt: str) -> None:
-    from bot.prompts import version_problem
+    from bot.prompts.rules import version_problem
 
     assert version_problem(prompt) is None
 
@@ -132,7 +132,7 @@ def test_todays_defaults_are_appended_only_where_they_fit() -> None:
 
 
 def test_a_photo_reference_runs_on_a_version_that_takes_it() -> None:
-    from handlers.prompting import Draft
+    from handlers.images.prompting import Draft
 
     url = "https://cdn.test/u.png"
     v61 = PromptDefaults(model="v6.1", draft=True)

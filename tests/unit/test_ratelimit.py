@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from bot.ratelimit import Limits, Priority, RateLimiter, current_priority, priority
+from bot.telegram.ratelimit import Limits, Priority, RateLimiter, current_priority, priority
 
 PRIVATE, OTHER, GROUP = 101, 102, -100500
 

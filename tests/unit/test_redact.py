@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.redact import RedactSecrets, install, uninstall
+from bot.runtime.redact import RedactSecrets, install, uninstall
 
 TOKEN = "123456:AAE-very-secret-bot-token-part"
 KEY = "sk-userapi-key-0123456789"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import build_i18n
-from bot.texts import CAPTION_LIMIT, caption_for
-from bot.webapp import page_texts
+from bot.delivery.texts import CAPTION_LIMIT, caption_for
+from bot.telegram.i18n import build_i18n
+from bot.web.region import page_texts
 from tests.factories import task_record
 
 BASE = task_record(
@@ -56,7 +56,9 @@ def test_russian_type_label() -> None:
 
 
 def test_mini_app_texts_cover_the_page_and_speak_russian() -> None:
-    page = (Path(__file__).parents[2] / "bot" / "webapp" / "region.html").read_text("utf-8")
+    page = (Path(__file__).parents[2] / "bot" / "web" / "assets" / "region.html").read_text(
+        "utf-8"
+    )
     i18n = build_i18n()
     with i18n.context(), i18n.use_locale("ru"):
         texts = page_texts()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.middlewares import ALBUM_SIZE, LRU, Throttle
+from handlers.middlewares.throttle import ALBUM_SIZE, LRU, Throttle
 
 
 class Clock:

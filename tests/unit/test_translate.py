@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.config import Settings
-from bot.translate import Translator, needs_translation, split_prompt
+from bot.prompts.translate import Translator, needs_translation, split_prompt
 from tests.fake_translator import FakeTranslator
 
 

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import pytest
 from PIL import Image, ImageDraw
 
-from bot.uploads import ImageProblem, make_mask, prepare_image
-from bot.webapp import check_init_data
-from handlers.image_common import describe_prompt, parse_command
+from bot.telegram.uploads import ImageProblem, make_mask, prepare_image
+from bot.web.region import check_init_data
+from handlers.images.common import describe_prompt, parse_command
 
 TOKEN = "123456:TEST-token"
 

@@ -12,8 +12,8 @@ from aiogram.client.session.base import BaseSession
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from bot.delivery import TelegramView
-from bot.i18n import build_i18n
+from bot.delivery.results import TelegramView
+from bot.telegram.i18n import build_i18n
 from bot.userapi import UserAPIClient
 from storage.database import Database
 from storage.tasks import TaskRecord, TaskRepo

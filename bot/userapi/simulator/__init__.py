@@ -1,27 +1,4 @@
-"""A local stand-in for api.userapi.ai: the same HTTP API, served by aiohttp, with real images.
-
-The bot runs against it when no USERAPI_KEY is configured, and every test uses it. It knows
-nothing of the bot (only the API document), so agreement between the two is earned.
-
-Parts: model (constants, config, records), base (state, plumbing), engine (how a task runs),
-routes (the API's endpoints), control (`/_sim/...`), images (what results look like).
-
-Run it alone: ``python -m bot.userapi.simulator --host 127.0.0.1 --port 8090 --pace 1.0``.
-
-Prompt directives (anywhere in a prompt; children inherit their parent's prompt, so they
-propagate down a job tree):
-
-- ``sim:error``     the task fails after it starts, status_reason "Simulated Midjourney failure".
-- ``sim:prefilter`` the task fails before it is sent, with prefilter_result
-  ["SEXUALLY_EXPLICIT", "PROFANITY"] and a status_reason.
-- ``sim:big``       image results are >12 MB PNGs (2048x2048 random noise).
-- ``sim:stuck``     the task reaches "waiting" and never moves again.
-
-Images live on the simulator's own CDN, ``GET /cdn/{name}``, which needs no api-key (like
-Discord's). Control endpoints for other processes (no api-key, not recorded):
-``GET/DELETE /_sim/requests``, ``GET /_sim/tasks``, ``POST /_sim/config``,
-``POST /_sim/accounts/{hash}``, ``POST /_sim/faults``, ``POST /_sim/release``.
-"""
+"""A local stand-in for api.userapi.ai (see README.md here); knows nothing of the bot."""
 
 from __future__ import annotations
 

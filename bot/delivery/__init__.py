@@ -1,0 +1,1 @@
+"""What a chat sees of a job: results, status, notices, keyboards; imports owner and below."""

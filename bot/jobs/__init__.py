@@ -1,0 +1,1 @@
+"""Jobs, no aiogram: request, queue, updates in, poller; imports telegram, prompts and below."""

@@ -1,0 +1,1 @@
+"""Owner's rules: accounts, alerts, limits, payments, retention; imports jobs and below."""

@@ -1,0 +1,1 @@
+"""Prompts: hygiene, defaults, version rules, translation; imports runtime and userapi only."""

@@ -1,0 +1,1 @@
+"""Process plumbing every layer may use: clocks, background tasks, log redaction."""

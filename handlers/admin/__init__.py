@@ -1,0 +1,1 @@
+"""The owner's console: routes, actions, texts (admins only); imports handlers.common."""

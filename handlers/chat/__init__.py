@@ -1,0 +1,1 @@
+"""/start, /help, /history, /me and group switches; imports handlers.common."""

@@ -1,0 +1,1 @@
+"""Image routers: imagine, buttons, describe, blend, photos; imports handlers.common."""

@@ -1,0 +1,1 @@
+"""What runs before the routers: access, language, albums; may use the image helpers."""

@@ -1,0 +1,1 @@
+"""Telegram Stars: /buy, invoices, pre-checkout, payments, /balance; imports handlers.common."""

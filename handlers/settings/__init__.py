@@ -1,0 +1,1 @@
+"""/settings and /language: routes and their menus; imports handlers.common."""
