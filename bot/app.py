@@ -151,6 +151,10 @@ class App:
         # No new webhooks or Mini App calls first, then let running deliveries finish, then
         # drop pending progress edits: nothing may use the Telegram session once it is closed.
         await self.runner.cleanup()
+        if self.settings.telegram_webhook:
+            # Polling emits the routers' shutdown as it ends; by webhook nothing else would, and
+            # albums still gathering (handlers/middlewares/albums.py) would never be handled.
+            await self.dispatcher.emit_shutdown(bot=self.bot, **self.dispatcher.workflow_data)
         await self.jobs.drain()
         # After the drain: a job failing while it drained starts an account re-check, which
         # may alert the admins over Telegram.

@@ -1,4 +1,4 @@
-"""Secrets out of the log: a filter that cuts the bot token and the API key from every record.
+"""Secrets out of the log: the bot token and the API keys cut from every record as it is made.
 
 aiogram builds Telegram URLs with the token in their path, and libraries put URLs in their
 exception messages; a traceback from any of them would otherwise print the token.
@@ -7,7 +7,8 @@ exception messages; a traceback from any of them would otherwise print the token
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 MASK = "***"
@@ -36,6 +37,8 @@ class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
         self._forms = secret_forms(secrets)
+        # The record factory this was installed over, and the one installed (see install()).
+        self.factories: tuple[Callable[..., logging.LogRecord], ...] = ()
 
     def redact(self, text: str) -> str:
         """The text with every secret masked."""
@@ -66,14 +69,23 @@ class RedactSecrets(logging.Filter):
 
 
 def install(secrets: Iterable[str | None]) -> RedactSecrets:
-    """Put the filter on every handler of the root logger (where every record ends)."""
+    """Mask every record as it is made, so handlers added later (or by libraries) get it masked."""
     redactor = RedactSecrets(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)
+    make = logging.getLogRecordFactory()
+
+    def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    redactor.factories = (make, masked_record)
+    logging.setLogRecordFactory(masked_record)
     return redactor
 
 
 def uninstall(redactor: RedactSecrets) -> None:
-    """Take the filter off the root logger's handlers again."""
-    for handler in logging.getLogger().handlers:
-        handler.removeFilter(redactor)
+    """Stop masking: restore the record factory that was there before."""
+    previous, ours = redactor.factories
+    # Another factory put on top of ours since keeps working; it still calls ours.
+    if logging.getLogRecordFactory() is ours:
+        logging.setLogRecordFactory(previous)

@@ -12,15 +12,19 @@ from aiogram.types import BotCommand, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.delivery.texts import type_label
+from bot.jobs.values import Failure
 from bot.owner.accounts import short_hash
 from bot.owner.limits import Policy
-from bot.owner.payments import Payments
+from bot.owner.payments import Payments, no_credits_cost
 from bot.telegram.i18n import _
 from handlers.common import describe_user
 from storage.usage import Count
 
 SPEEDS = ("relax", "fast", "turbo")
 LIMIT_CHOICES = ("5", "20", "50", "0", "default")
+# /stats shows the commonest failure reasons; it reads more, as several codes share a label.
+ERRORS_SHOWN = 5
+ERROR_KEYS_READ = 50
 
 ADMIN_COMMAND_NAMES = (
     "accounts",
@@ -84,6 +88,33 @@ def counts_line(counts: list[Count], label: Any = None) -> str:
     )
 
 
+def error_label(reason: str) -> str:
+    """A failure reason as /stats names it: the bot's own codes in words, the API's as sent."""
+    if no_credits_cost(reason) is not None:
+        return _("out of credits")
+    words = {
+        "": _("no reason given"),
+        Failure.UNREACHABLE: _("API unreachable"),
+        Failure.KEY_REJECTED: _("key rejected"),
+        Failure.BUSY: _("API busy (429)"),
+        Failure.SERVER_ERROR: _("API server error"),
+        Failure.RESTARTED: _("restarted while sending"),
+        Failure.STUCK: _("stuck (no news from Midjourney)"),
+        Failure.NOT_FOR_VERSION: _("not for the image's version"),
+    }
+    return words.get(reason, reason)
+
+
+def error_counts(counts: list[Count], shown: int = ERRORS_SHOWN) -> list[Count]:
+    """Failure reasons by label, commonest first (`bot:no_credits:1` and `:3` are one line)."""
+    merged: dict[str, int] = {}
+    for count in counts:
+        label = error_label(count.key)
+        merged[label] = merged.get(label, 0) + count.count
+    ranked = sorted(merged.items(), key=lambda item: -item[1])
+    return [Count(label, number) for label, number in ranked[:shown]]
+
+
 async def stats_text(policy: Policy) -> str:
     """The /stats message."""
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
@@ -112,8 +143,8 @@ async def stats_text(policy: Policy) -> str:
         lines.append("—")
     lines.append("")
     lines.append(_("<b>Top errors</b> (7 days):"))
-    errors = await usage.top_errors(week)
-    lines.extend(f"{c.count} × {html.escape(c.key or '?')}" for c in errors)
+    errors = error_counts(await usage.top_errors(week, limit=ERROR_KEYS_READ))
+    lines.extend(f"{c.count} × {html.escape(c.key)}" for c in errors)
     if not errors:
         lines.append("—")
     if policy.payments is not None and policy.payments.enabled:

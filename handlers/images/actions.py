@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -71,6 +73,56 @@ async def _ask_prompt(
     await prompts.add(PromptRequest(message.chat.id, ask.message_id, user_id, task.id, action.key))
 
 
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A press on a result's button that passed the checks, and what acting on it takes."""
+
+    query: CallbackQuery
+    message: Message
+    task: TaskRecord
+    action: Action
+    jobs: Jobs
+    client: UserAPIClient
+    prompts: PromptRequestRepo
+    state: FSMContext
+    settings: Settings
+
+
+async def _describe_press(press: Press) -> None:
+    await describe_button(
+        press.query, press.message, press.task, press.action, press.jobs, press.client
+    )
+
+
+async def _region_press(press: Press) -> None:
+    await press.query.answer()
+    await ask_region(
+        press.message, press.query.from_user.id, press.task, press.state, press.settings
+    )
+
+
+async def _follow_up_press(press: Press) -> None:
+    if await press.jobs.needs_prompt(press.task, press.action):
+        await press.query.answer()
+        await _ask_prompt(
+            press.message, press.query.from_user.id, press.task, press.action, press.prompts
+        )
+        return
+    # Answer the press at once; the job's own status message follows.
+    await press.query.answer(_("{action}: started").format(action=press.action.label))
+    await press.jobs.run_action(
+        requester_of(press.message, press.query.from_user), press.task, press.action
+    )
+
+
+# Buttons acted on in the chat; every other kind starts a follow-up job at the API.
+IN_CHAT_PRESSES: dict[str, Callable[[Press], Awaitable[None]]] = {
+    "imagine": _describe_press,
+    "describe": _describe_press,
+    "inpaint": _region_press,
+}
+
+
 async def on_action(
     query: CallbackQuery,
     callback_data: ActionCallback | LegacyActionCallback,
@@ -95,20 +147,9 @@ async def on_action(
     if not await may_press(query, task, policy):
         await query.answer(not_yours(), show_alert=True)
         return
-    if action.kind in ("imagine", "describe"):
-        await describe_button(query, message, task, action, jobs, client)
-        return
-    if action.kind == "inpaint":
-        await query.answer()
-        await ask_region(message, query.from_user.id, task, state, settings)
-        return
-    if await jobs.needs_prompt(task, action):
-        await query.answer()
-        await _ask_prompt(message, query.from_user.id, task, action, prompts)
-        return
-    # Answer the press at once; the job's own status message follows.
-    await query.answer(_("{action}: started").format(action=action.label))
-    await jobs.run_action(requester_of(message, query.from_user), task, action)
+    press = Press(query, message, task, action, jobs, client, prompts, state, settings)
+    act = IN_CHAT_PRESSES.get(action.kind, _follow_up_press)
+    await act(press)
 
 
 async def on_prompt_reply(

@@ -310,8 +310,13 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
     assert len(tg.calls("refundStarPayment")) == calls
     assert "Credits: <b>9</b>" in await balance(tg, chat, ann)
 
+    # Out of credits: the job is refused, and /stats names why in words.
+    await say(tg, admin_chat, owner, "/grant 1001 -9")
+    tg.send_message(chat, ann, "/imagine one fox too many")
+    await tg.wait_for("sendMessage", said(chat["id"], "out of credits"))
     stats = await say(tg, admin_chat, owner, "/stats")
     assert "+100 ⭐, credits spent: 3 (refunded: 50 ⭐)" in stats
+    assert "1 × out of credits" in stats and "bot:" not in stats
 
 
 async def test_restart_between_hold_and_done_charges_once(make_bot: Any) -> None:

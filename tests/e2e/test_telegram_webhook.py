@@ -11,7 +11,8 @@ import pytest
 
 from bot.userapi.simulator import Simulator
 from bot.web.server import MAX_WEBHOOK_BYTES
-from tests.e2e.harness import BotHarness, button_labels
+from tests.e2e.harness import BotHarness, button_labels, until
+from tests.e2e.image_session import picture
 from tests.fake_telegram import FakeTelegram
 from tests.hostile import post_in_pieces
 
@@ -120,3 +121,26 @@ async def test_an_update_in_delayed_pieces_is_handled_and_an_oversized_one_is_41
         webhook_bot.port, path, json.dumps(update).encode(), headers, chunked=chunked, delay=0.05
     )
     assert status == 413
+
+
+async def test_an_album_still_gathering_at_stop_is_handled_before_the_bot_stops(
+    tg: FakeTelegram, sim: Simulator, tmp_path: Path
+) -> None:
+    bot = BotHarness(
+        tg=tg,
+        sim=sim,
+        database_path=tmp_path / "bot.sqlite3",
+        webhooks=True,
+        overrides={"telegram_webhook": True},
+    )
+    await bot.start()
+    ann = tg.user(11, "Di")
+    chat = tg.private_chat(ann)
+    delivered = len(tg.webhook_deliveries)
+    for number, color in enumerate(("red", "blue")):
+        caption = "/blend" if number == 0 else None
+        tg.send_message(chat, ann, caption=caption, photo=picture(color=color), media_group_id="g")
+    await until(lambda: len(tg.webhook_deliveries) >= delivered + 2, "both parts delivered")
+    # Stop while the album waits for its quiet moment: its blend must still go out.
+    await bot.stop()
+    assert len(sim.requests_to("/midjourney/v2/blend")) == 1

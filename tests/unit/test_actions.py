@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from bot.delivery.keyboards import ActionCallback
-from bot.jobs.actions import action_rows, flat_actions, upsample_choices
+from bot.jobs.actions import InChat, action_rows, flat_actions, upsample_choices
 from bot.prompts.rules import model_version
+from handlers.images.actions import IN_CHAT_PRESSES
 
 IMAGE = {"url": "http://cdn/x.png", "content_type": "image/png", "width": 2048, "height": 2048}
 ANIMATION = {"url": "http://cdn/x.webp", "content_type": "image/webp"}
@@ -190,3 +191,8 @@ def test_every_button_key_fits_telegram_callback_data_with_a_huge_task_id() -> N
         packed = ActionCallback.of(2**63 - 1, action).pack()
         assert len(packed.encode()) <= 64, packed
         assert ActionCallback.unpack(packed).key == action.key
+
+
+def test_every_in_chat_kind_has_its_press_and_no_follow_up_does() -> None:
+    # A kind missing here would be sent to the API as a follow-up job it isn't.
+    assert set(IN_CHAT_PRESSES) == set(get_args(InChat))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 
@@ -57,3 +58,30 @@ def test_nothing_changes_without_secrets(caplog: pytest.LogCaptureFixture) -> No
     finally:
         uninstall(redactor)
     assert caplog.records[-1].getMessage() == "value 42"
+
+
+def test_a_handler_added_after_start_gets_masked_records(redacted: RedactSecrets) -> None:
+    stream = io.StringIO()
+    late = logging.StreamHandler(stream)
+    logger = logging.getLogger("added.later")
+    logger.addHandler(late)
+    logger.propagate = False
+    try:
+        logger.warning("token %s", TOKEN)
+        try:
+            third_party_download(f"https://api.telegram.org/bot{TOKEN}/getMe")
+        except ConnectionError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(late)
+        logger.propagate = True
+    assert TOKEN.split(":", 1)[1] not in stream.getvalue()
+    assert "token ***" in stream.getvalue() and "Traceback" in stream.getvalue()
+
+
+def test_uninstall_restores_the_factory_before_it() -> None:
+    before = logging.getLogRecordFactory()
+    redactor = install([TOKEN])
+    assert logging.getLogRecordFactory() is not before
+    uninstall(redactor)
+    assert logging.getLogRecordFactory() is before
