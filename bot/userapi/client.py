@@ -13,7 +13,7 @@ from pydantic import BaseModel, SecretStr
 
 from bot.userapi.downloads import Downloads
 from bot.userapi.models import BlendImage, DiscordAccount, Task, UploadResult
-from bot.userapi.netsafe import Resolver, URLPolicy
+from bot.userapi.netsafe import Resolver, URLPolicy, pinned_transport
 from bot.userapi.transport import Retry, Transport
 from bot.userapi.wire import (
     compact,
@@ -53,8 +53,13 @@ class UserAPIClient:
     ) -> None:
         # No default headers: the key is added per API request so that fetch() of a CDN url
         # can never carry it to a third-party host.
+        # Files come only from the API's own origin or from https on public addresses, and
+        # connections to other hosts go only to the addresses the policy checked.
+        self.urls = URLPolicy([base_url], resolve)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout), transport=transport
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout),
+            transport=transport or pinned_transport(self.urls),
         )
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._api = Transport(
@@ -64,8 +69,6 @@ class UserAPIClient:
             backoff=retry_backoff,
             max_retry_after=max_retry_after,
         )
-        # Files come only from the API's own origin or from https on public addresses.
-        self.urls = URLPolicy([base_url], resolve)
         self._downloads = Downloads(self._http, self.urls, self._api.attempts, self._api.delay)
 
     async def aclose(self) -> None:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import httpx
 
-from bot.userapi.netsafe import UnsafeURLError, URLPolicy
+from bot.userapi.netsafe import UnsafeURLError, URLPolicy, pinned
 from bot.userapi.wire import UserAPIError, log_exchange, retry_after_of
 
 logger = logging.getLogger("bot.userapi.client")
@@ -76,16 +76,15 @@ class Downloads:
         """One streamed download attempt, each redirect checked like the first URL."""
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                await self._urls.check(target)
-                async with self._http.stream("GET", target) as response:
-                    log_exchange("GET", label, response.status_code, started)
-                    self._urls.check_peer(target, response)
-                    location = response.headers.get("location")
-                    if response.is_redirect and location:
-                        target = target.join(location)
-                        label = f"{target.host}{target.path}"
-                        continue
-                    return await self._receive(response, label, max_bytes, sink)
+                addresses = await self._urls.check(target)
+                with pinned(target, addresses):
+                    async with self._http.stream("GET", target) as response:
+                        log_exchange("GET", label, response.status_code, started)
+                        location = response.headers.get("location")
+                        if not (response.is_redirect and location):
+                            return await self._receive(response, label, max_bytes, sink)
+                target = target.join(location)
+                label = f"{target.host}{target.path}"
             raise UserAPIError(None, f"too many redirects fetching {label}")
         except httpx.TimeoutException as exc:
             log_exchange("GET", label, None, started)
