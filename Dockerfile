@@ -14,7 +14,6 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
 RUN pip install -c constraints.txt . \
-    && python -m bot.telegram.i18n \
     && useradd --system --uid 10001 --home-dir /app bot \
     && mkdir -p /app/data \
     && chown bot:bot /app/data

@@ -1,14 +1,15 @@
-"""Languages: gettext catalogs, compiled from `.po` at start (`.mo` files are never committed).
+"""Languages: gettext catalogs, compiled from `.po` at start into a private temporary directory.
 
 Source strings are English and serve as message ids;
-`bot/telegram/locales/<lang>/LC_MESSAGES/messages.po` holds the translations.
-`python -m bot.telegram.i18n` compiles them explicitly (the Docker build does).
+`bot/telegram/locales/<lang>/LC_MESSAGES/messages.po` holds the translations. Nothing is
+written into the install directory: replicas starting together from one checkout (or a
+read-only image) each compile their own copy, so none reads a half-written `.mo`.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
+import tempfile
 from pathlib import Path
 
 from aiogram.utils.i18n import I18n
@@ -27,13 +28,12 @@ DEFAULT_LOCALE = "en"
 LOCALES = ("en", "ru")
 
 
-def compile_catalogs(path: Path = LOCALES_DIR) -> list[Path]:
-    """Compile every `.po` whose `.mo` is missing or older; return the files written."""
+def compile_catalogs(source: Path, target: Path) -> list[Path]:
+    """Compile every `.po` under `source` into the same layout under `target`."""
     written = []
-    for po_path in sorted(path.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo_path = po_path.with_suffix(".mo")
-        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
-            continue
+    for po_path in sorted(source.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        mo_path = target / po_path.relative_to(source).with_suffix(".mo")
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
         with po_path.open("rb") as po_file:
             catalog = read_po(po_file, locale=po_path.parent.parent.name)
         with mo_path.open("wb") as mo_file:
@@ -43,17 +43,15 @@ def compile_catalogs(path: Path = LOCALES_DIR) -> list[Path]:
 
 
 def build_i18n(path: Path = LOCALES_DIR) -> I18n:
-    """Compile what needs it and load the catalogs; English is the message ids themselves."""
-    compile_catalogs(path)
-    return I18n(path=path, default_locale=DEFAULT_LOCALE, domain=DOMAIN)
+    """Load the catalogs; English is the message ids themselves."""
+    # aiogram's I18n reads compiled `.mo` files from a directory, once, in its constructor;
+    # the directory is this process's own and is gone as soon as they are read.
+    with tempfile.TemporaryDirectory(prefix="mjbot-locales-") as compiled:
+        compile_catalogs(path, Path(compiled))
+        return I18n(path=compiled, default_locale=DEFAULT_LOCALE, domain=DOMAIN)
 
 
 def pick_locale(language_code: str | None) -> str:
     """The supported locale closest to a Telegram `language_code` (English otherwise)."""
     code = (language_code or "").split("-")[0].lower()
     return code if code in LOCALES else DEFAULT_LOCALE
-
-
-if __name__ == "__main__":
-    for mo in compile_catalogs():
-        print(f"compiled {mo}", file=sys.stderr)

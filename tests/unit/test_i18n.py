@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from bot.telegram.i18n import LOCALES, LOCALES_DIR, compile_catalogs, pick_locale
+from bot.telegram.i18n import LOCALES, LOCALES_DIR, build_i18n, pick_locale
 from scripts.update_catalogs import extract_messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,14 +60,22 @@ def test_translations_keep_their_placeholders(locale: str) -> None:
         ), f"{locale}: placeholders differ in {entry.id!r}"
 
 
-def test_catalogs_compile(tmp_path: Path) -> None:
-    for locale in LOCALES:
-        target = tmp_path / locale / "LC_MESSAGES"
-        target.mkdir(parents=True)
-        source = LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
-        (target / "messages.po").write_bytes(source.read_bytes())
-    written = compile_catalogs(tmp_path)
-    assert sorted(path.parent.parent.name for path in written) == sorted(LOCALES)
+def test_catalogs_load_from_a_read_only_install_and_nothing_is_written(tmp_path: Path) -> None:
+    # Replicas share one install directory (or a read-only image): start-up must not write there.
+    install = tmp_path / "locales"
+    shutil.copytree(LOCALES_DIR, install)
+    before = sorted(path.relative_to(install) for path in install.rglob("*"))
+    for path in [install, *install.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        i18n = build_i18n(install)
+    finally:
+        for path in [install, *install.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert sorted(path.relative_to(install) for path in install.rglob("*")) == before
+    entry = next(entry for entry in catalog("ru") if entry.id and entry.string)
+    assert i18n.gettext(str(entry.id), locale="ru") == entry.string
+    assert sorted(i18n.available_locales) == sorted(LOCALES)
 
 
 def test_locale_from_telegram_language_code() -> None:
