@@ -90,6 +90,11 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     """Entry point."""
+    if sys.argv[1:2] == ["migrate"]:
+        from bot.migrate import main as migrate
+
+        migrate(sys.argv[2:])
+        return
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

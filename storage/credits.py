@@ -3,7 +3,8 @@
 Kinds of entry and what each does to the spendable balance (`amount`):
 - `purchase` +credits, once per Telegram payment (`charge_id`), with the Stars paid;
 - `grant` ±credits, an admin's change with a reason;
-- `refund` -credits, once per purchase, when its Stars are returned;
+- `refund` -credits, once per purchase, when its Stars are returned (`reason` is `pending`
+  while Telegram's answer is unknown, `confirmed` once it is known they went back);
 - `reserve` -cost, once per task, when it starts (a hold);
 - `charge` 0, the hold is spent (the task ended `done`);
 - `release` +cost, the hold comes back (any other final state).
@@ -16,11 +17,12 @@ import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from storage.database import Database
 
-# A user's spendable balance, for the user id bound to its placeholder.
-_BALANCE = "(SELECT COALESCE(SUM(amount), 0) FROM credit_ledger WHERE user_id = ?)"
+# A user's spendable balance, for the user id bound to `:user_id`.
+_BALANCE = "(SELECT COALESCE(SUM(amount), 0) FROM credit_ledger WHERE user_id = :user_id)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +67,15 @@ class RefundOutcome(enum.Enum):
     """What asking to refund a purchase came to."""
 
     DONE = "done"
+    # Asked before and Telegram's answer never came: ask Telegram again.
+    PENDING = "pending"
     UNKNOWN = "unknown"
     ALREADY = "already"
     SPENT = "spent"
 
 
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" for _ in values) or "NULL"
+def _day(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
 
 
 class CreditsRepo:
@@ -88,8 +92,8 @@ class CreditsRepo:
                           SELECT 1 FROM credit_ledger s
                           WHERE s.task_id = l.task_id AND s.kind IN ('charge', 'release')
                       ) THEN amount END), 0) AS reserved
-               FROM credit_ledger l WHERE user_id = ?""",
-            (user_id,),
+               FROM credit_ledger l WHERE user_id = :user_id""",
+            {"user_id": user_id},
         )
         if row is None:  # pragma: no cover - an aggregate always has a row
             return Balance(0, 0)
@@ -97,41 +101,66 @@ class CreditsRepo:
 
     async def reserve(self, *, user_id: int, task_id: int, cost: int) -> bool:
         """Hold a task's cost if the user can pay it (or it holds it already); False if not."""
-        # One statement: the check and the hold can't be split by another job's hold.
-        changed = await self._db.execute(
-            f"""INSERT OR IGNORE INTO credit_ledger (user_id, kind, amount, task_id, created_at)
-                SELECT ?, 'reserve', ?, ?, ? WHERE {_BALANCE} >= ?""",
-            (user_id, -cost, task_id, time.time(), user_id, cost),
-        )
-        if changed == 1:
-            return True
-        # Asked again for the same task (a retry, a recovery): its one hold stands.
-        held = await self._db.fetch_one(
-            "SELECT 1 FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'", (task_id,)
-        )
-        return held is not None
+        params = {"user_id": user_id, "amount": -cost, "cost": cost, "task_id": task_id}
+        async with self._db.transaction() as statements:
+            # One user's balance changes take turns: two jobs can't both pass the check on
+            # the same balance.
+            await statements.lock("credits", user_id)
+            changed = await statements.execute(
+                f"""INSERT INTO credit_ledger (user_id, kind, amount, task_id, created_at)
+                    SELECT :user_id, 'reserve', :amount, :task_id, :now
+                    WHERE {_BALANCE} >= :cost
+                    ON CONFLICT DO NOTHING""",
+                {**params, "now": time.time()},
+            )
+            if changed == 1:
+                return True
+            # Asked again for the same task (a retry, a recovery): its one hold stands, if it
+            # is this user's and still running. Anything else (a hold left by another task
+            # under the same id) must never let a job run free.
+            held = await statements.fetch_one(
+                """SELECT 1 FROM credit_ledger h
+                   WHERE h.task_id = :task_id AND h.kind = 'reserve' AND h.user_id = :user_id
+                     AND NOT EXISTS (SELECT 1 FROM credit_ledger s WHERE s.task_id = h.task_id
+                                     AND s.kind IN ('charge', 'release'))""",
+                params,
+            )
+            return held is not None
 
     async def settle(self, task_id: int, *, done: bool) -> bool:
         """Charge (done) or release a task's hold, once; True when the task had a hold."""
         kind = "charge" if done else "release"
+        params = {"kind": kind, "now": time.time(), "task_id": task_id}
         await self._db.execute(
-            """INSERT OR IGNORE INTO credit_ledger (user_id, kind, amount, task_id, created_at)
-               SELECT user_id, ?, CASE WHEN ? = 'release' THEN -amount ELSE 0 END, task_id, ?
-               FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'""",
-            (kind, kind, time.time(), task_id),
+            """INSERT INTO credit_ledger (user_id, kind, amount, task_id, created_at)
+               SELECT user_id, :kind, CASE WHEN :kind = 'release' THEN -amount ELSE 0 END,
+                      task_id, :now
+               FROM credit_ledger WHERE task_id = :task_id AND kind = 'reserve'
+               ON CONFLICT DO NOTHING""",
+            params,
         )
         row = await self._db.fetch_one(
-            "SELECT 1 FROM credit_ledger WHERE task_id = ? AND kind = 'reserve'", (task_id,)
+            "SELECT 1 FROM credit_ledger WHERE task_id = :task_id AND kind = 'reserve'", params
         )
         return row is not None
 
     async def grant(self, *, user_id: int, amount: int, reason: str, actor_id: int) -> bool:
         """Add (or take away) credits; False when taking more than the user can spend."""
-        changed = await self._db.execute(
-            f"""INSERT INTO credit_ledger (user_id, kind, amount, reason, actor_id, created_at)
-                SELECT ?, 'grant', ?, ?, ?, ? WHERE ? >= 0 OR {_BALANCE} + ? >= 0""",
-            (user_id, amount, reason, actor_id, time.time(), amount, user_id, amount),
-        )
+        params = {
+            "user_id": user_id,
+            "amount": amount,
+            "reason": reason,
+            "actor_id": actor_id,
+            "now": time.time(),
+        }
+        async with self._db.transaction() as statements:
+            await statements.lock("credits", user_id)
+            changed = await statements.execute(
+                f"""INSERT INTO credit_ledger (user_id, kind, amount, reason, actor_id, created_at)
+                    SELECT :user_id, 'grant', :amount, :reason, :actor_id, :now
+                    WHERE :amount >= 0 OR {_BALANCE} + :amount >= 0""",
+                params,
+            )
         return changed == 1
 
     async def purchase(
@@ -139,32 +168,38 @@ class CreditsRepo:
     ) -> bool:
         """Credit a paid pack, once per Telegram charge id; False when it was credited already."""
         changed = await self._db.execute(
-            """INSERT OR IGNORE INTO credit_ledger
+            """INSERT INTO credit_ledger
                (user_id, kind, amount, charge_id, stars, reason, created_at)
-               VALUES (?, 'purchase', ?, ?, ?, ?, ?)""",
-            (user_id, credits, charge_id, stars, payload, time.time()),
+               VALUES (:user_id, 'purchase', :credits, :charge_id, :stars, :payload, :now)
+               ON CONFLICT DO NOTHING""",
+            {
+                "user_id": user_id,
+                "credits": credits,
+                "charge_id": charge_id,
+                "stars": stars,
+                "payload": payload,
+                "now": time.time(),
+            },
         )
         return changed == 1
 
     async def find_purchase(self, charge_id: str) -> Purchase | None:
         """A purchase by its Telegram charge id."""
-        rows = await self._purchases("p.charge_id = ?", (charge_id,), 1)
+        rows = await self._purchases("p.charge_id = :key", charge_id, 1)
         return rows[0] if rows else None
 
     async def purchases(self, user_id: int, limit: int = 5) -> list[Purchase]:
         """A user's latest purchases, newest first."""
-        return await self._purchases("p.user_id = ?", (user_id,), limit)
+        return await self._purchases("p.user_id = :key", user_id, limit)
 
-    async def _purchases(
-        self, where: str, params: tuple[object, ...], limit: int
-    ) -> list[Purchase]:
+    async def _purchases(self, where: str, key: object, limit: int) -> list[Purchase]:
         rows = await self._db.fetch_all(
             f"""SELECT p.charge_id, p.user_id, p.amount, p.stars, p.created_at,
                        EXISTS (SELECT 1 FROM credit_ledger r
                                WHERE r.kind = 'refund' AND r.charge_id = p.charge_id) AS refunded
                 FROM credit_ledger p WHERE p.kind = 'purchase' AND {where}
-                ORDER BY p.id DESC LIMIT ?""",
-            (*params, limit),
+                ORDER BY p.id DESC LIMIT :limit""",
+            {"key": key, "limit": limit},
         )
         return [
             Purchase(
@@ -180,38 +215,74 @@ class CreditsRepo:
 
     async def refund(self, charge_id: str, *, actor_id: int) -> RefundOutcome:
         """Take a purchase's credits back, once, only while the buyer still has them all."""
-        changed = await self._db.execute(
-            """INSERT OR IGNORE INTO credit_ledger
-               (user_id, kind, amount, charge_id, stars, actor_id, created_at)
-               SELECT p.user_id, 'refund', -p.amount, p.charge_id, p.stars, ?, ?
-               FROM credit_ledger p
-               WHERE p.kind = 'purchase' AND p.charge_id = ? AND (
-                   SELECT COALESCE(SUM(amount), 0) FROM credit_ledger WHERE user_id = p.user_id
-               ) >= p.amount""",
-            (actor_id, time.time(), charge_id),
-        )
-        if changed == 1:
-            return RefundOutcome.DONE
         purchase = await self.find_purchase(charge_id)
         if purchase is None:
             return RefundOutcome.UNKNOWN
-        return RefundOutcome.ALREADY if purchase.refunded else RefundOutcome.SPENT
+        async with self._db.transaction() as statements:
+            await statements.lock("credits", purchase.user_id)
+            changed = await statements.execute(
+                """INSERT INTO credit_ledger
+                   (user_id, kind, amount, charge_id, stars, actor_id, created_at, reason)
+                   SELECT p.user_id, 'refund', -p.amount, p.charge_id, p.stars, :actor_id, :now,
+                          'pending'
+                   FROM credit_ledger p
+                   WHERE p.kind = 'purchase' AND p.charge_id = :charge_id AND (
+                       SELECT COALESCE(SUM(amount), 0) FROM credit_ledger
+                       WHERE user_id = p.user_id
+                   ) >= p.amount
+                   ON CONFLICT DO NOTHING""",
+                {"actor_id": actor_id, "now": time.time(), "charge_id": charge_id},
+            )
+        if changed == 1:
+            return RefundOutcome.DONE
+        if not purchase.refunded:
+            return RefundOutcome.SPENT
+        pending = await self._db.fetch_one(
+            """SELECT 1 FROM credit_ledger
+               WHERE kind = 'refund' AND charge_id = :charge_id AND reason = 'pending'""",
+            {"charge_id": charge_id},
+        )
+        return RefundOutcome.PENDING if pending else RefundOutcome.ALREADY
+
+    async def confirm_refund(self, charge_id: str) -> bool:
+        """Telegram returned a purchase's Stars: settle its refund; True if that changed a row.
+
+        A refund the bot never asked for (Telegram's own) takes the credits back all the
+        same, even into a negative balance: the Stars are gone.
+        """
+        params = {"charge_id": charge_id, "now": time.time()}
+        async with self._db.transaction() as statements:
+            changed = await statements.execute(
+                """UPDATE credit_ledger SET reason = 'confirmed'
+                   WHERE kind = 'refund' AND charge_id = :charge_id AND reason = 'pending'""",
+                params,
+            )
+            changed += await statements.execute(
+                """INSERT INTO credit_ledger
+                   (user_id, kind, amount, charge_id, stars, created_at, reason)
+                   SELECT user_id, 'refund', -amount, charge_id, stars, :now, 'confirmed'
+                   FROM credit_ledger WHERE kind = 'purchase' AND charge_id = :charge_id
+                   ON CONFLICT DO NOTHING""",
+                params,
+            )
+        return changed > 0
 
     async def cancel_refund(self, charge_id: str) -> None:
         """Undo a refund entry whose Stars Telegram did not return (it never took effect)."""
         await self._db.execute(
-            "DELETE FROM credit_ledger WHERE kind = 'refund' AND charge_id = ?", (charge_id,)
+            "DELETE FROM credit_ledger WHERE kind = 'refund' AND charge_id = :charge_id",
+            {"charge_id": charge_id},
         )
 
     async def job_costs(self, task_ids: Sequence[int]) -> dict[int, JobCost]:
         """What each of these tasks held or cost (tasks that were free are absent)."""
         rows = await self._db.fetch_all(
-            f"""SELECT h.task_id, -h.amount AS credits,
+            """SELECT h.task_id, -h.amount AS credits,
                        (SELECT s.kind FROM credit_ledger s WHERE s.task_id = h.task_id
                         AND s.kind IN ('charge', 'release')) AS settled
                 FROM credit_ledger h
-                WHERE h.kind = 'reserve' AND h.task_id IN ({_marks(task_ids)})""",
-            tuple(task_ids),
+                WHERE h.kind = 'reserve' AND h.task_id IN :ids""",
+            {"ids": list(task_ids)},
         )
         return {
             int(row["task_id"]): JobCost(int(row["credits"]), str(row["settled"] or "reserved"))
@@ -227,47 +298,44 @@ class CreditsRepo:
         chat_id: int | None = None,
     ) -> int:
         """Unfinished jobs of these types holding no credits, started no later than a task."""
-        where = ["t.status_rank < 4", f"t.type IN ({_marks(types)})", "t.id <= ?"]
-        params: list[object] = [*types, up_to_task]
+        where = ["t.status_rank < 4", "t.type IN :types", "t.id <= :up_to"]
+        params: dict[str, object] = {"types": list(types), "up_to": up_to_task}
         if user_id is not None:
-            where.append("t.user_id = ?")
-            params.append(user_id)
+            where.append("t.user_id = :user_id")
+            params["user_id"] = user_id
         if chat_id is not None:
-            where.append("t.chat_id = ?")
-            params.append(chat_id)
+            where.append("t.chat_id = :chat_id")
+            params["chat_id"] = chat_id
         row = await self._db.fetch_one(
             f"""SELECT COUNT(*) AS n FROM tasks t WHERE {" AND ".join(where)} AND NOT EXISTS (
                     SELECT 1 FROM credit_ledger h
                     WHERE h.task_id = t.id AND h.kind = 'reserve')""",
-            tuple(params),
+            params,
         )
         return int(row["n"]) if row else 0
 
     async def days(self, since: float) -> list[DayFigures]:
         """Stars in and out and credits spent per day (UTC) since a time, newest first."""
+        # Days are cut in Python: SQLite and PostgreSQL spell "the UTC date of a UNIX time"
+        # differently, and a month of one bot's payments is a few thousand rows at most.
         money = await self._db.fetch_all(
-            """SELECT date(created_at, 'unixepoch') AS day,
-                      COALESCE(SUM(CASE WHEN kind = 'purchase' THEN stars END), 0) AS stars,
-                      COALESCE(SUM(CASE WHEN kind = 'refund' THEN stars END), 0) AS refunded
-               FROM credit_ledger WHERE kind IN ('purchase', 'refund') AND created_at >= ?
-               GROUP BY day""",
-            (since,),
+            """SELECT kind, stars, created_at FROM credit_ledger
+               WHERE kind IN ('purchase', 'refund') AND created_at >= :since""",
+            {"since": since},
         )
         spent = await self._db.fetch_all(
-            """SELECT date(c.created_at, 'unixepoch') AS day, SUM(-h.amount) AS credits
+            """SELECT c.created_at, -h.amount AS credits
                FROM credit_ledger c
                JOIN credit_ledger h ON h.task_id = c.task_id AND h.kind = 'reserve'
-               WHERE c.kind = 'charge' AND c.created_at >= ? GROUP BY day""",
-            (since,),
+               WHERE c.kind = 'charge' AND c.created_at >= :since""",
+            {"since": since},
         )
         figures: dict[str, list[int]] = {}
         for row in money:
-            figures.setdefault(str(row["day"]), [0, 0, 0])[:2] = [
-                int(row["stars"]),
-                int(row["refunded"]),
-            ]
+            day = figures.setdefault(_day(row["created_at"]), [0, 0, 0])
+            day[0 if row["kind"] == "purchase" else 1] += int(row["stars"] or 0)
         for row in spent:
-            figures.setdefault(str(row["day"]), [0, 0, 0])[2] = int(row["credits"])
+            figures.setdefault(_day(row["created_at"]), [0, 0, 0])[2] += int(row["credits"])
         return [
             DayFigures(day, stars, refunded, credits)
             for day, (stars, refunded, credits) in sorted(figures.items(), reverse=True)

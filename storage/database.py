@@ -1,254 +1,215 @@
-"""One SQLite connection in WAL mode, with numbered migrations."""
+"""The bot's database: SQLite by default, PostgreSQL by `DATABASE_URL`; one SQL for both.
+
+Repositories write plain SQL with named parameters (`:name`) in the dialect both servers
+speak (upserts as `ON CONFLICT`, no scalar MAX, no date functions); SQLAlchemy's async engine
+runs it over aiosqlite or asyncpg. Each call is its own transaction unless made inside
+`Database.transaction()`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storage.migrations.upgrade import upgrade
 
 log = logging.getLogger(__name__)
 
-# Each entry moves the schema one version forward; never edit a shipped entry, append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE tasks (
-        id INTEGER PRIMARY KEY,
-        hash TEXT UNIQUE,
-        parent_id INTEGER REFERENCES tasks(id),
-        type TEXT NOT NULL,
-        action TEXT,
-        choice TEXT,
-        prompt TEXT,
-        status TEXT NOT NULL,
-        status_rank INTEGER NOT NULL,
-        progress INTEGER NOT NULL DEFAULT 0,
-        status_reason TEXT,
-        prefilter TEXT,
-        result TEXT,
-        next_actions TEXT,
-        account_hash TEXT,
-        chat_id INTEGER NOT NULL,
-        thread_id INTEGER,
-        user_id INTEGER NOT NULL,
-        request_message_id INTEGER,
-        status_message_id INTEGER,
-        status_is_photo INTEGER NOT NULL DEFAULT 0,
-        result_message_id INTEGER,
-        result_file_id TEXT,
-        delivery TEXT NOT NULL DEFAULT 'none',
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        delivered_at REAL
-    );
-    CREATE INDEX tasks_in_flight ON tasks(status_rank) WHERE status_rank < 4;
-    CREATE INDEX tasks_delivery ON tasks(delivery) WHERE delivery IN ('pending', 'sending');
-    CREATE INDEX tasks_parent ON tasks(parent_id);
-    CREATE TABLE users (
-        id INTEGER PRIMARY KEY,
-        username TEXT,
-        first_name TEXT,
-        language_code TEXT,
-        created_at REAL NOT NULL,
-        last_seen_at REAL NOT NULL
-    );
-    CREATE TABLE chats (
-        id INTEGER PRIMARY KEY,
-        type TEXT NOT NULL,
-        title TEXT,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE prompt_requests (
-        chat_id INTEGER NOT NULL,
-        message_id INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        task_id INTEGER NOT NULL REFERENCES tasks(id),
-        action TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (chat_id, message_id)
-    );
-    """,
-    # 2: the language each task's messages are shown in (its requester's).
-    "ALTER TABLE tasks ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';",
-    # 3: per-user preferences (/settings, /language).
-    """
-    CREATE TABLE user_settings (
-        user_id INTEGER PRIMARY KEY,
-        aspect TEXT,
-        model TEXT,
-        stylize INTEGER,
-        raw INTEGER NOT NULL DEFAULT 0,
-        speed TEXT,
-        originals INTEGER NOT NULL DEFAULT 0,
-        locale TEXT,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX tasks_user_recent ON tasks(user_id, id);
-    """,
-    # 4: access control, per-group settings and charged usage (issue 4).
-    """
-    CREATE TABLE bot_settings (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    CREATE TABLE user_access (
-        user_id INTEGER PRIMARY KEY,
-        allowed INTEGER NOT NULL DEFAULT 0,
-        banned INTEGER NOT NULL DEFAULT 0,
-        daily_limit INTEGER,
-        concurrent_limit INTEGER
-    );
-    CREATE TABLE chat_access (
-        chat_id INTEGER PRIMARY KEY,
-        allowed INTEGER NOT NULL DEFAULT 0,
-        enabled INTEGER NOT NULL DEFAULT 1,
-        daily_limit INTEGER,
-        anyone_presses INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE usage (
-        task_id INTEGER PRIMARY KEY REFERENCES tasks(id),
-        user_id INTEGER NOT NULL,
-        chat_id INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        day TEXT NOT NULL,
-        charged_at REAL NOT NULL
-    );
-    CREATE INDEX usage_user_day ON usage(user_id, day);
-    CREATE INDEX usage_chat_day ON usage(chat_id, day);
-    CREATE INDEX tasks_created ON tasks(created_at);
-    """,
-    # 5: user images uploaded to Discord, and their URLs (issue 3).
-    """
-    CREATE TABLE uploads (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL,
-        file_unique_id TEXT NOT NULL,
-        account_hash TEXT,
-        url TEXT NOT NULL,
-        ext TEXT NOT NULL,
-        width INTEGER,
-        height INTEGER,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX uploads_file ON uploads(file_unique_id, created_at);
-    """,
-    # 6: who asked, as shown under results in groups.
-    "ALTER TABLE tasks ADD COLUMN requester TEXT;",
-    # 7: each job's request as a value (JSON), kept from the moment it is asked for, so the
-    # queue of jobs waiting for a slot (status 'queued') survives a restart.
-    """
-    ALTER TABLE tasks ADD COLUMN request TEXT;
-    CREATE INDEX tasks_queued ON tasks(id) WHERE status = 'queued';
-    """,
-    # 8: waiting states (aiogram FSM) kept across restarts, and what pruning looks up by age.
-    """
-    CREATE TABLE fsm_states (
-        key TEXT PRIMARY KEY,
-        state TEXT,
-        data TEXT NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX fsm_states_updated ON fsm_states(updated_at);
-    CREATE INDEX uploads_created ON uploads(created_at);
-    CREATE INDEX prompt_requests_created ON prompt_requests(created_at);
-    """,
-    # 9: today's Midjourney in /settings (issue 13): draft mode, --exp, a style code, a
-    # personalization code, reference weights, and whether prompts are translated.
-    """
-    ALTER TABLE user_settings ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE user_settings ADD COLUMN exp INTEGER;
-    ALTER TABLE user_settings ADD COLUMN sref TEXT;
-    ALTER TABLE user_settings ADD COLUMN personalize TEXT;
-    ALTER TABLE user_settings ADD COLUMN sw INTEGER;
-    ALTER TABLE user_settings ADD COLUMN ow INTEGER;
-    ALTER TABLE user_settings ADD COLUMN translate INTEGER NOT NULL DEFAULT 1;
-    """,
-    # 10: the credits ledger (issue 14): every change to a balance, which is the ledger's sum.
-    # The partial unique indexes make each task's hold and its settlement, and each Telegram
-    # payment and its refund, happen at most once however often they are asked for.
-    """
-    CREATE TABLE credit_ledger (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        amount INTEGER NOT NULL,
-        task_id INTEGER,
-        charge_id TEXT,
-        stars INTEGER,
-        reason TEXT,
-        actor_id INTEGER,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX credit_ledger_user ON credit_ledger(user_id, id);
-    CREATE INDEX credit_ledger_kind ON credit_ledger(kind, created_at);
-    CREATE UNIQUE INDEX credit_ledger_hold ON credit_ledger(task_id) WHERE kind = 'reserve';
-    CREATE UNIQUE INDEX credit_ledger_settled ON credit_ledger(task_id)
-        WHERE kind IN ('charge', 'release');
-    CREATE UNIQUE INDEX credit_ledger_purchase ON credit_ledger(charge_id)
-        WHERE kind = 'purchase';
-    CREATE UNIQUE INDEX credit_ledger_refund ON credit_ledger(charge_id) WHERE kind = 'refund';
-    """,
-)
+Params = Mapping[str, Any]
+
+# Bound values get a type from their Python value, so PostgreSQL (asyncpg) knows what a
+# parameter is where the SQL alone doesn't say (`:x IS NULL`, a SELECT list); None stays
+# untyped and takes the type of what it meets.
+_BIND_TYPES: dict[type, sa.types.TypeEngine[Any]] = {
+    bool: sa.Integer(),
+    int: sa.BigInteger(),
+    float: sa.Float(precision=53),
+    str: sa.Text(),
+}
+
+
+def database_url(url: str | None, path: Path | str) -> sa.URL:
+    """The engine URL: `DATABASE_URL` (postgresql://...) when set, else the SQLite file."""
+    if not url:
+        return sa.URL.create("sqlite+aiosqlite", database=str(path))
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"DATABASE_URL must be postgresql:// or sqlite://, not {parsed.drivername}")
+
+
+# How text() finds `:name` in SQL (SQLAlchemy's own pattern), to type only what is used.
+_BIND_NAME = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
+
+
+def _statement(sql: str, params: Params | None) -> tuple[sa.TextClause, dict[str, Any]]:
+    statement = sa.text(sql)
+    used = set(_BIND_NAME.findall(sql))
+    values = {name: value for name, value in (params or {}).items() if name in used}
+    binds: list[sa.BindParameter[Any]] = []
+    for name, value in values.items():
+        if isinstance(value, list | tuple):
+            # `IN :ids` with a list: one parameter per item, on both backends.
+            binds.append(sa.bindparam(name, expanding=True))
+        elif (kind := _BIND_TYPES.get(type(value))) is not None:
+            binds.append(sa.bindparam(name, type_=kind))
+    return (statement.bindparams(*binds) if binds else statement), values
+
+
+class Statements:
+    """Runs SQL on one connection: the four calls repositories make."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def lock(self, subject: str, key: int) -> None:
+        """Hold a lock on `subject` `key` until this transaction ends (others wait for it)."""
+        if self.connection.dialect.name == "postgresql":
+            await self.connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+                {"name": f"{subject}:{key}"},
+            )
+        # SQLite: a writing transaction holds the database's one write lock from its BEGIN.
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run one statement and return how many rows it changed."""
+        result = await self.connection.execute(*_statement(sql, params))
+        return int(result.rowcount)
+
+    async def insert(self, sql: str, params: Params | None = None) -> int:
+        """Run one `INSERT ... RETURNING id` and return the new row's id."""
+        result = await self.connection.execute(*_statement(sql, params))
+        return int(result.scalar_one())
+
+    async def fetch_one(self, sql: str, params: Params | None = None) -> RowMapping | None:
+        """The first row of a query, or None."""
+        result = await self.connection.execute(*_statement(sql, params))
+        return result.mappings().first()
+
+    async def fetch_all(self, sql: str, params: Params | None = None) -> Sequence[RowMapping]:
+        """Every row of a query."""
+        result = await self.connection.execute(*_statement(sql, params))
+        return result.mappings().all()
 
 
 class Database:
-    """The bot's SQLite database: opened once, shared by the repositories."""
+    """The bot's database: an engine shared by the repositories."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self.connection = connection
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one connection: callers take turns in the order they came (asyncio's
+        # lock is fair, the pool's queue is not), so jobs asked for together are stored, and
+        # queued, in the order they were asked for. PostgreSQL's pool needs no turns.
+        self._turn: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
 
     @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        """Open (creating if needed) the database file and bring its schema up to date."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path)
-        connection.row_factory = aiosqlite.Row
-        # WAL lets readers run beside the writer; NORMAL is durable across process crashes.
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
-        database = cls(connection)
-        await database.migrate()
+    async def open(cls, target: Path | str | sa.URL, *, migrate: bool = True) -> Database:
+        """Connect (creating a SQLite file if needed) and bring the schema up to date."""
+        url = target if isinstance(target, sa.URL) else database_url(None, target)
+        if url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        database = cls(_engine(url))
+        if migrate:
+            await database.migrate()
         return database
 
-    async def migrate(self, target: int = len(MIGRATIONS)) -> None:
-        """Apply the migrations this file has not seen yet, up to version `target`."""
-        async with self.connection.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
-        for number, script in enumerate(MIGRATIONS[version:target], start=version + 1):
-            log.info("Migrating database to version %d", number)
-            await self.connection.executescript(
-                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
-            )
+    async def migrate(self, revision: str = "head") -> None:
+        """Apply the migrations this database has not seen yet, up to `revision`."""
+        if self.dialect != "sqlite":
+            await upgrade(self.engine, revision)
+            return
+        # SQLite rebuilds a table to change it, which needs foreign keys off, and that can
+        # only be set outside a transaction: a connection of its own does it.
+        engine = _engine(self.engine.url, foreign_keys=False)
+        try:
+            await upgrade(engine, revision)
+        finally:
+            await engine.dispose()
 
-    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """Statements that commit together (or not at all)."""
+        async with self._turn, self.engine.connect() as connection:
+            # SQLite: this transaction writes, so it takes the write lock when it begins.
+            await connection.execution_options(writes=True)
+            async with connection.begin():
+                yield Statements(connection)
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
         """Run one statement, commit, and return how many rows it changed."""
-        cursor = await self.connection.execute(sql, params)
-        await self.connection.commit()
-        return cursor.rowcount
+        async with self.transaction() as statements:
+            return await statements.execute(sql, params)
 
-    async def insert(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        """Run one INSERT, commit, and return the new row id."""
-        cursor = await self.connection.execute(sql, params)
-        await self.connection.commit()
-        if cursor.lastrowid is None:  # pragma: no cover - sqlite always sets it for INSERT
-            raise RuntimeError("INSERT returned no row id")
-        return cursor.lastrowid
+    async def insert(self, sql: str, params: Params | None = None) -> int:
+        """Run one `INSERT ... RETURNING id`, commit, and return the new row's id."""
+        async with self.transaction() as statements:
+            return await statements.insert(sql, params)
 
-    async def fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
-        """Return the first row of a query, or None."""
-        async with self.connection.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    async def fetch_one(self, sql: str, params: Params | None = None) -> RowMapping | None:
+        """The first row of a query, or None."""
+        async with self._turn, self.engine.connect() as connection:
+            return await Statements(connection).fetch_one(sql, params)
 
-    async def fetch_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
-        """Return every row of a query."""
-        async with self.connection.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def fetch_all(self, sql: str, params: Params | None = None) -> Sequence[RowMapping]:
+        """Every row of a query."""
+        async with self._turn, self.engine.connect() as connection:
+            return await Statements(connection).fetch_all(sql, params)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        await self.fetch_one("SELECT 1")
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self.connection.close()
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _engine(url: sa.URL, *, foreign_keys: bool = True) -> AsyncEngine:
+    """An async engine; SQLite connections get WAL and real transactions."""
+    if url.get_backend_name() != "sqlite":
+        # pre_ping: a connection the server dropped (restart, failover) is replaced, not used.
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # One connection, as before SQLAlchemy: statements queue for it in the order they come
+    # (first come, first queued), and no writer ever waits on another's lock.
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=300)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is off; the "begin" hook below says BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the writer; NORMAL is durable across process crashes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # A writing transaction takes the write lock at once (IMMEDIATE), so one that reads and
+        # then writes waits its turn (busy_timeout) instead of failing when another writer got
+        # in between; reads begin deferred and run beside it (WAL).
+        writes = connection.get_execution_options().get("writes", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    return engine

@@ -1,4 +1,4 @@
-"""Waiting states (aiogram FSM) in SQLite: a flow half done survives a restart."""
+"""Waiting states (aiogram FSM) in the database: a flow half done survives a restart."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, 
 from storage.database import Database
 
 
-class SQLiteStorage(BaseStorage):
+class DatabaseStorage(BaseStorage):
     """aiogram's FSM storage on the bot's database; a row per user in a chat (and topic)."""
 
     def __init__(self, db: Database) -> None:
@@ -34,7 +34,7 @@ class SQLiteStorage(BaseStorage):
     async def get_state(self, key: StorageKey) -> str | None:
         """The state for a key, if any."""
         row = await self._db.fetch_one(
-            "SELECT state FROM fsm_states WHERE key = ?", (self._keys.build(key),)
+            "SELECT state FROM fsm_states WHERE key = :key", {"key": self._keys.build(key)}
         )
         return str(row["state"]) if row and row["state"] is not None else None
 
@@ -60,7 +60,7 @@ class SQLiteStorage(BaseStorage):
 
     async def _read_data(self, key: StorageKey) -> dict[str, Any]:
         row = await self._db.fetch_one(
-            "SELECT data FROM fsm_states WHERE key = ?", (self._keys.build(key),)
+            "SELECT data FROM fsm_states WHERE key = :key", {"key": self._keys.build(key)}
         )
         if row is None:
             return {}
@@ -71,11 +71,17 @@ class SQLiteStorage(BaseStorage):
         built = self._keys.build(key)
         if state is None and not data:
             # Nothing to remember: no row, so idle users cost no space.
-            await self._db.execute("DELETE FROM fsm_states WHERE key = ?", (built,))
+            await self._db.execute("DELETE FROM fsm_states WHERE key = :key", {"key": built})
             return
         await self._db.execute(
-            """INSERT INTO fsm_states (key, state, data, updated_at) VALUES (?, ?, ?, ?)
+            """INSERT INTO fsm_states (key, state, data, updated_at)
+               VALUES (:key, :state, :data, :now)
                ON CONFLICT(key) DO UPDATE SET state = excluded.state, data = excluded.data,
                    updated_at = excluded.updated_at""",
-            (built, state, json.dumps(data, ensure_ascii=False), time.time()),
+            {
+                "key": built,
+                "state": state,
+                "data": json.dumps(data, ensure_ascii=False),
+                "now": time.time(),
+            },
         )

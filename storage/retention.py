@@ -12,11 +12,14 @@ from storage.database import Database
 # are kept however old. Failed jobs, describe texts and results never delivered go.
 _DOOMED_TASKS = """
     SELECT id FROM tasks
-    WHERE created_at < ?
+    WHERE created_at < :cutoff
       AND status_rank >= 4
       AND delivery NOT IN ('pending', 'sending')
       AND result_file_id IS NULL
 """
+
+# Ids per statement: well under SQLite's and asyncpg's limits on bound parameters.
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +44,30 @@ async def prune(db: Database, cutoff: float) -> Pruned:
     of uploaded images (their Discord links expired long ago), and waiting states (a /describe
     nobody sent a photo for). Charged usage goes with its task; kept tasks keep theirs.
     """
-    params = (cutoff,)
-    # Statement by statement, each committed: the connection is shared, so a transaction here
-    # would take in (and commit) other writers' statements. The order keeps every foreign key
-    # valid after each step, and the doomed set is fixed first so it can't grow in between.
-    await db.execute("DROP TABLE IF EXISTS temp.doomed")
-    await db.execute(f"CREATE TEMP TABLE doomed AS {_DOOMED_TASKS}", params)
-    try:
-        requests = await db.execute(
-            """DELETE FROM prompt_requests
-               WHERE created_at < ? OR task_id IN (SELECT id FROM temp.doomed)""",
-            params,
+    params = {"cutoff": cutoff}
+    # One transaction: the doomed set is read first and can't grow while it is removed, and
+    # the order keeps every foreign key valid after each step.
+    async with db.transaction() as statements:
+        doomed = [row["id"] for row in await statements.fetch_all(_DOOMED_TASKS, params)]
+        requests = await statements.execute(
+            "DELETE FROM prompt_requests WHERE created_at < :cutoff", params
         )
-        await db.execute("DELETE FROM usage WHERE task_id IN (SELECT id FROM temp.doomed)")
-        # A kept child of a pruned task only used the link to find repeated presses.
-        await db.execute(
-            "UPDATE tasks SET parent_id = NULL WHERE parent_id IN (SELECT id FROM temp.doomed)"
+        tasks = 0
+        for start in range(0, len(doomed), _BATCH):
+            ids = {"ids": doomed[start : start + _BATCH]}
+            requests += await statements.execute(
+                "DELETE FROM prompt_requests WHERE task_id IN :ids", ids
+            )
+            await statements.execute("DELETE FROM usage WHERE task_id IN :ids", ids)
+            # A kept child of a pruned task only used the link to find repeated presses.
+            await statements.execute(
+                "UPDATE tasks SET parent_id = NULL WHERE parent_id IN :ids", ids
+            )
+            tasks += await statements.execute("DELETE FROM tasks WHERE id IN :ids", ids)
+        uploads = await statements.execute(
+            "DELETE FROM uploads WHERE created_at < :cutoff", params
         )
-        tasks = await db.execute("DELETE FROM tasks WHERE id IN (SELECT id FROM temp.doomed)")
-        uploads = await db.execute("DELETE FROM uploads WHERE created_at < ?", params)
-        states = await db.execute("DELETE FROM fsm_states WHERE updated_at < ?", params)
-    finally:
-        await db.execute("DROP TABLE IF EXISTS temp.doomed")
+        states = await statements.execute(
+            "DELETE FROM fsm_states WHERE updated_at < :cutoff", params
+        )
     return Pruned(tasks=tasks, prompt_requests=requests, uploads=uploads, waiting_states=states)

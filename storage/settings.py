@@ -33,6 +33,11 @@ _COLUMNS = [field.name for field in fields(UserSettings)]
 _FLAGS = ("raw", "originals", "draft", "translate")
 
 
+def _stored(value: Any) -> Any:
+    """Flags are stored as 0 and 1, as on SQLite (PostgreSQL won't put a bool in an integer)."""
+    return int(value) if isinstance(value, bool) else value
+
+
 class UserSettingsRepo:
     """Reads and writes user settings; a user who never chose anything gets the defaults."""
 
@@ -42,7 +47,8 @@ class UserSettingsRepo:
     async def get(self, user_id: int) -> UserSettings:
         """The user's settings."""
         row = await self._db.fetch_one(
-            f"SELECT {', '.join(_COLUMNS)} FROM user_settings WHERE user_id = ?", (user_id,)
+            f"SELECT {', '.join(_COLUMNS)} FROM user_settings WHERE user_id = :user_id",
+            {"user_id": user_id},
         )
         if row is None:
             return UserSettings()
@@ -57,13 +63,13 @@ class UserSettingsRepo:
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         settings = replace(await self.get(user_id), **changes)
-        values = [getattr(settings, name) for name in _COLUMNS]
-        placeholders = ", ".join("?" for _ in _COLUMNS)
+        values = {name: _stored(getattr(settings, name)) for name in _COLUMNS}
+        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
         updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS)
         await self._db.execute(
             f"""INSERT INTO user_settings (user_id, {", ".join(_COLUMNS)}, updated_at)
-                VALUES (?, {placeholders}, ?)
+                VALUES (:user_id, {placeholders}, :now)
                 ON CONFLICT(user_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at""",
-            (user_id, *values, time.time()),
+            {"user_id": user_id, **values, "now": time.time()},
         )
         return settings

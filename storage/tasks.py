@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from sqlalchemy.engine import RowMapping
 
 from storage.database import Database
 
@@ -71,7 +71,7 @@ class TaskRecord:
         return status_rank(self.status) >= FINAL_RANK
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> TaskRecord:
+    def from_row(cls, row: RowMapping) -> TaskRecord:
         """Build a record from a database row."""
         return cls(
             id=row["id"],
@@ -149,38 +149,37 @@ class TaskRepo:
     ) -> TaskRecord:
         """Store a new job, `queued` until it gets a slot and is sent (or failed, if refused)."""
         now = time.time()
+        values = {
+            "type": type,
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "prompt": prompt,
+            "thread_id": thread_id,
+            "request_message_id": request_message_id,
+            "parent_id": parent_id,
+            "action": action,
+            "choice": choice,
+            "account_hash": account_hash,
+            "locale": locale,
+            "requester": requester,
+            "request": request,
+            "status": "queued" if refused is None else "error",
+            "status_rank": 0 if refused is None else FINAL_RANK,
+            "status_reason": refused,
+            "delivery": "none" if refused is None else "pending",
+            "created_at": now,
+            "updated_at": now,
+        }
         task_id = await self._db.insert(
-            """INSERT INTO tasks (type, chat_id, user_id, prompt, thread_id, request_message_id,
-                   parent_id, action, choice, account_hash, locale, requester, request, status,
-                   status_rank, status_reason, delivery, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                type,
-                chat_id,
-                user_id,
-                prompt,
-                thread_id,
-                request_message_id,
-                parent_id,
-                action,
-                choice,
-                account_hash,
-                locale,
-                requester,
-                request,
-                "queued" if refused is None else "error",
-                0 if refused is None else FINAL_RANK,
-                refused,
-                "none" if refused is None else "pending",
-                now,
-                now,
-            ),
+            f"""INSERT INTO tasks ({", ".join(values)})
+                VALUES ({", ".join(f":{name}" for name in values)}) RETURNING id""",
+            values,
         )
         return await self.require(task_id)
 
     async def get(self, task_id: int) -> TaskRecord | None:
         """The task with this id, if any."""
-        row = await self._db.fetch_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        row = await self._db.fetch_one("SELECT * FROM tasks WHERE id = :id", {"id": task_id})
         return TaskRecord.from_row(row) if row else None
 
     async def require(self, task_id: int) -> TaskRecord:
@@ -192,7 +191,9 @@ class TaskRepo:
 
     async def get_by_hash(self, task_hash: str) -> TaskRecord | None:
         """The task the API knows by this hash, if any."""
-        row = await self._db.fetch_one("SELECT * FROM tasks WHERE hash = ?", (task_hash,))
+        row = await self._db.fetch_one(
+            "SELECT * FROM tasks WHERE hash = :hash", {"hash": task_hash}
+        )
         return TaskRecord.from_row(row) if row else None
 
     async def start_sending(self, task_id: int, account_hash: str | None) -> bool:
@@ -201,10 +202,10 @@ class TaskRepo:
         From here on a restart can't know whether the API got the job (see `orphans`).
         """
         changed = await self._db.execute(
-            """UPDATE tasks SET status = 'created', updated_at = ?,
-                   account_hash = COALESCE(?, account_hash)
-               WHERE id = ? AND status = 'queued'""",
-            (time.time(), account_hash, task_id),
+            """UPDATE tasks SET status = 'created', updated_at = :now,
+                   account_hash = COALESCE(:account, account_hash)
+               WHERE id = :id AND status = 'queued'""",
+            {"now": time.time(), "account": account_hash, "id": task_id},
         )
         return changed == 1
 
@@ -216,25 +217,26 @@ class TaskRepo:
     async def set_hash(self, task_id: int, task_hash: str) -> None:
         """Record the API's hash for a task it accepted; the task is now `sent`."""
         await self._db.execute(
-            """UPDATE tasks SET hash = ?, updated_at = ?,
+            """UPDATE tasks SET hash = :hash, updated_at = :now,
                    status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
-                   status_rank = MAX(status_rank, 1)
-               WHERE id = ?""",
-            (task_hash, time.time(), task_id),
+                   status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
+               WHERE id = :id""",
+            {"hash": task_hash, "now": time.time(), "id": task_id},
         )
 
     async def set_status_message(self, task_id: int, message_id: int, *, is_photo: bool) -> None:
         """Remember which message shows the task's progress."""
         await self._db.execute(
-            "UPDATE tasks SET status_message_id = ?, status_is_photo = ? WHERE id = ?",
-            (message_id, int(is_photo), task_id),
+            """UPDATE tasks SET status_message_id = :message_id, status_is_photo = :is_photo
+               WHERE id = :id""",
+            {"message_id": message_id, "is_photo": int(is_photo), "id": task_id},
         )
 
     async def clear_status_message(self, task_id: int) -> None:
         """Forget a status message that no longer exists (the user deleted it)."""
         await self._db.execute(
-            "UPDATE tasks SET status_message_id = NULL, status_is_photo = 0 WHERE id = ?",
-            (task_id,),
+            "UPDATE tasks SET status_message_id = NULL, status_is_photo = 0 WHERE id = :id",
+            {"id": task_id},
         )
 
     async def apply(self, update: TaskUpdate) -> TaskRecord | None:
@@ -248,50 +250,48 @@ class TaskRepo:
         now = time.time()
         changed = await self._db.execute(
             """UPDATE tasks SET
-                   status = ?, status_rank = ?,
-                   progress = MAX(progress, COALESCE(?, progress)),
-                   result = COALESCE(?, result),
-                   next_actions = COALESCE(?, next_actions),
-                   status_reason = COALESCE(?, status_reason),
-                   prefilter = COALESCE(?, prefilter),
-                   account_hash = COALESCE(?, account_hash),
-                   delivery = CASE WHEN ? >= 4 THEN 'pending' ELSE delivery END,
-                   updated_at = ?
-               WHERE hash = ? AND status_rank < 4
-                 AND (status_rank < ? OR (? = 3 AND status_rank = 3 AND progress < ?))""",
-            (
-                update.status,
-                rank,
-                update.progress,
-                _json(update.result),
-                _json(update.next_actions),
-                update.status_reason,
-                _json(update.prefilter or None),
-                update.account_hash,
-                rank,
-                now,
-                update.hash,
-                rank,
-                rank,
-                update.progress or 0,
-            ),
+                   status = :status, status_rank = :rank,
+                   progress = CASE WHEN :progress > progress THEN :progress ELSE progress END,
+                   result = COALESCE(:result, result),
+                   next_actions = COALESCE(:next_actions, next_actions),
+                   status_reason = COALESCE(:reason, status_reason),
+                   prefilter = COALESCE(:prefilter, prefilter),
+                   account_hash = COALESCE(:account, account_hash),
+                   delivery = CASE WHEN :rank >= 4 THEN 'pending' ELSE delivery END,
+                   updated_at = :now
+               WHERE hash = :hash AND status_rank < 4
+                 AND (status_rank < :rank
+                      OR (:rank = 3 AND status_rank = 3 AND progress < :progress))""",
+            {
+                "status": update.status,
+                "rank": rank,
+                "progress": update.progress or 0,
+                "result": _json(update.result),
+                "next_actions": _json(update.next_actions),
+                "reason": update.status_reason,
+                "prefilter": _json(update.prefilter or None),
+                "account": update.account_hash,
+                "now": now,
+                "hash": update.hash,
+            },
         )
         return await self.get_by_hash(update.hash) if changed else None
 
     async def fail(self, task_id: int, reason: str) -> TaskRecord | None:
         """Mark a task failed before the API took it (it refused, or could not be reached)."""
         changed = await self._db.execute(
-            """UPDATE tasks SET status = 'error', status_rank = 4, status_reason = ?,
-                   delivery = 'pending', updated_at = ?
-               WHERE id = ? AND status_rank < 4""",
-            (reason, time.time(), task_id),
+            """UPDATE tasks SET status = 'error', status_rank = 4, status_reason = :reason,
+                   delivery = 'pending', updated_at = :now
+               WHERE id = :id AND status_rank < 4""",
+            {"reason": reason, "now": time.time(), "id": task_id},
         )
         return await self.get(task_id) if changed else None
 
     async def touch(self, task_id: int) -> None:
         """Note that the task was just checked, so the watchdog waits before asking again."""
         await self._db.execute(
-            "UPDATE tasks SET updated_at = ? WHERE id = ?", (time.time(), task_id)
+            "UPDATE tasks SET updated_at = :now WHERE id = :id",
+            {"now": time.time(), "id": task_id},
         )
 
     async def in_flight(self) -> list[TaskRecord]:
@@ -318,8 +318,8 @@ class TaskRepo:
     async def claim_delivery(self, task_id: int) -> bool:
         """Take the right to deliver a finished task; only one caller ever gets it."""
         changed = await self._db.execute(
-            "UPDATE tasks SET delivery = 'sending' WHERE id = ? AND delivery = 'pending'",
-            (task_id,),
+            "UPDATE tasks SET delivery = 'sending' WHERE id = :id AND delivery = 'pending'",
+            {"id": task_id},
         )
         return changed == 1
 
@@ -336,8 +336,8 @@ class TaskRepo:
     async def unclaim(self, task_id: int) -> None:
         """Give a delivery that failed back to the queue for a later attempt."""
         await self._db.execute(
-            "UPDATE tasks SET delivery = 'pending' WHERE id = ? AND delivery = 'sending'",
-            (task_id,),
+            "UPDATE tasks SET delivery = 'pending' WHERE id = :id AND delivery = 'sending'",
+            {"id": task_id},
         )
 
     async def mark_delivered(
@@ -345,24 +345,26 @@ class TaskRepo:
     ) -> None:
         """Record that the outcome reached the chat, and the Telegram ids to reuse it."""
         await self._db.execute(
-            """UPDATE tasks SET delivery = 'delivered', delivered_at = ?,
-                   result_message_id = ?, result_file_id = ?
-               WHERE id = ?""",
-            (time.time(), message_id, file_id, task_id),
+            """UPDATE tasks SET delivery = 'delivered', delivered_at = :now,
+                   result_message_id = :message_id, result_file_id = :file_id
+               WHERE id = :id""",
+            {"now": time.time(), "message_id": message_id, "file_id": file_id, "id": task_id},
         )
 
     async def recent_for_user(self, user_id: int, limit: int = 10) -> list[TaskRecord]:
         """A user's newest tasks, newest first."""
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
+            "SELECT * FROM tasks WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit",
+            {"user_id": user_id, "limit": limit},
         )
         return [TaskRecord.from_row(row) for row in rows]
 
     async def child(self, parent_id: int, action: str) -> TaskRecord | None:
         """The newest task started from a parent by a given action, if any."""
         row = await self._db.fetch_one(
-            "SELECT * FROM tasks WHERE parent_id = ? AND action = ? ORDER BY id DESC LIMIT 1",
-            (parent_id, action),
+            """SELECT * FROM tasks WHERE parent_id = :parent_id AND action = :action
+               ORDER BY id DESC LIMIT 1""",
+            {"parent_id": parent_id, "action": action},
         )
         return TaskRecord.from_row(row) if row else None
 
@@ -371,8 +373,8 @@ class TaskRepo:
     ) -> list[TaskRecord]:
         """A user's newest tasks started in one chat, newest first."""
         rows = await self._db.fetch_all(
-            """SELECT * FROM tasks WHERE user_id = ? AND chat_id = ?
-               ORDER BY id DESC LIMIT ?""",
-            (user_id, chat_id, limit),
+            """SELECT * FROM tasks WHERE user_id = :user_id AND chat_id = :chat_id
+               ORDER BY id DESC LIMIT :limit""",
+            {"user_id": user_id, "chat_id": chat_id, "limit": limit},
         )
         return [TaskRecord.from_row(row) for row in rows]

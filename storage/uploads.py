@@ -34,27 +34,32 @@ class UploadRepo:
         await self._db.execute(
             """INSERT INTO uploads
                    (user_id, file_unique_id, account_hash, url, ext, width, height, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                user_id,
-                record.file_unique_id,
-                record.account_hash,
-                record.url,
-                record.ext,
-                record.width,
-                record.height,
-                time.time(),
-            ),
+               VALUES (:user_id, :file_unique_id, :account_hash, :url, :ext, :width, :height,
+                       :now)""",
+            {
+                "user_id": user_id,
+                "file_unique_id": record.file_unique_id,
+                "account_hash": record.account_hash,
+                "url": record.url,
+                "ext": record.ext,
+                "width": record.width,
+                "height": record.height,
+                "now": time.time(),
+            },
         )
 
     async def recent(self, file_unique_id: str, account_hash: str | None) -> UploadRecord | None:
         """A fresh enough upload of this file (to this account, or any when None)."""
+        same_account = "" if account_hash is None else "AND account_hash = :account"
         row = await self._db.fetch_one(
-            """SELECT * FROM uploads
-               WHERE file_unique_id = ? AND created_at > ?
-                 AND (? IS NULL OR account_hash = ?)
-               ORDER BY created_at DESC LIMIT 1""",
-            (file_unique_id, time.time() - REUSE_SECONDS, account_hash, account_hash),
+            f"""SELECT * FROM uploads
+                WHERE file_unique_id = :file AND created_at > :since {same_account}
+                ORDER BY created_at DESC LIMIT 1""",
+            {
+                "file": file_unique_id,
+                "since": time.time() - REUSE_SECONDS,
+                "account": account_hash,
+            },
         )
         if row is None:
             return None

@@ -27,10 +27,6 @@ class TopUser:
     count: int
 
 
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" for _ in values) or "NULL"
-
-
 class UsageRepo:
     """Charges finished jobs once and counts what was used."""
 
@@ -42,23 +38,33 @@ class UsageRepo:
     ) -> bool:
         """Charge a finished job to its requester; False when it was already charged."""
         changed = await self._db.execute(
-            """INSERT OR IGNORE INTO usage (task_id, user_id, chat_id, type, day, charged_at)
-               VALUES (?, ?, ?, ?, ?, ?)""",
-            (task_id, user_id, chat_id, type, day, time.time()),
+            """INSERT INTO usage (task_id, user_id, chat_id, type, day, charged_at)
+               VALUES (:task_id, :user_id, :chat_id, :type, :day, :now)
+               ON CONFLICT DO NOTHING""",
+            {
+                "task_id": task_id,
+                "user_id": user_id,
+                "chat_id": chat_id,
+                "type": type,
+                "day": day,
+                "now": time.time(),
+            },
         )
         return changed == 1
 
     async def used_by_user(self, user_id: int, day: str) -> int:
         """Jobs charged to a user on a day."""
         row = await self._db.fetch_one(
-            "SELECT COUNT(*) AS n FROM usage WHERE user_id = ? AND day = ?", (user_id, day)
+            "SELECT COUNT(*) AS n FROM usage WHERE user_id = :id AND day = :day",
+            {"id": user_id, "day": day},
         )
         return int(row["n"]) if row else 0
 
     async def used_in_chat(self, chat_id: int, day: str) -> int:
         """Jobs charged in a chat on a day."""
         row = await self._db.fetch_one(
-            "SELECT COUNT(*) AS n FROM usage WHERE chat_id = ? AND day = ?", (chat_id, day)
+            "SELECT COUNT(*) AS n FROM usage WHERE chat_id = :id AND day = :day",
+            {"id": chat_id, "day": day},
         )
         return int(row["n"]) if row else 0
 
@@ -67,36 +73,36 @@ class UsageRepo:
     ) -> int:
         """Unfinished jobs of a user or in a chat (of the given types, or of any type)."""
         where = ["status_rank < 4"]
-        params: list[object] = []
+        params: dict[str, object] = {}
         if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
+            where.append("user_id = :user_id")
+            params["user_id"] = user_id
         if chat_id is not None:
-            where.append("chat_id = ?")
-            params.append(chat_id)
+            where.append("chat_id = :chat_id")
+            params["chat_id"] = chat_id
         if types:
-            where.append(f"type IN ({_marks(types)})")
-            params.extend(types)
+            where.append("type IN :types")
+            params["types"] = list(types)
         row = await self._db.fetch_one(
-            f"SELECT COUNT(*) AS n FROM tasks WHERE {' AND '.join(where)}", tuple(params)
+            f"SELECT COUNT(*) AS n FROM tasks WHERE {' AND '.join(where)}", params
         )
         return int(row["n"]) if row else 0
 
     async def by_status(self, since: float) -> list[Count]:
         """Jobs started since a time, by status."""
         rows = await self._db.fetch_all(
-            """SELECT status AS key, COUNT(*) AS n FROM tasks WHERE created_at >= ?
+            """SELECT status AS key, COUNT(*) AS n FROM tasks WHERE created_at >= :since
                GROUP BY status ORDER BY n DESC""",
-            (since,),
+            {"since": since},
         )
         return [Count(str(row["key"]), int(row["n"])) for row in rows]
 
     async def by_type(self, since: float) -> list[Count]:
         """Jobs started since a time, by type."""
         rows = await self._db.fetch_all(
-            """SELECT type AS key, COUNT(*) AS n FROM tasks WHERE created_at >= ?
+            """SELECT type AS key, COUNT(*) AS n FROM tasks WHERE created_at >= :since
                GROUP BY type ORDER BY n DESC""",
-            (since,),
+            {"since": since},
         )
         return [Count(str(row["key"]), int(row["n"])) for row in rows]
 
@@ -105,8 +111,9 @@ class UsageRepo:
         rows = await self._db.fetch_all(
             """SELECT t.user_id, u.first_name, u.username, COUNT(*) AS n
                FROM tasks t LEFT JOIN users u ON u.id = t.user_id
-               WHERE t.created_at >= ? GROUP BY t.user_id ORDER BY n DESC LIMIT ?""",
-            (since, limit),
+               WHERE t.created_at >= :since
+               GROUP BY t.user_id, u.first_name, u.username ORDER BY n DESC LIMIT :limit""",
+            {"since": since, "limit": limit},
         )
         return [
             TopUser(int(row["user_id"]), row["first_name"], row["username"], int(row["n"]))
@@ -117,9 +124,9 @@ class UsageRepo:
         """The commonest reasons jobs failed since a time."""
         rows = await self._db.fetch_all(
             """SELECT COALESCE(status_reason, '') AS key, COUNT(*) AS n FROM tasks
-               WHERE created_at >= ? AND status = 'error'
-               GROUP BY key ORDER BY n DESC LIMIT ?""",
-            (since, limit),
+               WHERE created_at >= :since AND status = 'error'
+               GROUP BY COALESCE(status_reason, '') ORDER BY n DESC LIMIT :limit""",
+            {"since": since, "limit": limit},
         )
         return [Count(str(row["key"]), int(row["n"])) for row in rows]
 

@@ -26,17 +26,23 @@ class UserRepo:
         await self._db.execute(
             """INSERT INTO users
                    (id, username, first_name, language_code, created_at, last_seen_at)
-               VALUES (?, ?, ?, ?, ?, ?)
+               VALUES (:id, :username, :first_name, :language_code, :now, :now)
                ON CONFLICT(id) DO UPDATE SET username = excluded.username,
                    first_name = excluded.first_name, language_code = excluded.language_code,
                    last_seen_at = excluded.last_seen_at""",
-            (user_id, username, first_name, language_code, now, now),
+            {
+                "id": user_id,
+                "username": username,
+                "first_name": first_name,
+                "language_code": language_code,
+                "now": now,
+            },
         )
 
     async def seen_chat(self, chat_id: int, *, type: str, title: str | None) -> None:
         """Insert or refresh a chat."""
         await self._db.execute(
-            """INSERT INTO chats (id, type, title, created_at) VALUES (?, ?, ?, ?)
+            """INSERT INTO chats (id, type, title, created_at) VALUES (:id, :type, :title, :now)
                ON CONFLICT(id) DO UPDATE SET type = excluded.type, title = excluded.title""",
-            (chat_id, type, title, time.time()),
+            {"id": chat_id, "type": type, "title": title, "now": time.time()},
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.userapi.simulator import Simulator, SimulatorConfig
+from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import SIM_KEY, BotHarness, make_harness
 from tests.e2e.process import API_KEY
 from tests.fake_telegram import FakeTelegram
@@ -56,12 +57,17 @@ async def polling_harness(
         yield runner
 
 
-@pytest.fixture(params=["webhooks", "polling"])
+@pytest.fixture(params=["webhooks", "polling", "webhooks-postgresql"])
 async def harness(
     request: pytest.FixtureRequest, tg: FakeTelegram, sim: Simulator, tmp_path: Path
 ) -> AsyncIterator[BotHarness]:
-    """The same test once with webhooks and once with polling."""
-    async for runner in make_harness(tg, sim, tmp_path, webhooks=request.param == "webhooks"):
+    """The same test with webhooks, with polling, and with webhooks on PostgreSQL."""
+    overrides = {}
+    if request.param.endswith("-postgresql"):
+        server: str = request.getfixturevalue("postgres_url")
+        overrides["database_url"] = await fresh_postgres_database(server)
+    webhooks = request.param.startswith("webhooks")
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=webhooks, **overrides):
         yield runner
 
 

@@ -339,7 +339,7 @@ async def test_old_records_are_pruned_at_start(make_bot: Any, tmp_path: Path) ->
     await repo.set_hash(kept.id, "kept-hash")
     await repo.apply(TaskUpdate(hash="kept-hash", status="done"))
     await repo.mark_delivered(kept.id, message_id=6, file_id="AgACkept")
-    await db.execute("UPDATE tasks SET created_at = ?", (time.time() - 91 * DAY,))
+    await db.execute("UPDATE tasks SET created_at = :when", {"when": time.time() - 91 * DAY})
     await db.close()
 
     bot: BotHarness = await make_bot()

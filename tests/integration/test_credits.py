@@ -1,13 +1,13 @@
-"""The credits ledger on a real SQLite file: atomic holds, settling once, paying once."""
+"""The credits ledger on SQLite and PostgreSQL: atomic holds, settling once, paying once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from storage.credits import Balance, CreditsRepo, RefundOutcome
 from storage.database import Database
@@ -17,8 +17,8 @@ USER = 7
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def db(database_target: sa.URL) -> AsyncIterator[Database]:
+    database = await Database.open(database_target)
     yield database
     await database.close()
 
@@ -99,3 +99,16 @@ async def test_a_payment_credits_once_and_refunds_only_unspent(db: Database) -> 
 
     (day,) = await credits.days(time.time() - 86400)
     assert (day.stars, day.refunded_stars, day.credits_spent) == (100, 50, 0)
+
+
+async def test_a_hold_counts_only_for_its_own_user_and_only_while_unsettled(db: Database) -> None:
+    credits = CreditsRepo(db)
+    await credits.grant(user_id=USER, amount=1, reason="test", actor_id=1)
+    (task_id,) = await tasks(db, 1)
+    assert await credits.reserve(user_id=USER, task_id=task_id, cost=1)
+    # Another user, penniless, asking under the same task id gets no free job from that hold.
+    assert not await credits.reserve(user_id=USER + 1, task_id=task_id, cost=1)
+    assert await credits.settle(task_id, done=False)
+    # A released hold is no hold: asking again is refused, not waved through.
+    await credits.grant(user_id=USER, amount=-1, reason="test", actor_id=1)
+    assert not await credits.reserve(user_id=USER, task_id=task_id, cost=1)

@@ -1,7 +1,9 @@
-"""The migration stairway: a database from version 1, holding data, upgraded one step at a time.
+"""The migration stairway: a database at the first revision, holding data, upgraded step by step.
 
 Each step must keep every row already stored (new columns get their defaults), and the last
-step must give the schema a fresh database has. A new table needs a sample row in `SAMPLES`.
+step must give the schema a fresh database has; on SQLite and on PostgreSQL. A database made by
+a release before Alembic (PRAGMA user_version) is recognised and brought up to date. A new
+table needs a sample row in `SAMPLES`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import sqlalchemy as sa
 
-from storage.database import MIGRATIONS, Database
+from storage.database import Database
+from storage.migrations.upgrade import revisions
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
+from tests.integration.legacy_sqlite import MIGRATIONS
 
 NOW = 1_767_000_000.0
 DONE_RESULT = {"url": "https://cdn.example/grid.png", "width": 2048, "height": 2048}
@@ -160,67 +165,89 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
 
 
 async def _tables(db: Database) -> set[str]:
-    rows = await db.fetch_all(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    )
-    return {row["name"] for row in rows}
+    async with db.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    return set(names) - {"alembic_version", "sqlite_sequence"}
 
 
 async def _rows(db: Database, table: str) -> list[dict[str, Any]]:
-    return [dict(row) for row in await db.fetch_all(f"SELECT * FROM {table} ORDER BY rowid")]
+    rows = [dict(row) for row in await db.fetch_all(f"SELECT * FROM {table}")]
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
+
+
+def _kept(after: list[dict[str, Any]], before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows after a step, cut to the columns they had before it."""
+    columns = before[0].keys()
+    kept = [{column: row[column] for column in columns} for row in after]
+    return sorted(kept, key=lambda row: json.dumps(row, sort_keys=True, default=str))
 
 
 async def _insert(db: Database, table: str) -> None:
     for sample in SAMPLES[table]:
         columns = ", ".join(sample)
-        marks = ", ".join("?" for _ in sample)
-        await db.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(sample.values())
-        )
+        marks = ", ".join(f":{name}" for name in sample)
+        await db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", sample)
 
 
-async def _schema(db: Database) -> list[tuple[str, str, str | None]]:
-    rows = await db.fetch_all(
-        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
-    )
-    return [(row["type"], row["name"], row["sql"]) for row in rows]
+async def _schema(db: Database) -> dict[str, Any]:
+    """Tables with their columns, indexes and foreign keys, as the database reports them."""
+
+    def read(sync: sa.Connection) -> dict[str, Any]:
+        inspector = sa.inspect(sync)
+        return {
+            table: {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in inspector.get_columns(table)
+                ],
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                    for i in inspector.get_indexes(table)
+                ),
+                "foreign_keys": sorted(
+                    (tuple(k["constrained_columns"]), k["referred_table"])
+                    for k in inspector.get_foreign_keys(table)
+                ),
+            }
+            for table in sorted(inspector.get_table_names())
+        }
+
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(read)
 
 
-async def _open_raw(path: Path) -> Database:
-    connection = await aiosqlite.connect(path)
-    connection.row_factory = aiosqlite.Row
-    await connection.execute("PRAGMA foreign_keys=ON")
-    return Database(connection)
+def _affinities(schema: dict[str, Any]) -> dict[str, Any]:
+    """A SQLite schema with each column's type cut to its affinity, and nullability dropped."""
+    affinity = {"FLOAT": "REAL", "BIGINT": "INTEGER"}
+    return {
+        table: {
+            **parts,
+            "columns": [(name, affinity.get(kind, kind)) for name, kind, *_ in parts["columns"]],
+        }
+        for table, parts in schema.items()
+    }
 
 
-async def test_a_version_1_database_with_data_climbs_every_migration(tmp_path: Path) -> None:
-    db = await _open_raw(tmp_path / "old.sqlite3")
-    await db.migrate(target=1)
-    version = await db.fetch_one("PRAGMA user_version")
-    assert version is not None and version[0] == 1
+async def _climb(db: Database, steps: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Upgrade one step at a time, adding sample rows to each new table; check nothing is lost."""
     stored: dict[str, list[dict[str, Any]]] = {}
-    for step in range(1, len(MIGRATIONS) + 1):
-        await db.migrate(target=step)
+    for step in steps:
+        await db.migrate(step)
         tables = await _tables(db)
         for table, before in stored.items():
-            after = await _rows(db, table)
-            # Old columns keep their values; columns a step adds only add keys.
-            kept = [{k: row[k] for k in old} for row, old in zip(after, before, strict=True)]
-            assert kept == before, f"migration {step} changed rows of {table}"
+            assert _kept(await _rows(db, table), before) == before, f"{step} changed {table}"
         added = tables - stored.keys()
-        assert added <= SAMPLES.keys(), f"migration {step} adds {added}: give them sample rows"
+        assert added <= SAMPLES.keys(), f"revision {step} adds {added}: give them sample rows"
         # In SAMPLES' order, so rows that others refer to come first.
         for table in [name for name in SAMPLES if name in added]:
             await _insert(db, table)
             stored[table] = await _rows(db, table)
     assert stored.keys() == SAMPLES.keys()
+    return stored
 
-    # The climbed schema is the schema of a database created today.
-    fresh = await Database.open(tmp_path / "fresh.sqlite3")
-    assert await _schema(db) == await _schema(fresh)
-    await fresh.close()
 
-    # And today's code reads the old rows, defaults filled in.
+async def _reads_old_rows(db: Database) -> None:
+    """Today's code reads the old rows, defaults filled in."""
     tasks = TaskRepo(db)
     grid = await tasks.get(1)
     assert grid is not None and grid.result == DONE_RESULT and grid.next_actions == NEXT_ACTIONS
@@ -230,4 +257,69 @@ async def test_a_version_1_database_with_data_climbs_every_migration(tmp_path: P
     assert [record.id for record in await tasks.in_flight()] == [2]
     settings = await UserSettingsRepo(db).get(1001)
     assert settings.aspect == "16:9" and settings.translate
+
+
+async def test_a_first_revision_database_with_data_climbs_every_migration(
+    database_target: sa.URL, tmp_path: Path
+) -> None:
+    db = await Database.open(database_target, migrate=False)
+    await _climb(db, revisions())
+    await _reads_old_rows(db)
+    # The climbed schema is the schema of a database created today.
+    fresh_target = database_target
+    if database_target.get_backend_name() == "sqlite":
+        fresh_target = database_target.set(database=str(tmp_path / "fresh.sqlite3"))
+    else:
+        await db.close()
+        db = await Database.open(database_target, migrate=False)
+    climbed = await _schema(db)
     await db.close()
+    if database_target.get_backend_name() == "sqlite":
+        fresh = await Database.open(fresh_target)
+        assert climbed == await _schema(fresh)
+        await fresh.close()
+
+
+async def _legacy_database(path: Path) -> None:
+    """A database as the last release before Alembic left it, holding every sample row."""
+    connection = await aiosqlite.connect(path)
+    await connection.execute("PRAGMA foreign_keys=ON")
+    created: set[str] = set()
+    for number, script in enumerate(MIGRATIONS, start=1):
+        await connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        async with connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        ) as cursor:
+            tables = {row[0] for row in await cursor.fetchall()}
+        for table in [name for name in SAMPLES if name in tables - created]:
+            for sample in SAMPLES[table]:
+                marks = ", ".join("?" for _ in sample)
+                await connection.execute(
+                    f"INSERT INTO {table} ({', '.join(sample)}) VALUES ({marks})",
+                    tuple(sample.values()),
+                )
+            await connection.commit()
+        created |= tables
+    await connection.close()
+
+
+async def test_a_database_from_before_alembic_is_recognised_and_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    await _legacy_database(tmp_path / "old.sqlite3")
+    db = await Database.open(tmp_path / "old.sqlite3")
+    for table, samples in SAMPLES.items():
+        rows = await _rows(db, table)
+        assert len(rows) == len(samples), table
+        for sample in samples:
+            assert any(sample.items() <= row.items() for row in rows), (table, sample)
+    await _reads_old_rows(db)
+    fresh = await Database.open(tmp_path / "fresh.sqlite3")
+    # The same tables, columns, indexes and keys; types as SQLite stores them (REAL is FLOAT).
+    assert _affinities(await _schema(db)) == _affinities(await _schema(fresh))
+    await fresh.close()
+    # The ledger remembers task 1: a new task never gets an id a hold was made for.
+    await db.execute("DELETE FROM credit_ledger WHERE task_id IS NULL")
+    new = await TaskRepo(db).create(type="imagine", chat_id=1, user_id=1, prompt="new")
+    await db.close()
+    assert new.id > 2

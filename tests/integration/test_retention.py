@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiogram.fsm.storage.base import StorageKey
 
 from storage.database import Database
-from storage.fsm import SQLiteStorage
+from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequest, PromptRequestRepo
 from storage.retention import prune
 from storage.tasks import TaskRecord, TaskRepo, TaskUpdate
@@ -22,8 +22,8 @@ KEY = StorageKey(bot_id=1, chat_id=1001, user_id=1001)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def db(database_target: sa.URL) -> AsyncIterator[Database]:
+    database = await Database.open(database_target)
     yield database
     await database.close()
 
@@ -54,7 +54,7 @@ async def task(
 
 async def age(db: Database, table: str, days: float, column: str = "created_at") -> None:
     """Make every row of a table `days` old."""
-    await db.execute(f"UPDATE {table} SET {column} = ?", (time.time() - days * DAY,))
+    await db.execute(f"UPDATE {table} SET {column} = :when", {"when": time.time() - days * DAY})
 
 
 async def test_old_useless_rows_go_and_what_history_offers_stays(db: Database) -> None:
@@ -74,7 +74,7 @@ async def test_old_useless_rows_go_and_what_history_offers_stays(db: Database) -
     prompts = PromptRequestRepo(db)
     await prompts.add(PromptRequest(1001, 50, 1001, result.id, "reroll"))
     await UploadRepo(db).add(1001, UploadRecord("u1", None, "https://cdn/x.png", "png", 1, 1))
-    states = SQLiteStorage(db)
+    states = DatabaseStorage(db)
     await states.set_state(KEY, "Flow:describe_next")
     for table in ("tasks", "prompt_requests", "uploads"):
         await age(db, table, 91)
@@ -104,17 +104,17 @@ async def test_old_useless_rows_go_and_what_history_offers_stays(db: Database) -
     assert (await prune(db, time.time() - 90 * DAY)).total == 0
 
 
-async def test_waiting_states_persist_and_clear(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
+async def test_waiting_states_persist_and_clear(database_target: sa.URL) -> None:
+    path = database_target
     db = await Database.open(path)
-    states = SQLiteStorage(db)
+    states = DatabaseStorage(db)
     await states.set_state(KEY, "Flow:blend")
     await states.update_data(KEY, {"blend": [{"file_id": "a"}]})
     assert await states.update_data(KEY, {"more": 1}) == {"blend": [{"file_id": "a"}], "more": 1}
     await db.close()
 
     db = await Database.open(path)
-    states = SQLiteStorage(db)
+    states = DatabaseStorage(db)
     assert await states.get_state(KEY) == "Flow:blend"
     assert await states.get_data(KEY) == {"blend": [{"file_id": "a"}], "more": 1}
     other = StorageKey(bot_id=1, chat_id=-100, user_id=1001)

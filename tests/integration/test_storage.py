@@ -1,4 +1,4 @@
-"""Tasks on a real SQLite file: monotonic updates and exactly-once delivery claims."""
+"""Tasks on SQLite and PostgreSQL: monotonic updates and exactly-once delivery claims."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from storage.database import MIGRATIONS, Database
+from storage.database import Database
+from storage.migrations.upgrade import head_revision
+from storage.retention import prune
 from storage.tasks import TaskRepo, TaskUpdate
+
+HEAD = head_revision()
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[TaskRepo]:
-    db = await Database.open(tmp_path / "bot.sqlite3")
+async def repo(database_target: sa.URL) -> AsyncIterator[TaskRepo]:
+    db = await Database.open(database_target)
     yield TaskRepo(db)
     await db.close()
 
@@ -27,10 +32,10 @@ async def new_task(repo: TaskRepo, task_hash: str = "h1") -> int:
 async def test_schema_is_migrated_in_wal_mode(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "x.sqlite3")
     mode = await db.fetch_one("PRAGMA journal_mode")
-    version = await db.fetch_one("PRAGMA user_version")
+    version = await db.fetch_one("SELECT version_num FROM alembic_version")
     await db.close()
-    assert mode is not None and mode[0] == "wal"
-    assert version is not None and version[0] == len(MIGRATIONS)
+    assert mode is not None and mode["journal_mode"] == "wal"
+    assert version is not None and version["version_num"] == HEAD
     again = await Database.open(tmp_path / "x.sqlite3")  # reopening migrates nothing twice
     await again.close()
 
@@ -82,3 +87,19 @@ async def test_in_flight_queued_and_orphans(repo: TaskRepo) -> None:
     failed = await repo.fail(orphan.id, "restarted")
     assert failed is not None and failed.status == "error" and failed.delivery == "pending"
     assert await repo.fail(orphan.id, "again") is None
+
+
+async def test_task_ids_are_never_reused_after_the_newest_are_pruned(
+    database_target: sa.URL,
+) -> None:
+    db = await Database.open(database_target)
+    repo = TaskRepo(db)
+    ids = [(await repo.create(type="imagine", chat_id=1, user_id=2, prompt="x")).id for _ in "ab"]
+    # The newest task failed long ago: retention removes it.
+    await repo.fail(ids[-1], "refused")
+    await repo.mark_delivered(ids[-1], message_id=None, file_id=None)
+    await db.execute("UPDATE tasks SET created_at = 0 WHERE id = :id", {"id": ids[-1]})
+    assert (await prune(db, cutoff=1)).tasks == 1
+    again = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="y")
+    await db.close()
+    assert again.id > ids[-1]
