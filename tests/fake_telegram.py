@@ -414,6 +414,7 @@ class FakeTelegram:
         # unanswered) and successful payments (charge id -> who paid what, refunded or not).
         self._checkouts: dict[str, JSONDict | None] = {}
         self._star_payments: dict[str, JSONDict] = {}
+        self._payers: dict[str, tuple[JSONDict, str]] = {}
 
         handlers: dict[str, Callable[[_Req], Awaitable[Any]]] = {
             "getMe": self._get_me,
@@ -827,6 +828,7 @@ class FakeTelegram:
             charge_id,
             {"user_id": user["id"], "total_amount": total_amount, "refunded": False},
         )
+        self._payers[charge_id] = (dict(user), payload)
         chat = self.private_chat(user)
         message: JSONDict = {
             "message_id": self._next_message_id(chat["id"]),
@@ -1734,8 +1736,29 @@ class FakeTelegram:
             raise _bad("CHARGE_NOT_FOUND")
         if payment["refunded"]:
             raise _bad("CHARGE_ALREADY_REFUNDED")
-        payment["refunded"] = True
+        self.refund_by_telegram(charge_id)
         return True
+
+    def refund_by_telegram(self, charge_id: str) -> None:
+        """Return a payment's Stars (as Telegram may on its own) and tell the buyer's chat."""
+        payment = self._star_payments[charge_id]
+        payment["refunded"] = True
+        user, payload = self._payers[charge_id]
+        chat = self.private_chat(user)
+        message: JSONDict = {
+            "message_id": self._next_message_id(chat["id"]),
+            "from": user,
+            "chat": chat,
+            "date": int(time.time()),
+            "refunded_payment": {
+                "currency": "XTR",
+                "total_amount": payment["total_amount"],
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": charge_id,
+            },
+        }
+        self._messages[(chat["id"], message["message_id"])] = message
+        self.queue_update({"message": copy.deepcopy(message)})
 
     # ------------------------------------------------------------------ methods: files & chats
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Literal, cast
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 
 from bot.config import Settings
 from bot.owner.accounts import short_hash
@@ -105,19 +105,31 @@ async def refund_purchase(payments: Payments, bot: Bot, charge_id: str, actor: i
             "Can't refund: the buyer has spent some of those {credits} credits "
             "(they have {have} left)."
         ).format(credits=purchase.credits, have=have)
+    # DONE, or PENDING: asked before without an answer, so ask again (Telegram refunds once).
     try:
         await bot.refund_star_payment(
             user_id=purchase.user_id, telegram_payment_charge_id=charge_id
         )
-    except TelegramAPIError as error:
+    except TelegramBadRequest as error:
         if ALREADY_REFUNDED not in error.message:
-            # The Stars stayed with us, so the credits stay with the buyer.
+            # Telegram said no: the Stars stayed with us, so the credits stay with the buyer.
             await payments.credits.cancel_refund(charge_id)
             return _("Telegram refused the refund: {error}. Nothing changed.").format(
                 error=html.escape(error.message)
             )
         # A resend after a lost answer: the first request did return the Stars.
         log.warning("Refund of %s was done already at Telegram", charge_id)
+    except TelegramAPIError as error:
+        # No answer (network, Telegram's own failure): the Stars may be back with the buyer
+        # or not. The credits stay taken back and the refund stays pending until Telegram
+        # says (a retry, or its refunded_payment message).
+        log.warning("Refund of %s unanswered: %s", charge_id, error)
+        return _(
+            "Telegram did not answer ({error}), so the refund may or may not have gone "
+            "through. The {credits} credits stay taken back; send the same /refund again "
+            "to finish it."
+        ).format(error=html.escape(error.message), credits=purchase.credits)
+    await payments.credits.confirm_refund(charge_id)
     return _("↩️ Refunded {stars} ⭐ to user {user}; {credits} credits taken back.").format(
         stars=purchase.stars, user=purchase.user_id, credits=purchase.credits
     )

@@ -151,6 +151,15 @@ async def paid(message: Message, payments: Payments) -> None:
     await message.answer(text.format(credits=pack.credits, balance=balance.credits))
 
 
+async def refunded(message: Message, payments: Payments) -> None:
+    """Telegram says a payment's Stars went back: the refund is settled (or recorded)."""
+    refund = message.refunded_payment
+    if refund is None:
+        return
+    if await payments.credits.confirm_refund(refund.telegram_payment_charge_id):
+        log.info("Refund of %s confirmed by Telegram", refund.telegram_payment_charge_id)
+
+
 async def balance(message: Message, payments: Payments, policy: Policy) -> None:
     """/balance: credits, held credits, last purchases."""
     if message.from_user is None:
@@ -169,6 +178,7 @@ def build_router() -> Router:
     """The router for buying credits; it sees updates first so /start buy lands here."""
     router = Router(name="payments")
     router.message.register(paid, F.successful_payment)
+    router.message.register(refunded, F.refunded_payment)
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(buy, Command("buy"), PaymentsOn())
     router.message.register(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.jobs.request import ImagineRequest, dump_request
+from bot.telegram.session import RetryMiddleware
 from bot.userapi.simulator import Simulator
 from storage.credits import CreditsRepo
 from storage.database import Database
@@ -288,6 +289,15 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
     assert "Telegram refused the refund" in refused
     assert "Credits: <b>12</b>" in await balance(tg, chat, ann)
 
+    # No answer from Telegram (every retry cut off): the Stars may have gone back, so the
+    # credits stay taken back and the refund stays pending; the next /refund finishes it.
+    tg.drop_connection_next("refundStarPayment", times=RetryMiddleware().attempts + 1)
+    unanswered = await say(tg, admin_chat, owner, f"/refund {first}")
+    assert "Telegram did not answer" in unanswered and "send the same /refund again" in unanswered
+    assert "Nothing changed" not in unanswered
+    assert "Credits: <b>2</b>" in await balance(tg, chat, ann)
+    assert tg.star_payment(first) == {"user_id": 1001, "total_amount": 50, "refunded": False}
+
     refunded = await say(tg, admin_chat, owner, f"/refund {first}")
     assert "Refunded 50 ⭐ to user 1001; 10 credits taken back" in refunded
     call = tg.calls("refundStarPayment")[-1]
@@ -317,6 +327,25 @@ async def test_grant_refund_and_stats(make_bot: Any) -> None:
     stats = await say(tg, admin_chat, owner, "/stats")
     assert "+100 ⭐, credits spent: 3 (refunded: 50 ⭐)" in stats
     assert "1 × out of credits" in stats and "bot:" not in stats
+
+
+async def test_a_refund_telegram_made_on_its_own_takes_the_credits_back(make_bot: Any) -> None:
+    bot: BotHarness = await make_bot()
+    tg = bot.tg
+    owner, ann = tg.user(ADMIN, "Owner"), tg.user(1001, "Ann")
+    admin_chat, chat = tg.private_chat(owner), tg.private_chat(ann)
+    charge = await buy_pack(bot, chat, ann, "10 credits — 50 ⭐")
+    await tg.wait_for("sendMessage", said(chat["id"], "Your balance: <b>10</b>"))
+    calls = len(tg.calls("refundStarPayment"))
+
+    tg.refund_by_telegram(charge)  # a dispute Telegram settled: its refunded_payment message
+    for _ in range(50):
+        if "Credits: <b>0</b>" in (shown := await balance(tg, chat, ann)):
+            break
+        await asyncio.sleep(0.1)
+    assert "Credits: <b>0</b>" in shown and "(refunded)" in shown
+    assert "refunded already" in await say(tg, admin_chat, owner, f"/refund {charge}")
+    assert len(tg.calls("refundStarPayment")) == calls
 
 
 async def test_restart_between_hold_and_done_charges_once(make_bot: Any) -> None:
