@@ -10,17 +10,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import (
     TelegramObject,
 )
 from aiogram.utils.i18n import I18n
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.build import (
     build_alerts,
     build_jobs,
     build_policy,
     build_poller,
+    build_redis,
     build_telegram,
     build_translator,
     build_userapi,
@@ -36,6 +41,7 @@ from bot.jobs.service import Jobs
 from bot.owner.alerts import Alerts
 from bot.owner.retention import prune_daily
 from bot.prompts.translate import Translator
+from bot.runtime.lease import Lease, RedisLease, SoleLease, while_leading
 from bot.runtime.redact import RedactSecrets
 from bot.runtime.redact import uninstall as uninstall_redaction
 from bot.telegram.i18n import build_i18n
@@ -53,8 +59,8 @@ from handlers import get_routers
 from handlers.admin.texts import admin_commands
 from handlers.middlewares.access import AccessMiddleware
 from handlers.middlewares.language import UserLocaleMiddleware
-from storage.database import Database
-from storage.fsm import SQLiteStorage
+from storage.database import Database, database_url
+from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequestRepo
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
@@ -119,6 +125,7 @@ class App:
     runner: web.AppRunner
     limiter: RateLimiter
     handlers: RunningHandlers
+    lease: Lease = field(default_factory=SoleLease)
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -126,21 +133,32 @@ class App:
     translator: Translator | None = None
 
     async def wait(self) -> None:
-        """Run until the Telegram side stops (polling ends, or forever with a webhook)."""
+        """Run until the Telegram side stops (polling ends, or forever with a webhook).
+
+        Long polling is for the leader alone: two replicas polling would take turns being
+        told 409 Conflict by Telegram. A standby waits here and takes over when the lead
+        comes free.
+        """
         if self.settings.telegram_webhook:
             await asyncio.Event().wait()
-        else:
-            await self.dispatcher.start_polling(
-                self.bot,
-                handle_signals=False,
-                close_bot_session=False,
-                tasks_concurrency_limit=UPDATES_AT_ONCE,
-            )
+            return
+        await while_leading(self.lease, self._poll_telegram, self._stop_polling)
+
+    async def _poll_telegram(self) -> None:
+        await self.dispatcher.start_polling(
+            self.bot,
+            handle_signals=False,
+            close_bot_session=False,
+            tasks_concurrency_limit=UPDATES_AT_ONCE,
+        )
+
+    async def _stop_polling(self) -> None:
+        with contextlib.suppress(RuntimeError):  # polling had not started yet
+            await self.dispatcher.stop_polling()
 
     async def stop(self) -> None:
         """Stop taking work, finish what is running, and close every connection."""
-        with contextlib.suppress(RuntimeError):  # polling was not running
-            await self.dispatcher.stop_polling()
+        await self._stop_polling()
         # Polling runs each update as a task and stop_polling doesn't wait for them; a handler
         # still running would reopen the Telegram session after it is closed.
         await self.handlers.finish(HANDLER_GRACE_SECONDS)
@@ -191,8 +209,10 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     token = settings.bot_token.get_secret_value()
     # First of all: no record may carry the token or a key, a failing start's included.
     redactor = protect_secrets(settings, stack)
-    db = await Database.open(settings.database_path)
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    db = await Database.open(database_url(url, settings.database_path))
     stack.push_async_callback(db.close)
+    redis = await build_redis(settings, stack)
     client, simulator = await build_userapi(settings, stack)
     bot, limiter = await build_telegram(settings, stack)
     i18n = build_i18n()
@@ -208,6 +228,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     handlers = RunningHandlers()
     dispatcher = build_dispatcher(
         db,
+        redis,
         handlers,
         i18n,
         jobs=jobs,
@@ -232,7 +253,9 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     await connect_telegram_updates(settings, bot, dispatcher, web_app)
     runner = await serve(settings, web_app, stack)
     poller = build_poller(settings, tasks, client, jobs, alerts)
+    bot_id = (await bot.me()).id
     app = App(
+        lease=RedisLease(redis, f"{bot_id}:leader") if redis else SoleLease(),
         settings=settings,
         db=db,
         client=client,
@@ -258,7 +281,8 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
 async def go_live(app: App, web_app: web.Application) -> None:
     """Take up the work left by the last run, start the background loops, report ready."""
     await app.jobs.recover()
-    app.background.append(asyncio.create_task(app.poller.run()))
+    # userapi's /status is polled by one replica: the leader, as with Telegram.
+    app.background.append(asyncio.create_task(while_leading(app.lease, app.poller.run)))
     app.background.append(asyncio.create_task(prune_daily(app.db, app.settings.retention_days)))
     if app.alerts is not None:
         app.background.append(asyncio.create_task(app.alerts.run()))
@@ -272,14 +296,22 @@ async def go_live(app: App, web_app: web.Application) -> None:
 
 def build_dispatcher(
     db: Database,
+    redis: Redis | None,
     handlers: RunningHandlers,
     i18n: I18n,
     **dependencies: Any,
 ) -> Dispatcher:
     """The dispatcher: the routers, the middlewares every update passes, and what handlers get."""
-    # Waiting states in the database: a flow half done survives a restart.
+    # Waiting states survive a restart: in the database, or in Redis where replicas share
+    # them (and take turns on one user's updates, so two replicas never interleave a flow).
+    storage: BaseStorage = DatabaseStorage(db)
+    isolation: BaseEventIsolation = SimpleEventIsolation()
+    if redis is not None:
+        storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+        isolation = RedisEventIsolation(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     dispatcher = Dispatcher(
-        storage=SQLiteStorage(db),
+        storage=storage,
+        events_isolation=isolation,
         prompts=PromptRequestRepo(db),
         users=UserRepo(db),
         uploads=UploadRepo(db),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -16,6 +17,9 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.token import TokenValidationError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import make_url
 
 from bot.config import Settings
 from bot.delivery.notices import TelegramQueueNotices
@@ -49,9 +53,21 @@ def protect_secrets(settings: Settings, stack: contextlib.AsyncExitStack) -> Red
     """Mask the bot token and the keys in every log record from now on."""
     secrets = [settings.bot_token.get_secret_value()] + [
         secret.get_secret_value()
-        for secret in (settings.userapi_key, settings.translate_api_key)
+        for secret in (
+            settings.userapi_key,
+            settings.translate_api_key,
+            settings.database_url,
+            settings.redis_url,
+        )
         if secret is not None
     ]
+    # A driver's error may quote a URL's password alone.
+    if settings.database_url is not None:
+        password = make_url(settings.database_url.get_secret_value()).password
+        secrets += [password] if password else []
+    if settings.redis_url is not None:
+        password = urlsplit(settings.redis_url.get_secret_value()).password
+        secrets += [password] if password else []
     redactor = install_redaction(secrets)
     stack.callback(uninstall_redaction, redactor)
     return redactor
@@ -110,7 +126,9 @@ async def build_telegram(
     try:
         bot = Bot(
             token=settings.bot_token.get_secret_value(),
-            session=create_session(settings.telegram_api_url, limiter),
+            session=create_session(
+                settings.telegram_api_url, limiter, pace=settings.telegram_rate_scale
+            ),
             default=DefaultBotProperties(parse_mode=ParseMode.HTML),
         )
     except TokenValidationError:
@@ -228,6 +246,24 @@ def build_translator(settings: Settings, stack: contextlib.AsyncExitStack) -> Tr
     )
     stack.push_async_callback(translator.aclose)
     return translator
+
+
+async def build_redis(settings: Settings, stack: contextlib.AsyncExitStack) -> Redis | None:
+    """Redis, when REDIS_URL is set: checked now, so a wrong URL stops the start in one line."""
+    if settings.redis_url is None:
+        if settings.database_url is not None:
+            log.warning(
+                "DATABASE_URL without REDIS_URL: run this bot as a single replica. Replicas "
+                "share Telegram's limits, waiting states and the polling lead through Redis."
+            )
+        return None
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    stack.push_async_callback(redis.aclose)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as error:
+        raise StartupError(f"Redis (REDIS_URL) does not answer: {error}") from None
+    return redis
 
 
 async def connect_telegram_updates(

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     web_host: str = "0.0.0.0"
     web_port: int = 8080
     database_path: Path = Path("data/bot.sqlite3")
+    # postgresql://user:password@host:5432/db: PostgreSQL instead of the SQLite file.
+    database_url: SecretStr | None = None
+    # redis://host:6379/0: what replicas share (Telegram's budget, waiting states, the lead).
+    redis_url: SecretStr | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     userapi_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     telegram_webhook: bool = False

@@ -32,6 +32,8 @@ SETTINGS = (
     "LOG_LEVEL",
     "MAX_CONCURRENT_JOBS",
     "WEBHOOK_GRACE",
+    "DATABASE_URL",
+    "REDIS_URL",
 )
 
 

@@ -1,0 +1,119 @@
+"""Two replicas of one bot (`python -m bot` twice) on PostgreSQL and Redis, by long polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from bot.userapi.simulator import Simulator
+from tests.conftest import fresh_postgres_database
+from tests.e2e.harness import free_port, said, until
+from tests.e2e.image_session import labels_of, picture
+from tests.e2e.process import API_KEY, Output, clean_env, start_bot, wait_healthy
+from tests.fake_telegram import ApiCall, FakeTelegram
+
+IMAGINE = "/midjourney/v2/imagine"
+
+
+def photos_to(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
+    """Results sent to a chat (a photo with buttons)."""
+    return [
+        call
+        for call in tg.calls("sendPhoto")
+        if call.ok and int(call.params["chat_id"]) == chat_id
+    ]
+
+
+def conflicts(tg: FakeTelegram) -> int:
+    """getUpdates calls Telegram answered 409: two pollers at once."""
+    return sum(1 for call in tg.calls("getUpdates") if call.status == 409)
+
+
+async def test_one_replica_polls_and_a_killed_leader_is_replaced_within_20_s(
+    tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    sim = external_sim
+    database = await fresh_postgres_database(postgres_url)
+    ports = [free_port(), free_port()]
+    replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
+    for port in ports:
+        env = clean_env(
+            BOT_TOKEN=tg.token,
+            TELEGRAM_API_URL=tg.base_url,
+            USERAPI_KEY=API_KEY,
+            USERAPI_BASE_URL=sim.base_url,
+            WEB_HOST="127.0.0.1",
+            WEB_PORT=str(port),
+            DATABASE_URL=database,
+            REDIS_URL=redis_url,
+            POLL_INTERVAL="0.1",
+            POLL_MAX_INTERVAL="0.5",
+        )
+        replicas.append(await start_bot(env, tmp_path))
+    try:
+        for port in ports:
+            await wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        users = [tg.user(9001 + n, f"User{n}") for n in range(3)]
+        chats = [tg.private_chat(user) for user in users]
+        for chat, user in zip(chats, users, strict=True):
+            tg.send_message(chat, user, f"/imagine a fox number {user['id']}")
+        await until(
+            lambda: all(photos_to(tg, chat["id"]) for chat in chats), "three results", timeout=30
+        )
+        # Polling for a few seconds more: Telegram never sees two pollers at once.
+        await asyncio.sleep(3)
+        assert conflicts(tg) == 0
+
+        leader = next(i for i, (_, output) in enumerate(replicas) if "Leading" in output.stderr)
+        standby = replicas[1 - leader][1]
+        assert "Leading" not in standby.stderr
+
+        # A flow half done (waiting for a photo to describe) and a job in flight, then the
+        # leader dies without a word (kill -9).
+        describer, describer_chat = users[1], chats[1]
+        tg.send_message(describer_chat, describer, "/describe")
+        await tg.wait_for("sendMessage", said(describer_chat["id"], "Send me the photo"))
+        sim.config.hold = True
+        tg.send_message(chats[0], users[0], "/imagine a fox in flight")
+        await until(lambda: len(sim.requests_to(IMAGINE)) == 4, "the fourth job sent")
+        process = replicas[leader][0]
+        process.kill()
+        await process.wait()
+        killed_at = time.monotonic()
+        sim.release()
+
+        # The standby takes the lead, polls Telegram and userapi, and delivers.
+        late = tg.user(9100, "Late")
+        late_chat = tg.private_chat(late)
+        tg.send_message(late_chat, late, "/imagine a fox after the failover")
+        await until(
+            lambda: bool(photos_to(tg, late_chat["id"])), "served after failover", timeout=40
+        )
+        await until(lambda: len(photos_to(tg, chats[0]["id"])) == 2, "in-flight job delivered")
+        # The waiting state lives in Redis: the new leader finishes the flow the dead one began.
+        tg.send_message(describer_chat, describer, None, photo=picture())
+        await tg.wait_for(
+            "sendMessage",
+            lambda c: (
+                c.ok
+                and int(c.params["chat_id"]) == describer_chat["id"]
+                and labels_of(c)[:1] == [["1", "2", "3", "4"]]
+            ),
+            timeout=20,
+        )
+        assert time.monotonic() - killed_at < 20 + 10  # takeover <= 17 s, then a 1 s job
+        assert "Leading" in standby.stderr
+        await asyncio.sleep(2)
+        # Each job submitted once and each result delivered once.
+        prompts = [request.json()["prompt"] for request in sim.requests_to(IMAGINE)]
+        assert len(prompts) == len(set(prompts)) == 5
+        assert [len(photos_to(tg, chat["id"])) for chat in chats] == [2, 1, 1]
+        assert len(photos_to(tg, late_chat["id"])) == 1
+        assert conflicts(tg) == 0
+    finally:
+        for process, output in replicas:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+            await output.close()
