@@ -63,7 +63,7 @@ from storage.database import Database, database_url
 from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequestRepo
 from storage.settings import UserSettingsRepo
-from storage.tasks import TaskRepo
+from storage.tasks import CLAIM_RENEW, TaskRepo
 from storage.uploads import UploadRepo
 from storage.usage import UsageRepo
 from storage.users import UserRepo
@@ -110,6 +110,12 @@ class RunningHandlers(BaseMiddleware):
         await asyncio.gather(*late, return_exceptions=True)
 
 
+def _idle() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class App:
     """A started bot; `stop()` shuts every part down in order."""
@@ -120,6 +126,7 @@ class App:
     bot: Bot
     dispatcher: Dispatcher
     jobs: Jobs
+    tasks: TaskRepo
     poller: StatusPoller
     view: TelegramView
     runner: web.AppRunner
@@ -129,28 +136,49 @@ class App:
     simulator: Simulator | None = None
     alerts: Alerts | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set while this replica does no leader's work (so a stop can wait for it to end).
+    led: asyncio.Event = field(default_factory=_idle)
+    stopping: bool = False
     redactor: RedactSecrets | None = None
     translator: Translator | None = None
 
     async def wait(self) -> None:
         """Run until the Telegram side stops (polling ends, or forever with a webhook).
 
-        Long polling is for the leader alone: two replicas polling would take turns being
-        told 409 Conflict by Telegram. A standby waits here and takes over when the lead
-        comes free.
+        A standby replica waits here and takes over when the lead comes free.
         """
-        if self.settings.telegram_webhook:
-            await asyncio.Event().wait()
-            return
-        await while_leading(self.lease, self._poll_telegram, self._stop_polling)
+        webhook = self.settings.telegram_webhook
+        await while_leading(self.lease, self._lead, None if webhook else self._stop_polling)
 
-    async def _poll_telegram(self) -> None:
-        await self.dispatcher.start_polling(
-            self.bot,
-            handle_signals=False,
-            close_bot_session=False,
-            tasks_concurrency_limit=UPDATES_AT_ONCE,
-        )
+    async def _lead(self) -> None:
+        """What one replica alone does: poll userapi's /status and (long polling) Telegram.
+
+        Two replicas polling Telegram would take turns being told 409 Conflict. Taking the
+        lead from another replica, it first takes up the queue and what that one left, as a
+        restart does (alone, that was done at start).
+        """
+        self.led.clear()
+        poller: asyncio.Task[None] | None = None
+        try:
+            if not isinstance(self.lease, SoleLease):
+                await self.jobs.recover(alone=False)
+            if self.stopping:
+                return
+            poller = asyncio.create_task(self.poller.run())
+            if self.settings.telegram_webhook:
+                await poller
+            else:
+                await self.dispatcher.start_polling(
+                    self.bot,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    tasks_concurrency_limit=UPDATES_AT_ONCE,
+                )
+        finally:
+            if poller is not None:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
+            self.led.set()
 
     async def _stop_polling(self) -> None:
         with contextlib.suppress(RuntimeError):  # polling had not started yet
@@ -158,11 +186,14 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking work, finish what is running, and close every connection."""
+        self.stopping = True
         await self._stop_polling()
+        self.poller.stop()
+        # The leader's work (Telegram polling, the status poller) ends before anything closes.
+        await self.led.wait()
         # Polling runs each update as a task and stop_polling doesn't wait for them; a handler
         # still running would reopen the Telegram session after it is closed.
         await self.handlers.finish(HANDLER_GRACE_SECONDS)
-        self.poller.stop()
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
@@ -174,6 +205,8 @@ class App:
             # albums still gathering (handlers/middlewares/albums.py) would never be handled.
             await self.dispatcher.emit_shutdown(bot=self.bot, **self.dispatcher.workflow_data)
         await self.jobs.drain()
+        # Deliveries cut off by the drain go back now, not when their claims expire.
+        await self.tasks.hand_back()
         # After the drain: a job failing while it drained starts an account re-check, which
         # may alert the admins over Telegram.
         if self.alerts is not None:
@@ -262,6 +295,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         bot=bot,
         dispatcher=dispatcher,
         jobs=jobs,
+        tasks=tasks,
         poller=poller,
         view=view,
         runner=runner,
@@ -280,9 +314,10 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
 
 async def go_live(app: App, web_app: web.Application) -> None:
     """Take up the work left by the last run, start the background loops, report ready."""
-    await app.jobs.recover()
-    # userapi's /status is polled by one replica: the leader, as with Telegram.
-    app.background.append(asyncio.create_task(while_leading(app.lease, app.poller.run)))
+    if isinstance(app.lease, SoleLease):
+        await app.jobs.recover(alone=True)
+    # The leader's work (polling userapi and Telegram) runs in App.wait.
+    app.background.append(asyncio.create_task(keep_claims(app.tasks)))
     app.background.append(asyncio.create_task(prune_daily(app.db, app.settings.retention_days)))
     if app.alerts is not None:
         app.background.append(asyncio.create_task(app.alerts.run()))
@@ -292,6 +327,13 @@ async def go_live(app: App, web_app: web.Application) -> None:
         "webhook" if app.settings.telegram_webhook else "long polling",
         "webhook" if app.settings.public_url else "polling",
     )
+
+
+async def keep_claims(tasks: TaskRepo) -> None:
+    """Renew this process's claims for as long as it runs (they expire if it dies)."""
+    while True:
+        await asyncio.sleep(CLAIM_RENEW)
+        await tasks.renew_claims()
 
 
 def build_dispatcher(

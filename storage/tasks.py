@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -24,6 +26,12 @@ STATUS_RANK: dict[str, int] = {
     "error": 4,
 }
 FINAL_RANK = 4
+# A claim (a submission or a delivery under way) holds this long unless renewed; a process
+# renews its claims every CLAIM_RENEW seconds, so a dead one's are taken over within this.
+CLAIM_SECONDS = 30.0
+CLAIM_RENEW = 10.0
+# This process, as the owner of its claims.
+PROCESS = f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def status_rank(status: str) -> int:
@@ -73,36 +81,15 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: RowMapping) -> TaskRecord:
         """Build a record from a database row."""
-        return cls(
-            id=row["id"],
-            hash=row["hash"],
-            parent_id=row["parent_id"],
-            type=row["type"],
-            action=row["action"],
-            choice=row["choice"],
-            prompt=row["prompt"],
-            status=row["status"],
-            progress=row["progress"],
-            status_reason=row["status_reason"],
-            prefilter=json.loads(row["prefilter"]) if row["prefilter"] else [],
-            result=json.loads(row["result"]) if row["result"] else None,
-            next_actions=json.loads(row["next_actions"]) if row["next_actions"] else None,
-            account_hash=row["account_hash"],
-            chat_id=row["chat_id"],
-            thread_id=row["thread_id"],
-            user_id=row["user_id"],
-            request_message_id=row["request_message_id"],
-            status_message_id=row["status_message_id"],
-            status_is_photo=bool(row["status_is_photo"]),
-            result_message_id=row["result_message_id"],
-            result_file_id=row["result_file_id"],
-            delivery=row["delivery"],
-            locale=row["locale"],
-            requester=row["requester"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            request=row["request"],
-        )
+        values = {name: row[name] for name in _RECORD_FIELDS}
+        values["prefilter"] = json.loads(row["prefilter"]) if row["prefilter"] else []
+        values["result"] = json.loads(row["result"]) if row["result"] else None
+        values["next_actions"] = json.loads(row["next_actions"]) if row["next_actions"] else None
+        values["status_is_photo"] = bool(row["status_is_photo"])
+        return cls(**values)
+
+
+_RECORD_FIELDS = [field.name for field in fields(TaskRecord)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +113,13 @@ def _json(value: Any) -> str | None:
 class TaskRepo:
     """Reads and writes tasks; every state change is a single conditional UPDATE."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, owner: str = PROCESS) -> None:
         self._db = db
+        self.owner = owner
+
+    def _claim(self) -> dict[str, Any]:
+        now = time.time()
+        return {"me": self.owner, "now": now, "until": now + CLAIM_SECONDS}
 
     async def create(
         self,
@@ -203,9 +195,10 @@ class TaskRepo:
         """
         changed = await self._db.execute(
             """UPDATE tasks SET status = 'created', updated_at = :now,
-                   account_hash = COALESCE(:account, account_hash)
+                   account_hash = COALESCE(:account, account_hash),
+                   claimed_by = :me, claim_expires = :until
                WHERE id = :id AND status = 'queued'""",
-            {"now": time.time(), "account": account_hash, "id": task_id},
+            {**self._claim(), "account": account_hash, "id": task_id},
         )
         return changed == 1
 
@@ -218,6 +211,7 @@ class TaskRepo:
         """Record the API's hash for a task it accepted; the task is now `sent`."""
         await self._db.execute(
             """UPDATE tasks SET hash = :hash, updated_at = :now,
+                   claimed_by = NULL, claim_expires = NULL,
                    status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
                    status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
                WHERE id = :id""",
@@ -281,7 +275,8 @@ class TaskRepo:
         """Mark a task failed before the API took it (it refused, or could not be reached)."""
         changed = await self._db.execute(
             """UPDATE tasks SET status = 'error', status_rank = 4, status_reason = :reason,
-                   delivery = 'pending', updated_at = :now
+                   delivery = 'pending', updated_at = :now, claimed_by = NULL,
+                   claim_expires = NULL
                WHERE id = :id AND status_rank < 4""",
             {"reason": reason, "now": time.time(), "id": task_id},
         )
@@ -301,10 +296,15 @@ class TaskRepo:
         )
         return [TaskRecord.from_row(row) for row in rows]
 
-    async def orphans(self) -> list[TaskRecord]:
-        """Tasks stored but never answered with a hash: the process stopped mid-submission."""
+    async def orphans(self, *, alone: bool) -> list[TaskRecord]:
+        """Tasks stored but never answered with a hash, whose submitter died mid-way."""
+        # A live submitter renews its claim: with replicas only expired claims (and rows from
+        # before claims) are orphans; `alone` after a restart, every one is.
+        expired = "" if alone else "AND (claim_expires IS NULL OR claim_expires < :now)"
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE status = 'created' AND hash IS NULL ORDER BY id"
+            f"""SELECT * FROM tasks WHERE status = 'created' AND hash IS NULL {expired}
+                ORDER BY id""",
+            {"now": time.time()},
         )
         return [TaskRecord.from_row(row) for row in rows]
 
@@ -317,27 +317,44 @@ class TaskRepo:
 
     async def claim_delivery(self, task_id: int) -> bool:
         """Take the right to deliver a finished task; only one caller ever gets it."""
+        # A claim that expired (its process died mid-way) is taken again: the photo may then
+        # go out twice, which we choose over losing it; the window is one HTTP round trip.
         changed = await self._db.execute(
-            "UPDATE tasks SET delivery = 'sending' WHERE id = :id AND delivery = 'pending'",
-            {"id": task_id},
+            """UPDATE tasks SET delivery = 'sending', claimed_by = :me, claim_expires = :until
+               WHERE id = :id AND (delivery = 'pending' OR (delivery = 'sending'
+                     AND (claim_expires IS NULL OR claim_expires < :now)))""",
+            {**self._claim(), "id": task_id},
         )
         return changed == 1
 
     async def release_claims(self) -> int:
-        """After a restart, hand interrupted deliveries back to the queue.
-
-        A process killed between sending the photo and recording it may send it once more;
-        we choose that over losing a result, and the window is one HTTP round trip.
-        """
+        """Alone after a restart: every claim left is a dead process's; hand them back now."""
         return await self._db.execute(
-            "UPDATE tasks SET delivery = 'pending' WHERE delivery = 'sending'"
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE delivery = 'sending'"""
+        )
+
+    async def renew_claims(self) -> int:
+        """Keep this process's claims alive (it is alive); how many it holds."""
+        return await self._db.execute(
+            "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me",
+            self._claim(),
+        )
+
+    async def hand_back(self) -> int:
+        """Stopping: give this process's unfinished deliveries back at once, for others."""
+        return await self._db.execute(
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE claimed_by = :me AND delivery = 'sending'""",
+            {"me": self.owner},
         )
 
     async def unclaim(self, task_id: int) -> None:
         """Give a delivery that failed back to the queue for a later attempt."""
         await self._db.execute(
-            "UPDATE tasks SET delivery = 'pending' WHERE id = :id AND delivery = 'sending'",
-            {"id": task_id},
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE id = :id AND delivery = 'sending' AND claimed_by = :me""",
+            {"id": task_id, "me": self.owner},
         )
 
     async def mark_delivered(
@@ -346,7 +363,8 @@ class TaskRepo:
         """Record that the outcome reached the chat, and the Telegram ids to reuse it."""
         await self._db.execute(
             """UPDATE tasks SET delivery = 'delivered', delivered_at = :now,
-                   result_message_id = :message_id, result_file_id = :file_id
+                   result_message_id = :message_id, result_file_id = :file_id,
+                   claimed_by = NULL, claim_expires = NULL
                WHERE id = :id""",
             {"now": time.time(), "message_id": message_id, "file_id": file_id, "id": task_id},
         )

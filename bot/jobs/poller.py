@@ -88,7 +88,7 @@ class StatusPoller:
                 everything = False
                 if self._clock.monotonic() - last_redelivery > REDELIVER_SECONDS:
                     last_redelivery = self._clock.monotonic()
-                    await self._jobs.deliver_pending()
+                    await self._take_over()
             except Exception:
                 # One bad sweep (a database hiccup, a bug) must not end polling for good:
                 # every task in flight would then wait forever for its result.
@@ -97,6 +97,12 @@ class StatusPoller:
                 await asyncio.wait_for(self._stopped.wait(), TICK_SECONDS)
             except TimeoutError:
                 continue
+
+    async def _take_over(self) -> None:
+        """Deliver what waits; fail submissions whose replica died mid-way (claims expired)."""
+        for orphan in await self._repo.orphans(alone=False):
+            await self._jobs.give_up(orphan, Failure.RESTARTED)
+        await self._jobs.deliver_pending()
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick."""

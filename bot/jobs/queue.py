@@ -89,6 +89,14 @@ class JobQueue:
         bisect.insort(self._ids, task_id)
         self._pinned[task_id] = pinned
 
+    def reload(self, running: Sequence[TaskRecord], waiting: Sequence[TaskRecord]) -> None:
+        """Start over from the database: jobs running at the API hold slots, the rest wait."""
+        self.slots.busy.clear()
+        for record in running:
+            self.slots.take(record.id, record.account_hash)
+        for record in waiting:
+            self.add(record.id, record.account_hash)
+
     def remove(self, task_id: int) -> bool:
         """Take a job out of the queue; False when it was not waiting."""
         if self._pinned.pop(task_id, ...) is ...:

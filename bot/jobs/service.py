@@ -356,10 +356,12 @@ class Jobs:
             await self._deliver(record)
         return len(records)
 
-    async def recover(self) -> None:
-        """After a start: redeliver, fail submissions cut off mid-way, take up the queue."""
-        await self._repo.release_claims()
-        for orphan in await self._repo.orphans():
+    async def recover(self, *, alone: bool = True) -> None:
+        """On taking up the work: redeliver, fail submissions cut off mid-way, take the queue."""
+        # Alone, the last run's claims go back at once; else only expired ones are taken over.
+        if alone:
+            await self._repo.release_claims()
+        for orphan in await self._repo.orphans(alone=alone):
             # We can't know whether the API got the request; asking again could pay twice.
             await self.give_up(orphan, Failure.RESTARTED)
         waiting = []
@@ -374,10 +376,7 @@ class Jobs:
                 await self.give_up(record, refusal)
         if self.queue is not None:
             # Jobs still running at the API hold their slots across the restart.
-            for record in await self._repo.in_flight():
-                self.queue.slots.take(record.id, record.account_hash)
-            for record in waiting:
-                self.queue.add(record.id, record.account_hash)
+            self.queue.reload(await self._repo.in_flight(), waiting)
             self._grant()
             if self.notices is not None:
                 self.notices.poke()

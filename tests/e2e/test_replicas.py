@@ -30,15 +30,16 @@ def conflicts(tg: FakeTelegram) -> int:
     return sum(1 for call in tg.calls("getUpdates") if call.status == 409)
 
 
-async def test_one_replica_polls_and_a_killed_leader_is_replaced_within_20_s(
+async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_hands_over(
     tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
     sim = external_sim
     database = await fresh_postgres_database(postgres_url)
     ports = [free_port(), free_port()]
     replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
-    for port in ports:
-        env = clean_env(
+
+    def settings(port: int) -> dict[str, str]:
+        return clean_env(
             BOT_TOKEN=tg.token,
             TELEGRAM_API_URL=tg.base_url,
             USERAPI_KEY=API_KEY,
@@ -50,7 +51,9 @@ async def test_one_replica_polls_and_a_killed_leader_is_replaced_within_20_s(
             POLL_INTERVAL="0.1",
             POLL_MAX_INTERVAL="0.5",
         )
-        replicas.append(await start_bot(env, tmp_path))
+
+    for port in ports:
+        replicas.append(await start_bot(settings(port), tmp_path))
     try:
         for port in ports:
             await wait_healthy(f"http://127.0.0.1:{port}/healthz")
@@ -110,6 +113,21 @@ async def test_one_replica_polls_and_a_killed_leader_is_replaced_within_20_s(
         assert len(prompts) == len(set(prompts)) == 5
         assert [len(photos_to(tg, chat["id"])) for chat in chats] == [2, 1, 1]
         assert len(photos_to(tg, late_chat["id"])) == 1
+        assert conflicts(tg) == 0
+
+        # A rolling deploy: the dead replica comes back, then the leader gets SIGTERM. It
+        # hands the lead over and exits within 10 s; the other serves at once.
+        replicas.append(await start_bot(settings(ports[leader]), tmp_path))
+        await wait_healthy(f"http://127.0.0.1:{ports[leader]}/healthz")
+        current = replicas[1 - leader][0]
+        stopped_at = time.monotonic()
+        current.terminate()
+        await asyncio.wait_for(current.wait(), 10)
+        assert time.monotonic() - stopped_at < 10
+        tg.send_message(late_chat, late, "/imagine a fox after the deploy")
+        await until(lambda: len(photos_to(tg, late_chat["id"])) == 2, "served after the deploy")
+        assert time.monotonic() - stopped_at < 10
+        assert "Leading" in replicas[-1][1].stderr
         assert conflicts(tg) == 0
     finally:
         for process, output in replicas:

@@ -82,6 +82,10 @@ async def test_a_payment_credits_once_and_refunds_only_unspent(db: Database) -> 
     assert (await credits.balance(USER)).credits == 20
 
     assert await credits.refund("c1", actor_id=1) is RefundOutcome.DONE
+    # Until Telegram's answer is known the refund is pending, and asking again says so.
+    assert await credits.refund("c1", actor_id=1) is RefundOutcome.PENDING
+    assert await credits.confirm_refund("c1")
+    assert not await credits.confirm_refund("c1")
     assert await credits.refund("c1", actor_id=1) is RefundOutcome.ALREADY
     assert await credits.refund("nope", actor_id=1) is RefundOutcome.UNKNOWN
     (task_id,) = await tasks(db, 1)

@@ -82,7 +82,7 @@ async def test_in_flight_queued_and_orphans(repo: TaskRepo) -> None:
     assert not await repo.start_sending(orphan.id, "acc"), "sent once"
     assert (await repo.require(orphan.id)).account_hash == "acc"
     assert [r.id for r in await repo.in_flight()] == [sent]
-    assert [r.id for r in await repo.orphans()] == [orphan.id]
+    assert [r.id for r in await repo.orphans(alone=True)] == [orphan.id]
     assert [r.id for r in await repo.queued()] == [waiting.id]
     failed = await repo.fail(orphan.id, "restarted")
     assert failed is not None and failed.status == "error" and failed.delivery == "pending"
@@ -103,3 +103,36 @@ async def test_task_ids_are_never_reused_after_the_newest_are_pruned(
     again = await repo.create(type="imagine", chat_id=1, user_id=2, prompt="y")
     await db.close()
     assert again.id > ids[-1]
+
+
+async def test_claims_are_owned_expire_when_not_renewed_and_are_handed_back(
+    database_target: sa.URL,
+) -> None:
+    db = await Database.open(database_target)
+    mine, theirs = TaskRepo(db, owner="replica-a"), TaskRepo(db, owner="replica-b")
+    task = await mine.create(type="imagine", chat_id=1, user_id=2, prompt="x")
+    await mine.start_sending(task.id, None)
+    # A submission under way in a live replica is not an orphan for the others...
+    assert await theirs.orphans(alone=False) == []
+    await mine.set_hash(task.id, "h")
+    await mine.apply(TaskUpdate(hash="h", status="done"))
+    assert await mine.claim_delivery(task.id)
+    assert not await theirs.claim_delivery(task.id)
+    assert await mine.renew_claims() == 1
+
+    # replica-a dies: its claim is not renewed and expires; replica-b takes the delivery.
+    await db.execute("UPDATE tasks SET claim_expires = 0 WHERE id = :id", {"id": task.id})
+    assert await theirs.claim_delivery(task.id)
+    await mine.unclaim(task.id)  # a late hand-back from the dead one undoes nothing
+    assert not await mine.claim_delivery(task.id)
+    # replica-b stops before it finishes: the delivery is free again at once.
+    assert await theirs.hand_back() == 1
+    assert await mine.claim_delivery(task.id)
+
+    # ...but one whose submitter died is, once its claim expired.
+    stuck = await theirs.create(type="imagine", chat_id=1, user_id=2, prompt="y")
+    await theirs.start_sending(stuck.id, None)
+    assert await mine.orphans(alone=False) == []
+    await db.execute("UPDATE tasks SET claim_expires = 0 WHERE id = :id", {"id": stuck.id})
+    assert [record.id for record in await mine.orphans(alone=False)] == [stuck.id]
+    await db.close()
