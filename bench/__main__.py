@@ -79,8 +79,10 @@ class Bench:
         *,
         webhooks: bool,
         defaults: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.tg, self.sim, self.webhooks, self.defaults = tg, sim, webhooks, defaults
+        self.database_url = database_url
         self.log = workdir / "bot-defaults.log"
         self.port = free_port()
         self.db = workdir / f"bot-{'wh' if webhooks else 'poll'}.sqlite3"
@@ -107,6 +109,9 @@ class Bench:
             "POLL_INTERVAL": "3",
             "POLL_MAX_INTERVAL": "30",
         }
+        env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         if self.defaults:
             for name in ("MAX_CONCURRENT_JOBS", "USER_CONCURRENT_JOBS"):
                 env.pop(name, None)
@@ -452,6 +457,42 @@ def previous_figures(out: Path) -> dict[str, Any]:
     return figures
 
 
+async def ingest_on(
+    tg: LimitedTelegram, sim: Simulator, workdir: Path, database_url: str | None
+) -> dict[str, Any]:
+    """The webhook ingest phase on its own bot process (SQLite, or PostgreSQL by URL)."""
+    bench = Bench(tg, sim, workdir, webhooks=True, database_url=database_url)
+    await bench.start()
+    try:
+        sim.config.hold = True
+        hashes = await bench.imagine_many([5_000_000 + n for n in range(200)], "ingest")
+        return await ingest(bench, hashes, 10_000, 20)
+    finally:
+        bench.stop()
+        sim.release()
+
+
+async def postgresql_ingest(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
+    """Ingest on SQLite and on PostgreSQL (a throw-away cluster), one after the other."""
+    from tests.conftest import fresh_postgres_database
+    from tests.servers import postgres_server
+
+    sim = Simulator(SimulatorConfig(pace=0.0, api_key=KEY, grid_size=256))
+    await sim.start()
+    try:
+        sqlite = await ingest_on(tg, sim, workdir / "sqlite", None)
+        with postgres_server() as server:
+            url = await fresh_postgres_database(server)
+            postgresql = await ingest_on(tg, sim, workdir / "postgresql", url)
+    finally:
+        await sim.stop()
+    return {
+        "sqlite": sqlite,
+        "postgresql": postgresql,
+        "ratio": postgresql["per_second"] / sqlite["per_second"],
+    }
+
+
 async def main(out: Path, only: str | None) -> None:
     # This process imports aiogram too (via the test harness): keep its ~200,000 objects out of
     # the collector's way, or a full collection here (~280 ms) shows up as the bot's latency.
@@ -461,6 +502,13 @@ async def main(out: Path, only: str | None) -> None:
     figures: dict[str, Any] = previous_figures(out) if only else {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        if only in (None, "postgresql"):
+            figures["postgresql_ingest"] = await postgresql_ingest(tg, workdir)
+            print("postgresql ingest", figures["postgresql_ingest"], flush=True)
+            if only == "postgresql":
+                await tg.stop()
+                write_report(out, figures)
+                return
         figures["default_cap"] = await default_cap(tg, workdir)
         print("default cap", figures["default_cap"], flush=True)
         if only == "default_cap":
@@ -580,6 +628,23 @@ def write_report(out: Path, f: dict[str, Any]) -> None:
         ),
         ("RSS at rest, just started", f"{f['rss_at_rest_mb']:.0f} MB", "-"),
     ]
+    if "postgresql_ingest" in f:
+        pg = f["postgresql_ingest"]
+        rows.append(
+            (
+                "webhooks acknowledged/s: SQLite / PostgreSQL (own runs)",
+                f"{pg['sqlite']['per_second']:.0f} / {pg['postgresql']['per_second']:.0f}"
+                f" ({pg['ratio']:.0%})",
+                "PostgreSQL >= 80% of SQLite",
+            )
+        )
+        rows.append(
+            (
+                "webhook ack p99: SQLite / PostgreSQL",
+                f"{pg['sqlite']['p99_ms']:.1f} / {pg['postgresql']['p99_ms']:.1f} ms",
+                "-",
+            )
+        )
     table = "\n".join(f"| {a} | {v} | {t} |" for a, v, t in rows)
     text = f"""# Benchmarks
 
@@ -610,7 +675,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument(
-        "--only", choices=["default_cap"], help="run one phase; keep the others' last figures"
+        "--only",
+        choices=["default_cap", "postgresql"],
+        help="run one phase; keep the others' last figures",
     )
     args = parser.parse_args()
     asyncio.run(main(args.out, args.only))
