@@ -19,6 +19,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiohttp import web
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.build import (
     build_alerts,
@@ -59,11 +60,12 @@ from handlers import get_routers
 from handlers.admin.texts import admin_commands
 from handlers.middlewares.access import AccessMiddleware
 from handlers.middlewares.language import UserLocaleMiddleware
+from storage.claims import CLAIM_RENEW
 from storage.database import Database, database_url
 from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequestRepo
 from storage.settings import UserSettingsRepo
-from storage.tasks import CLAIM_RENEW, TaskRepo
+from storage.tasks import TaskRepo
 from storage.uploads import UploadRepo
 from storage.usage import UsageRepo
 from storage.users import UserRepo
@@ -75,6 +77,8 @@ HANDLER_GRACE_SECONDS = 5.0
 # Updates handled at once. A burst (a thousand /imagine) otherwise holds a thousand handlers
 # in memory, each waiting for its turn at Telegram's 30 messages/s anyway.
 UPDATES_AT_ONCE = 64
+# With replicas, how often each one recounts the slots all of them hold.
+SLOT_SYNC_SECONDS = 1.0
 
 
 class RunningHandlers(BaseMiddleware):
@@ -316,6 +320,8 @@ async def go_live(app: App, web_app: web.Application) -> None:
     """Take up the work left by the last run, start the background loops, report ready."""
     if isinstance(app.lease, SoleLease):
         await app.jobs.recover(alone=True)
+    else:
+        app.background.append(asyncio.create_task(share_slots(app.jobs)))
     # The leader's work (polling userapi and Telegram) runs in App.wait.
     app.background.append(asyncio.create_task(keep_claims(app.tasks)))
     app.background.append(asyncio.create_task(prune_daily(app.db, app.settings.retention_days)))
@@ -334,6 +340,16 @@ async def keep_claims(tasks: TaskRepo) -> None:
     while True:
         await asyncio.sleep(CLAIM_RENEW)
         await tasks.renew_claims()
+
+
+async def share_slots(jobs: Jobs) -> None:
+    """Replicas: every second, count Midjourney's slots as all replicas' jobs hold them."""
+    while True:
+        await asyncio.sleep(SLOT_SYNC_SECONDS)
+        try:
+            await jobs.sync_slots()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("Slots not synced: %s", error)
 
 
 def build_dispatcher(

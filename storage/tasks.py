@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from storage.database import Database
+from storage.claims import TaskClaims
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -26,12 +24,6 @@ STATUS_RANK: dict[str, int] = {
     "error": 4,
 }
 FINAL_RANK = 4
-# A claim (a submission or a delivery under way) holds this long unless renewed; a process
-# renews its claims every CLAIM_RENEW seconds, so a dead one's are taken over within this.
-CLAIM_SECONDS = 30.0
-CLAIM_RENEW = 10.0
-# This process, as the owner of its claims.
-PROCESS = f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def status_rank(status: str) -> int:
@@ -110,16 +102,8 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class TaskRepo:
+class TaskRepo(TaskClaims):
     """Reads and writes tasks; every state change is a single conditional UPDATE."""
-
-    def __init__(self, db: Database, owner: str = PROCESS) -> None:
-        self._db = db
-        self.owner = owner
-
-    def _claim(self) -> dict[str, Any]:
-        now = time.time()
-        return {"me": self.owner, "now": now, "until": now + CLAIM_SECONDS}
 
     async def create(
         self,
@@ -314,48 +298,6 @@ class TaskRepo:
             "SELECT * FROM tasks WHERE delivery IN ('pending', 'sending') ORDER BY id"
         )
         return [TaskRecord.from_row(row) for row in rows]
-
-    async def claim_delivery(self, task_id: int) -> bool:
-        """Take the right to deliver a finished task; only one caller ever gets it."""
-        # A claim that expired (its process died mid-way) is taken again: the photo may then
-        # go out twice, which we choose over losing it; the window is one HTTP round trip.
-        changed = await self._db.execute(
-            """UPDATE tasks SET delivery = 'sending', claimed_by = :me, claim_expires = :until
-               WHERE id = :id AND (delivery = 'pending' OR (delivery = 'sending'
-                     AND (claim_expires IS NULL OR claim_expires < :now)))""",
-            {**self._claim(), "id": task_id},
-        )
-        return changed == 1
-
-    async def release_claims(self) -> int:
-        """Alone after a restart: every claim left is a dead process's; hand them back now."""
-        return await self._db.execute(
-            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
-               WHERE delivery = 'sending'"""
-        )
-
-    async def renew_claims(self) -> int:
-        """Keep this process's claims alive (it is alive); how many it holds."""
-        return await self._db.execute(
-            "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me",
-            self._claim(),
-        )
-
-    async def hand_back(self) -> int:
-        """Stopping: give this process's unfinished deliveries back at once, for others."""
-        return await self._db.execute(
-            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
-               WHERE claimed_by = :me AND delivery = 'sending'""",
-            {"me": self.owner},
-        )
-
-    async def unclaim(self, task_id: int) -> None:
-        """Give a delivery that failed back to the queue for a later attempt."""
-        await self._db.execute(
-            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
-               WHERE id = :id AND delivery = 'sending' AND claimed_by = :me""",
-            {"id": task_id, "me": self.owner},
-        )
 
     async def mark_delivered(
         self, task_id: int, *, message_id: int | None, file_id: str | None

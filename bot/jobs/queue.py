@@ -57,6 +57,13 @@ class Slots:
         """Count a job as running on an account."""
         self.busy[task_id] = self._pool(account)
 
+    def sync(self, running: Sequence[tuple[int, str | None]], ended: set[int]) -> None:
+        """Count what every replica runs (the database's view); forget jobs that ended."""
+        for task_id in ended:
+            self.busy.pop(task_id, None)
+        for task_id, account in running:
+            self.busy[task_id] = self._pool(account)
+
     def release(self, task_id: int) -> bool:
         """Free a job's slot; False when it held none."""
         return self.busy.pop(task_id, ...) is not ...
@@ -96,6 +103,13 @@ class JobQueue:
             self.slots.take(record.id, record.account_hash)
         for record in waiting:
             self.add(record.id, record.account_hash)
+
+    async def sync(self, repo: TaskRepo) -> None:
+        """Count the slots every replica's jobs hold, and forget jobs that ended elsewhere."""
+        running = await repo.running()
+        known = {task_id for task_id, _ in running}
+        ended = await repo.ended([task_id for task_id in self.slots.busy if task_id not in known])
+        self.slots.sync(running, ended)
 
     def remove(self, task_id: int) -> bool:
         """Take a job out of the queue; False when it was not waiting."""

@@ -84,8 +84,6 @@ class Jobs:
         # Whether userapi's webhooks reach us (None: no PUBLIC_URL, tasks are polled).
         self.webhooks = webhooks
 
-    # -- starting jobs -------------------------------------------------------------------
-
     async def start(
         self,
         requester: Requester,
@@ -287,8 +285,6 @@ class Jobs:
             choice=choice,
         )
 
-    # -- updates -------------------------------------------------------------------------
-
     def offer(self, task: Task) -> None:
         """Handle a webhook's update in the background, at most one at a time per task."""
         if self.webhooks is not None:
@@ -356,6 +352,12 @@ class Jobs:
             await self._deliver(record)
         return len(records)
 
+    async def sync_slots(self) -> None:
+        """Replicas: slots as the database counts them; then grant what became free."""
+        if self.queue is not None:
+            await self.queue.sync(self._repo)
+            self._grant()
+
     async def recover(self, *, alone: bool = True) -> None:
         """On taking up the work: redeliver, fail submissions cut off mid-way, take the queue."""
         # Alone, the last run's claims go back at once; else only expired ones are taken over.
@@ -384,8 +386,6 @@ class Jobs:
             for record in waiting:
                 self.spawn(self._submit_queued(record.id, record.account_hash, None))
         await self.deliver_pending()
-
-    # -- background work -----------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work in the background, tracked so shutdown can wait for it."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.jobs.queue import JobQueue, Slots
 from storage.database import Database
 from storage.migrations.upgrade import head_revision
 from storage.retention import prune
@@ -135,4 +136,28 @@ async def test_claims_are_owned_expire_when_not_renewed_and_are_handed_back(
     assert await mine.orphans(alone=False) == []
     await db.execute("UPDATE tasks SET claim_expires = 0 WHERE id = :id", {"id": stuck.id})
     assert [record.id for record in await mine.orphans(alone=False)] == [stuck.id]
+    await db.close()
+
+
+async def test_slots_count_every_replicas_jobs_and_forget_jobs_ended_elsewhere(
+    database_target: sa.URL,
+) -> None:
+    db = await Database.open(database_target)
+    mine, theirs = TaskRepo(db, owner="replica-a"), TaskRepo(db, owner="replica-b")
+    queue = JobQueue(Slots(2))
+    ours = await mine.create(type="imagine", chat_id=1, user_id=2, prompt="ours")
+    await mine.start_sending(ours.id, None)
+    queue.slots.take(ours.id, None)
+    other = await theirs.create(type="imagine", chat_id=3, user_id=4, prompt="theirs")
+    await theirs.start_sending(other.id, None)
+    waiting = await mine.create(type="imagine", chat_id=1, user_id=2, prompt="waiting")
+    queue.add(waiting.id, None)
+
+    await queue.sync(mine)
+    assert set(queue.slots.busy) == {ours.id, other.id} and queue.slots.full
+    # Our job's result arrived at the other replica: here its slot would never free.
+    await mine.fail(ours.id, "done elsewhere")
+    await queue.sync(mine)
+    assert set(queue.slots.busy) == {other.id}
+    assert queue.grant() == [(waiting.id, None)]
     await db.close()

@@ -1,0 +1,92 @@
+"""Claims: which process is sending or delivering a task, so replicas share the work safely.
+
+A claim has an owner (a process) and an expiry; the owner renews its claims while it lives,
+and a claim its owner stopped renewing (the process died) is taken over by another.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import Any
+
+from storage.database import Database
+
+# A claim (a submission or a delivery under way) holds this long unless renewed; a process
+# renews its claims every CLAIM_RENEW seconds, so a dead one's are taken over within this.
+CLAIM_SECONDS = 30.0
+CLAIM_RENEW = 10.0
+# This process, as the owner of its claims.
+PROCESS = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class TaskClaims:
+    """The tasks table as work shared by processes: claims, and what runs anywhere."""
+
+    def __init__(self, db: Database, owner: str = PROCESS) -> None:
+        self._db = db
+        self.owner = owner
+
+    def _claim(self) -> dict[str, Any]:
+        now = time.time()
+        return {"me": self.owner, "now": now, "until": now + CLAIM_SECONDS}
+
+    async def claim_delivery(self, task_id: int) -> bool:
+        """Take the right to deliver a finished task; only one caller ever gets it."""
+        # A claim that expired (its process died mid-way) is taken again: the photo may then
+        # go out twice, which we choose over losing it; the window is one HTTP round trip.
+        changed = await self._db.execute(
+            """UPDATE tasks SET delivery = 'sending', claimed_by = :me, claim_expires = :until
+               WHERE id = :id AND (delivery = 'pending' OR (delivery = 'sending'
+                     AND (claim_expires IS NULL OR claim_expires < :now)))""",
+            {**self._claim(), "id": task_id},
+        )
+        return changed == 1
+
+    async def release_claims(self) -> int:
+        """Alone after a restart: every claim left is a dead process's; hand them back now."""
+        return await self._db.execute(
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE delivery = 'sending'"""
+        )
+
+    async def renew_claims(self) -> int:
+        """Keep this process's claims alive (it is alive); how many it holds."""
+        return await self._db.execute(
+            "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me",
+            self._claim(),
+        )
+
+    async def hand_back(self) -> int:
+        """Stopping: give this process's unfinished deliveries back at once, for others."""
+        return await self._db.execute(
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE claimed_by = :me AND delivery = 'sending'""",
+            {"me": self.owner},
+        )
+
+    async def unclaim(self, task_id: int) -> None:
+        """Give a delivery that failed back to the queue for a later attempt."""
+        await self._db.execute(
+            """UPDATE tasks SET delivery = 'pending', claimed_by = NULL, claim_expires = NULL
+               WHERE id = :id AND delivery = 'sending' AND claimed_by = :me""",
+            {"id": task_id, "me": self.owner},
+        )
+
+    async def running(self) -> list[tuple[int, str | None]]:
+        """Jobs at the API or being sent, by any replica: their ids and accounts."""
+        rows = await self._db.fetch_all(
+            """SELECT id, account_hash FROM tasks
+               WHERE status_rank < 4 AND status <> 'queued'"""
+        )
+        return [(int(row["id"]), row["account_hash"]) for row in rows]
+
+    async def ended(self, task_ids: list[int]) -> set[int]:
+        """Which of these tasks have finished."""
+        if not task_ids:
+            return set()
+        rows = await self._db.fetch_all(
+            "SELECT id FROM tasks WHERE id IN :ids AND status_rank >= 4", {"ids": task_ids}
+        )
+        return {int(row["id"]) for row in rows}
