@@ -321,6 +321,8 @@ async def go_live(app: App, web_app: web.Application) -> None:
     if isinstance(app.lease, SoleLease):
         await app.jobs.recover(alone=True)
     else:
+        if app.jobs.queue is not None:
+            app.jobs.queue.shared = True
         app.background.append(asyncio.create_task(share_slots(app.jobs)))
     # The leader's work (polling userapi and Telegram) runs in App.wait.
     app.background.append(asyncio.create_task(keep_claims(app.tasks)))

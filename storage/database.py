@@ -74,7 +74,7 @@ class Statements:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def lock(self, subject: str, key: int) -> None:
+    async def lock(self, subject: str, key: int | str) -> None:
         """Hold a lock on `subject` `key` until this transaction ends (others wait for it)."""
         if self.connection.dialect.name == "postgresql":
             await self.connection.execute(

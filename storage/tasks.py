@@ -85,6 +85,14 @@ _RECORD_FIELDS = [field.name for field in fields(TaskRecord)]
 
 
 @dataclass(frozen=True, slots=True)
+class Cap:
+    """Midjourney's limit on jobs at once, for one pool of slots (an account, or all: None)."""
+
+    limit: int
+    pool: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskUpdate:
     """A new state of a task as the API reported it, in plain values."""
 
@@ -172,18 +180,35 @@ class TaskRepo(TaskClaims):
         )
         return TaskRecord.from_row(row) if row else None
 
-    async def start_sending(self, task_id: int, account_hash: str | None) -> bool:
-        """Move a queued job to `created` just before its POST; False if it is not queued.
+    async def start_sending(
+        self, task_id: int, account_hash: str | None, cap: Cap | None = None
+    ) -> bool:
+        """Move a queued job to `created` just before its POST; False if it is not queued,
+        or if `cap` is given and its pool already runs that many jobs (of any replica).
 
         From here on a restart can't know whether the API got the job (see `orphans`).
         """
-        changed = await self._db.execute(
-            """UPDATE tasks SET status = 'created', updated_at = :now,
-                   account_hash = COALESCE(:account, account_hash),
-                   claimed_by = :me, claim_expires = :until
-               WHERE id = :id AND status = 'queued'""",
-            {**self._claim(), "account": account_hash, "id": task_id},
+        in_pool = "" if cap is None or cap.pool is None else "AND account_hash = :pool"
+        room = (
+            ""
+            if cap is None
+            else f"""AND (SELECT COUNT(*) FROM tasks
+                          WHERE status_rank < 4 AND status <> 'queued' {in_pool}) < :limit"""
         )
+        params = {**self._claim(), "account": account_hash, "id": task_id}
+        if cap is not None:
+            params |= {"limit": cap.limit, "pool": cap.pool}
+        async with self._db.transaction() as statements:
+            if cap is not None:
+                # Replicas counting one pool's slots take turns: two can't both take the last.
+                await statements.lock("slots", cap.pool or "")
+            changed = await statements.execute(
+                f"""UPDATE tasks SET status = 'created', updated_at = :now,
+                       account_hash = COALESCE(:account, account_hash),
+                       claimed_by = :me, claim_expires = :until
+                    WHERE id = :id AND status = 'queued' {room}""",
+                params,
+            )
         return changed == 1
 
     async def queued(self) -> list[TaskRecord]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bot.telegram.rate_windows import Bucket
-from storage.tasks import TaskRecord, TaskRepo
+from storage.tasks import Cap, TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,14 @@ class Slots:
         self.accounts = listed if len(listed) > 1 else []
         self.busy: dict[int, str | None] = {}
 
-    def _pool(self, account: str | None) -> str | None:
+    def pool(self, account: str | None) -> str | None:
         if not self.accounts:
             return None
         return account or self.accounts[0]
 
     def load(self, account: str | None) -> int:
         """Jobs running in the pool of this account."""
-        pool = self._pool(account)
+        pool = self.pool(account)
         return sum(1 for busy in self.busy.values() if busy == pool)
 
     def pick(self, pinned: str | None) -> tuple[bool, str | None]:
@@ -55,14 +55,14 @@ class Slots:
 
     def take(self, task_id: int, account: str | None) -> None:
         """Count a job as running on an account."""
-        self.busy[task_id] = self._pool(account)
+        self.busy[task_id] = self.pool(account)
 
     def sync(self, running: Sequence[tuple[int, str | None]], ended: set[int]) -> None:
         """Count what every replica runs (the database's view); forget jobs that ended."""
         for task_id in ended:
             self.busy.pop(task_id, None)
         for task_id, account in running:
-            self.busy[task_id] = self._pool(account)
+            self.busy[task_id] = self.pool(account)
 
     def release(self, task_id: int) -> bool:
         """Free a job's slot; False when it held none."""
@@ -80,6 +80,8 @@ class JobQueue:
 
     def __init__(self, slots: Slots) -> None:
         self.slots = slots
+        # Replicas: the database counts the slots of all of them at each submission.
+        self.shared = False
         self._ids: list[int] = []
         self._pinned: dict[int, str | None] = {}
 
@@ -110,6 +112,19 @@ class JobQueue:
         known = {task_id for task_id, _ in running}
         ended = await repo.ended([task_id for task_id in self.slots.busy if task_id not in known])
         self.slots.sync(running, ended)
+
+    def cap(self, account: str | None) -> Cap | None:
+        """What a submission on this account must fit in, as the database counts it."""
+        return Cap(self.slots.limit, self.slots.pool(account)) if self.shared else None
+
+    def requeue(self, record: TaskRecord) -> bool:
+        """A job granted here that the database found no slot for waits again (if queued)."""
+        if record.status != "queued":
+            return False
+        # Its turn comes back with the next count of the slots (`sync`), not at once.
+        self.slots.release(record.id)
+        self.add(record.id, record.account_hash)
+        return True
 
     def remove(self, task_id: int) -> bool:
         """Take a job out of the queue; False when it was not waiting."""

@@ -18,7 +18,6 @@ from bot.jobs.queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.jobs.remix import RemixCache
 from bot.jobs.request import (
     FollowUpRequest,
-    ImagineRequest,
     JobRequest,
     dump_request,
     hook_for,
@@ -38,7 +37,7 @@ from bot.jobs.values import (
 from bot.jobs.watch import WebhookWatch
 from bot.runtime.background import Background
 from bot.userapi import Task, UserAPIClient, UserAPIError
-from bot.userapi.models import TaskStatus, TaskType
+from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,9 @@ class Jobs:
         self.queue.add(record.id, account)
         granted = dict(self._grant(skip=record.id))
         if record.id in granted:
-            return await self._submit_now(record, granted[record.id])
+            record = await self._submit_now(record, granted[record.id])
+            if record.status != "queued":
+                return record
         # Every slot is taken: say so and return; a freed slot submits it in the background.
         if self.queue_view is not None and record.id in self.queue:
             position = self.queue.position(record.id)
@@ -165,7 +166,7 @@ class Jobs:
 
     async def _submit_now(self, record: TaskRecord, account: str | None) -> TaskRecord:
         """Submit a job that got a slot as it was asked for: status message, then the POST."""
-        if not await self._repo.start_sending(record.id, account):
+        if not await self._start_sending(record.id, account):
             return await self._repo.require(record.id)
         record = await self._repo.require(record.id)
         await self.view.job_started(record)
@@ -175,8 +176,7 @@ class Jobs:
         self, task_id: int, account: str | None, after: asyncio.Event | None
     ) -> None:
         """Submit a job that waited: the POST first, then its notice becomes its status."""
-        if not await self._repo.start_sending(task_id, account):
-            await self._release(task_id)  # it ended while waiting
+        if not await self._start_sending(task_id, account):
             return
         await self._send(await self._repo.require(task_id))
         # The chat hears of it once the result that freed the slot is out.
@@ -223,6 +223,15 @@ class Jobs:
             await self.handle_update(early)
         return await self._repo.require(record.id)
 
+    async def _start_sending(self, task_id: int, account: str | None) -> bool:
+        """Claim a granted job for its POST; else it ended, or (replicas) waits for a slot."""
+        cap = self.queue.cap(account) if self.queue is not None else None
+        if await self._repo.start_sending(task_id, account, cap):
+            return True
+        if self.queue is None or not self.queue.requeue(await self._repo.require(task_id)):
+            await self._release(task_id)  # it ended while waiting
+        return False
+
     async def _release(self, task_id: int, after: asyncio.Event | None = None) -> None:
         """Free an ended job's slot (or queue place) and submit the next jobs at once."""
         if self.queue is None:
@@ -231,17 +240,6 @@ class Jobs:
             self.notices.poke()
         if self.queue.slots.release(task_id):
             self._grant(after=after)
-
-    async def imagine(
-        self, requester: Requester, prompt: str, *, account_hash: str | None = None
-    ) -> TaskRecord:
-        """Start /imagine with an already normalised prompt."""
-        return await self.start(
-            requester,
-            ImagineRequest(prompt=prompt, account_hash=account_hash),
-            type=TaskType.IMAGINE,
-            prompt=prompt,
-        )
 
     async def needs_prompt(self, parent: TaskRecord, action: Action) -> bool:
         """Whether the user must type a prompt before this action can run."""
@@ -273,10 +271,7 @@ class Jobs:
         return await self.start(
             requester,
             FollowUpRequest(
-                endpoint=endpoint,
-                parent_hash=parent.hash,
-                choice=choice,
-                prompt=prompt,
+                endpoint=endpoint, parent_hash=parent.hash, choice=choice, prompt=prompt
             ),
             type=action.task_type,
             prompt=prompt or parent.prompt,

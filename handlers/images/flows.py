@@ -193,7 +193,8 @@ class ImageFlows:
             await message.reply(prompt_problem(PromptError("too_long")))
             return
         # The images live on the account they were uploaded to: the job must run there too.
-        await self.jobs.imagine(requester, prompt, account_hash=uploaded[0].account_hash)
+        request = ImagineRequest(prompt=prompt, account_hash=uploaded[0].account_hash)
+        await self.jobs.start(requester, request, type=TaskType.IMAGINE, prompt=prompt)
 
 
 async def offer_menu(message: Message, refs: Sequence[ImageRef], state: FSMContext) -> None:

@@ -8,8 +8,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Settings
+from bot.jobs.request import ImagineRequest
 from bot.jobs.service import Jobs
 from bot.prompts.translate import Translator
+from bot.userapi.models import TaskType
 from handlers.common import requester_of
 from handlers.images.prompting import draft_prompt
 from storage.settings import UserSettingsRepo
@@ -28,7 +30,9 @@ async def start_imagine(
         message, text, user_settings=user_settings, config=settings, translator=translator
     )
     if draft is not None:
-        await jobs.imagine(requester_of(message), draft.compose())
+        prompt = draft.compose()
+        request = ImagineRequest(prompt=prompt)
+        await jobs.start(requester_of(message), request, type=TaskType.IMAGINE, prompt=prompt)
 
 
 async def imagine(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bot.jobs.queue import JobQueue, Slots
 from storage.database import Database
 from storage.migrations.upgrade import head_revision
 from storage.retention import prune
-from storage.tasks import TaskRepo, TaskUpdate
+from storage.tasks import Cap, TaskRepo, TaskUpdate
 
 HEAD = head_revision()
 
@@ -160,4 +161,25 @@ async def test_slots_count_every_replicas_jobs_and_forget_jobs_ended_elsewhere(
     await queue.sync(mine)
     assert set(queue.slots.busy) == {other.id}
     assert queue.grant() == [(waiting.id, None)]
+    await db.close()
+
+
+async def test_a_capped_start_counts_every_replicas_jobs_even_when_raced(
+    database_target: sa.URL,
+) -> None:
+    db = await Database.open(database_target)
+    replicas = [TaskRepo(db, owner=f"replica-{n}") for n in range(4)]
+    jobs = [
+        await replicas[0].create(type="imagine", chat_id=1, user_id=n, prompt=f"job {n}")
+        for n in range(20)
+    ]
+    cap = Cap(limit=5, pool=None)
+    started = await asyncio.gather(
+        *(replicas[n % 4].start_sending(job.id, None, cap) for n, job in enumerate(jobs))
+    )
+    assert started.count(True) == 5
+    refused = [job.id for job, ok in zip(jobs, started, strict=True) if not ok]
+    assert {record.id for record in await replicas[0].queued()} == set(refused)
+    # Per account: another account's pool has its own five.
+    assert await replicas[1].start_sending(refused[0], "acc-2", Cap(limit=5, pool="acc-2"))
     await db.close()
