@@ -56,11 +56,12 @@ from bot.web.server import (
     build_web_app,
     derive_secret,
 )
+from bot.web.updates import CommittedUpdates
 from handlers import get_routers
 from handlers.admin.texts import admin_commands
 from handlers.middlewares.access import AccessMiddleware
 from handlers.middlewares.language import UserLocaleMiddleware
-from storage.claims import CLAIM_RENEW
+from storage.claims import CLAIM_RENEW, UpdateInbox
 from storage.database import Database, database_url
 from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequestRepo
@@ -132,6 +133,7 @@ class App:
     jobs: Jobs
     tasks: TaskRepo
     poller: StatusPoller
+    updates: CommittedUpdates | None
     view: TelegramView
     runner: web.AppRunner
     limiter: RateLimiter
@@ -169,7 +171,14 @@ class App:
             if self.stopping:
                 return
             poller = asyncio.create_task(self.poller.run())
-            if self.settings.telegram_webhook:
+            if self.updates is not None:
+                sweep = asyncio.create_task(self.updates.sweep())
+                try:
+                    await poller
+                finally:
+                    sweep.cancel()
+                    await asyncio.gather(sweep, return_exceptions=True)
+            elif self.settings.telegram_webhook:
                 await poller
             else:
                 await self.dispatcher.start_polling(
@@ -204,6 +213,8 @@ class App:
         # No new webhooks or Mini App calls first, then let running deliveries finish, then
         # drop pending progress edits: nothing may use the Telegram session once it is closed.
         await self.runner.cleanup()
+        if self.updates is not None:
+            await self.updates.drain(HANDLER_GRACE_SECONDS)
         if self.settings.telegram_webhook:
             # Polling emits the routers' shutdown as it ends; by webhook nothing else would, and
             # albums still gathering (handlers/middlewares/albums.py) would never be handled.
@@ -287,7 +298,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         i18n=i18n,
         policy=policy,
     ).register(web_app)
-    await connect_telegram_updates(settings, bot, dispatcher, web_app)
+    updates = await connect_telegram_updates(settings, bot, dispatcher, web_app, UpdateInbox(db))
     runner = await serve(settings, web_app, stack)
     poller = build_poller(settings, tasks, client, jobs, alerts)
     bot_id = (await bot.me()).id
@@ -301,6 +312,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         jobs=jobs,
         tasks=tasks,
         poller=poller,
+        updates=updates,
         view=view,
         runner=runner,
         limiter=limiter,

@@ -15,7 +15,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 from aiogram.utils.token import TokenValidationError
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -39,7 +38,9 @@ from bot.telegram.session import StartupError, create_session, wait_for_telegram
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web.server import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.web.updates import CommittedUpdates
 from storage.access import AccessRepo
+from storage.claims import UpdateInbox
 from storage.credits import CreditsRepo
 from storage.database import Database
 from storage.settings import UserSettingsRepo
@@ -267,23 +268,27 @@ async def build_redis(settings: Settings, stack: contextlib.AsyncExitStack) -> R
 
 
 async def connect_telegram_updates(
-    settings: Settings, bot: Bot, dispatcher: Dispatcher, web_app: web.Application
-) -> None:
+    settings: Settings,
+    bot: Bot,
+    dispatcher: Dispatcher,
+    web_app: web.Application,
+    inbox: UpdateInbox,
+) -> CommittedUpdates | None:
     """Take Telegram's updates by webhook on our server, or clear it for long polling."""
     if not settings.telegram_webhook or not settings.public_url:
         await bot.delete_webhook()
-        return
+        return None
     token = settings.bot_token.get_secret_value()
     telegram_secret = derive_secret(token, "telegram-webhook")
     path = TELEGRAM_WEBHOOK_PREFIX + derive_secret(token, "telegram-path")
-    SimpleRequestHandler(dispatcher, bot, secret_token=telegram_secret).register(
-        web_app, path=path
-    )
+    updates = CommittedUpdates(dispatcher, bot, inbox, telegram_secret)
+    updates.register(web_app, path)
     await bot.set_webhook(
         f"{settings.public_url}{path}",
         secret_token=telegram_secret,
         allowed_updates=dispatcher.resolve_used_update_types(),
     )
+    return updates
 
 
 async def serve(

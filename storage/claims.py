@@ -1,4 +1,4 @@
-"""Claims: which process is sending or delivering a task, so replicas share the work safely.
+"""Claims: which process does a piece of work (a task, an update), so replicas share it safely.
 
 A claim has an owner (a process) and an expiry; the owner renews its claims while it lives,
 and a claim its owner stopped renewing (the process died) is taken over by another.
@@ -53,10 +53,36 @@ class TaskClaims:
 
     async def renew_claims(self) -> int:
         """Keep this process's claims alive (it is alive); how many it holds."""
-        return await self._db.execute(
-            "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me",
-            self._claim(),
+        async with self._db.transaction() as statements:
+            held = await statements.execute(
+                "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me", self._claim()
+            )
+            return held + await statements.execute(
+                "UPDATE telegram_updates SET claim_expires = :until WHERE claimed_by = :me",
+                self._claim(),
+            )
+
+    async def adopt_queued(self) -> list[tuple[int, str | None]]:
+        """Queued jobs whose replica died (claim expired): now ours to submit, oldest first."""
+        rows = await self._db.fetch_all(
+            """SELECT id FROM tasks WHERE status = 'queued'
+                 AND (claim_expires IS NULL OR claim_expires < :now) ORDER BY id""",
+            {"now": time.time()},
         )
+        adopted = []
+        for row in rows:
+            # One at a time, conditionally: two replicas adopting at once split them.
+            async with self._db.transaction() as statements:
+                taken = await statements.fetch_one(
+                    """UPDATE tasks SET claimed_by = :me, claim_expires = :until
+                       WHERE id = :id AND status = 'queued'
+                         AND (claim_expires IS NULL OR claim_expires < :now)
+                       RETURNING id, account_hash""",
+                    {**self._claim(), "id": row["id"]},
+                )
+            if taken is not None:
+                adopted.append((int(taken["id"]), taken["account_hash"]))
+        return adopted
 
     async def hand_back(self) -> int:
         """Stopping: give this process's unfinished deliveries back at once, for others."""
@@ -90,3 +116,59 @@ class TaskClaims:
             "SELECT id FROM tasks WHERE id IN :ids AND status_rank >= 4", {"ids": task_ids}
         )
         return {int(row["id"]) for row in rows}
+
+
+class UpdateInbox:
+    """Telegram updates stored before Telegram hears they arrived, until they are handled."""
+
+    def __init__(self, db: Database, owner: str = PROCESS) -> None:
+        self._db = db
+        self.owner = owner
+
+    async def add(self, update_id: int, body: str) -> bool:
+        """Keep an update, claimed by us; False when it was kept already (Telegram resent it)."""
+        now = time.time()
+        changed = await self._db.execute(
+            """INSERT INTO telegram_updates (update_id, body, claimed_by, claim_expires,
+                   received_at)
+               VALUES (:id, :body, :me, :until, :now) ON CONFLICT DO NOTHING""",
+            {
+                "id": update_id,
+                "body": body,
+                "me": self.owner,
+                "until": now + CLAIM_SECONDS,
+                "now": now,
+            },
+        )
+        return changed == 1
+
+    async def done(self, update_id: int) -> None:
+        """The update was handled: forget it."""
+        await self._db.execute(
+            "DELETE FROM telegram_updates WHERE update_id = :id", {"id": update_id}
+        )
+
+    async def orphans(self) -> list[tuple[int, str]]:
+        """Updates whose replica died before handling them: now ours, oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT update_id FROM telegram_updates WHERE claim_expires < :now ORDER BY update_id",
+            {"now": time.time()},
+        )
+        taken = []
+        for row in rows:
+            now = time.time()
+            async with self._db.transaction() as statements:
+                kept = await statements.fetch_one(
+                    """UPDATE telegram_updates SET claimed_by = :me, claim_expires = :until
+                       WHERE update_id = :id AND claim_expires < :now
+                       RETURNING update_id, body""",
+                    {
+                        "me": self.owner,
+                        "until": now + CLAIM_SECONDS,
+                        "now": now,
+                        "id": row["update_id"],
+                    },
+                )
+            if kept is not None:
+                taken.append((int(kept["update_id"]), str(kept["body"])))
+        return taken

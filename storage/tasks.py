@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from storage.claims import TaskClaims
+from storage.claims import CLAIM_SECONDS, TaskClaims
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -153,6 +153,9 @@ class TaskRepo(TaskClaims):
             "delivery": "none" if refused is None else "pending",
             "created_at": now,
             "updated_at": now,
+            # A queued job is its replica's to submit; if that one dies, another adopts it.
+            "claimed_by": self.owner if refused is None else None,
+            "claim_expires": now + CLAIM_SECONDS if refused is None else None,
         }
         task_id = await self._db.insert(
             f"""INSERT INTO tasks ({", ".join(values)})

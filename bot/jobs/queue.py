@@ -107,7 +107,10 @@ class JobQueue:
             self.add(record.id, record.account_hash)
 
     async def sync(self, repo: TaskRepo) -> None:
-        """Count the slots every replica's jobs hold, and forget jobs that ended elsewhere."""
+        """Count the slots every replica's jobs hold, forget jobs that ended elsewhere, and
+        take in the queued jobs of a replica that died."""
+        for task_id, account in await repo.adopt_queued():
+            self.add(task_id, account)
         running = await repo.running()
         known = {task_id for task_id, _ in running}
         ended = await repo.ended([task_id for task_id in self.slots.busy if task_id not in known])

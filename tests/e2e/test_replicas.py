@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bot.userapi.simulator import Simulator
+from storage.database import Database, database_url
 from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import free_port, said, until
 from tests.e2e.image_session import labels_of, picture
@@ -23,6 +24,12 @@ def photos_to(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
         for call in tg.calls("sendPhoto")
         if call.ok and int(call.params["chat_id"]) == chat_id
     ]
+
+
+async def accepted(db: Database, count: int) -> bool:
+    """Whether `count` jobs are stored with the API's hash."""
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM tasks WHERE hash IS NOT NULL")
+    return row is not None and int(row["n"]) >= count
 
 
 def conflicts(tg: FakeTelegram) -> int:
@@ -80,6 +87,13 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         sim.config.hold = True
         tg.send_message(chats[0], users[0], "/imagine a fox in flight")
         await until(lambda: len(sim.requests_to(IMAGINE)) == 4, "the fourth job sent")
+        # Killed once it is stored as accepted (killed between its POST and storing the
+        # answer, it would be failed, not resent: the API may have it).
+        db = await Database.open(database_url(database, tmp_path), migrate=False)
+        try:
+            await until(lambda: accepted(db, 4), "the fourth job accepted")
+        finally:
+            await db.close()
         process = replicas[leader][0]
         process.kill()
         await process.wait()
@@ -93,7 +107,9 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         await until(
             lambda: bool(photos_to(tg, late_chat["id"])), "served after failover", timeout=40
         )
-        await until(lambda: len(photos_to(tg, chats[0]["id"])) == 2, "in-flight job delivered")
+        await until(
+            lambda: len(photos_to(tg, chats[0]["id"])) == 2, "in-flight job delivered", timeout=20
+        )
         # The waiting state lives in Redis: the new leader finishes the flow the dead one began.
         tg.send_message(describer_chat, describer, None, photo=picture())
         await tg.wait_for(

@@ -11,6 +11,7 @@ import pytest
 
 from bot.userapi.simulator import Simulator
 from bot.web.server import MAX_WEBHOOK_BYTES
+from storage.database import Database
 from tests.e2e.harness import BotHarness, button_labels, until
 from tests.e2e.image_session import picture
 from tests.fake_telegram import FakeTelegram
@@ -144,3 +145,46 @@ async def test_an_album_still_gathering_at_stop_is_handled_before_the_bot_stops(
     # Stop while the album waits for its quiet moment: its blend must still go out.
     await bot.stop()
     assert len(sim.requests_to("/midjourney/v2/blend")) == 1
+
+
+async def test_an_update_is_stored_before_the_answer_and_one_a_dead_replica_left_is_handled(
+    webhook_bot: BotHarness, tg: FakeTelegram
+) -> None:
+    assert webhook_bot.app is not None
+    db = webhook_bot.app.db
+    ann = tg.user(7, "Ann")
+    chat = tg.private_chat(ann)
+    tg.send_message(chat, ann, "/help")
+    await until(lambda: bool(tg.webhook_deliveries), "the update delivered")
+
+    # Handled and forgotten: nothing stays stored.
+    async def handled() -> bool:
+        return await _stored(db) == 0 and any(c.ok for c in tg.calls("sendMessage"))
+
+    await until(handled, "handled")
+
+    # A replica stored this update, answered 200 and died before handling it: its claim
+    # expired, and the leader handles it.
+    update = {
+        "update_id": 990001,
+        "message": {
+            "message_id": 4242,
+            "from": ann,
+            "chat": chat,
+            "date": 1,
+            "text": "/imagine left by a dead replica",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
+        },
+    }
+    await db.execute(
+        """INSERT INTO telegram_updates (update_id, body, claimed_by, claim_expires, received_at)
+           VALUES (990001, :body, 'dead-replica', 0, 0)""",
+        {"body": json.dumps(update)},
+    )
+    await webhook_bot.photo_reply(chat["id"], timeout=30)
+    assert await _stored(db) == 0
+
+
+async def _stored(db: Database) -> int:
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM telegram_updates")
+    return int(row["n"]) if row else 0

@@ -1,0 +1,79 @@
+"""Telegram's webhook: each update is stored before Telegram hears 200, then handled.
+
+aiogram's own handler answers first and handles in memory, so a replica killed right after
+answering would lose the update. Here the update is committed to the database first; the
+replica that stored it handles it and forgets it, and if that replica dies first, the leader
+finds the update unclaimed (`sweep`) and handles it. Telegram resending an update (it does
+when an answer is slow) finds it stored and is told 200 without handling it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiohttp import web
+
+from bot.runtime.background import Background
+from bot.web.server import MAX_WEBHOOK_BYTES, read_body
+from storage.claims import UpdateInbox
+
+log = logging.getLogger(__name__)
+
+# How often the leader looks for updates a dead replica stored and never handled.
+SWEEP_SECONDS = 10.0
+
+
+class CommittedUpdates:
+    """The aiohttp route for Telegram's webhook, with updates kept until handled."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, bot: Bot, inbox: UpdateInbox, secret_token: str
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.inbox = inbox
+        self.secret_token = secret_token
+        self.background = Background()
+
+    def register(self, app: web.Application, path: str) -> None:
+        """Serve Telegram's POSTs at `path`."""
+        app.router.add_post(path, self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """Check the secret, store the update, answer 200, then handle it."""
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given, self.secret_token):
+            return web.Response(status=401)
+        body = await read_body(request, MAX_WEBHOOK_BYTES)
+        try:
+            update: Any = json.loads(body)
+            update_id = int(update["update_id"])
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400)
+        if await self.inbox.add(update_id, body.decode()):
+            self.background.spawn(self._handle(update_id, update))
+        return web.Response(status=200)
+
+    async def _handle(self, update_id: int, update: dict[str, Any]) -> None:
+        try:
+            await self.dispatcher.feed_raw_update(self.bot, update)
+        finally:
+            # Handled, or failed while handled (aiogram logged why): not tried again.
+            await self.inbox.done(update_id)
+
+    async def sweep(self) -> None:
+        """Leader: handle what dead replicas stored and never handled, for as long as it leads."""
+        while True:
+            for update_id, body in await self.inbox.orphans():
+                log.warning("Handling update %d a stopped replica left", update_id)
+                await self._handle(update_id, json.loads(body))
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def drain(self, grace: float) -> None:
+        """Let updates being handled finish (within `grace`)."""
+        await self.background.drain(grace)
