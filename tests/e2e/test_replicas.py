@@ -1,4 +1,4 @@
-"""Two replicas of one bot (`python -m bot` twice) on PostgreSQL and Redis, by long polling."""
+"""Two replicas of one bot (`python -m bot` twice) on PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -9,27 +9,25 @@ from pathlib import Path
 from bot.userapi.simulator import Simulator
 from storage.database import Database, database_url
 from tests.conftest import fresh_postgres_database
-from tests.e2e.harness import free_port, said, until
+from tests.e2e.harness import button_data, free_port, results, said, until
 from tests.e2e.image_session import labels_of, picture
 from tests.e2e.process import API_KEY, Output, clean_env, start_bot, wait_healthy
-from tests.fake_telegram import ApiCall, FakeTelegram
+from tests.e2e.proxy import RoundRobinProxy
+from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
-
-
-def photos_to(tg: FakeTelegram, chat_id: int) -> list[ApiCall]:
-    """Results sent to a chat (a photo with buttons)."""
-    return [
-        call
-        for call in tg.calls("sendPhoto")
-        if call.ok and int(call.params["chat_id"]) == chat_id
-    ]
 
 
 async def accepted(db: Database, count: int) -> bool:
     """Whether `count` jobs are stored with the API's hash."""
     row = await db.fetch_one("SELECT COUNT(*) AS n FROM tasks WHERE hash IS NOT NULL")
     return row is not None and int(row["n"]) >= count
+
+
+async def waiting(db: Database, count: int) -> bool:
+    """Whether `count` jobs wait in the queue."""
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM tasks WHERE status = 'queued'")
+    return row is not None and int(row["n"]) == count
 
 
 def conflicts(tg: FakeTelegram) -> int:
@@ -69,7 +67,7 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         for chat, user in zip(chats, users, strict=True):
             tg.send_message(chat, user, f"/imagine a fox number {user['id']}")
         await until(
-            lambda: all(photos_to(tg, chat["id"]) for chat in chats), "three results", timeout=30
+            lambda: all(results(tg, chat["id"]) for chat in chats), "three results", timeout=30
         )
         # Polling for a few seconds more: Telegram never sees two pollers at once.
         await asyncio.sleep(3)
@@ -105,10 +103,10 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         late_chat = tg.private_chat(late)
         tg.send_message(late_chat, late, "/imagine a fox after the failover")
         await until(
-            lambda: bool(photos_to(tg, late_chat["id"])), "served after failover", timeout=40
+            lambda: bool(results(tg, late_chat["id"])), "served after failover", timeout=40
         )
         await until(
-            lambda: len(photos_to(tg, chats[0]["id"])) == 2, "in-flight job delivered", timeout=20
+            lambda: len(results(tg, chats[0]["id"])) == 2, "in-flight job delivered", timeout=20
         )
         # The waiting state lives in Redis: the new leader finishes the flow the dead one began.
         tg.send_message(describer_chat, describer, None, photo=picture())
@@ -127,8 +125,8 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         # Each job submitted once and each result delivered once.
         prompts = [request.json()["prompt"] for request in sim.requests_to(IMAGINE)]
         assert len(prompts) == len(set(prompts)) == 5
-        assert [len(photos_to(tg, chat["id"])) for chat in chats] == [2, 1, 1]
-        assert len(photos_to(tg, late_chat["id"])) == 1
+        assert [len(results(tg, chat["id"])) for chat in chats] == [2, 1, 1]
+        assert len(results(tg, late_chat["id"])) == 1
         assert conflicts(tg) == 0
 
         # A rolling deploy: the dead replica comes back, then the leader gets SIGTERM. It
@@ -141,7 +139,7 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
         await asyncio.wait_for(current.wait(), 10)
         assert time.monotonic() - stopped_at < 10
         tg.send_message(late_chat, late, "/imagine a fox after the deploy")
-        await until(lambda: len(photos_to(tg, late_chat["id"])) == 2, "served after the deploy")
+        await until(lambda: len(results(tg, late_chat["id"])) == 2, "served after the deploy")
         assert time.monotonic() - stopped_at < 10
         assert "Leading" in replicas[-1][1].stderr
         assert conflicts(tg) == 0
@@ -151,3 +149,80 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
                 process.terminate()
                 await process.wait()
             await output.close()
+
+
+async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kill(
+    tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    sim = external_sim
+    database = await fresh_postgres_database(postgres_url)
+    ports = [free_port(), free_port()]
+    backends = [f"http://127.0.0.1:{port}" for port in ports]
+    proxy = RoundRobinProxy(backends)
+    await proxy.start()
+    replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
+    for port in ports:
+        env = clean_env(
+            BOT_TOKEN=tg.token,
+            TELEGRAM_API_URL=tg.base_url,
+            USERAPI_KEY=API_KEY,
+            USERAPI_BASE_URL=sim.base_url,
+            WEB_HOST="127.0.0.1",
+            WEB_PORT=str(port),
+            PUBLIC_URL=proxy.url,
+            TELEGRAM_WEBHOOK="true",
+            DATABASE_URL=database,
+            REDIS_URL=redis_url,
+            MAX_CONCURRENT_JOBS="30",
+        )
+        replicas.append(await start_bot(env, tmp_path))
+    try:
+        for backend in backends:
+            await wait_healthy(f"{backend}/healthz")
+        # A job started on one replica, its button pressed on the other.
+        ann = tg.user(9500, "Ann")
+        ann_chat = tg.private_chat(ann)
+        proxy.pinned = backends[0]
+        tg.send_message(ann_chat, ann, "/imagine a lighthouse")
+        await until(lambda: bool(results(tg, ann_chat["id"])), "the grid", timeout=30)
+        grid = results(tg, ann_chat["id"])[0]
+        proxy.pinned = backends[1]
+        tg.press(dict(grid.result), button_data(dict(grid.result), "U1"), ann)
+        await until(lambda: len(results(tg, ann_chat["id"])) == 2, "the upscale", timeout=30)
+        proxy.pinned = None
+
+        # 40 jobs at once, 30 slots across both replicas: 30 go to Midjourney, 10 wait.
+        sim.config.hold = True
+        users = [tg.user(9600 + n, f"User{n}") for n in range(40)]
+        chats = [tg.private_chat(user) for user in users]
+        for chat, user in zip(chats, users, strict=True):
+            tg.send_message(chat, user, f"/imagine a crowd number {user['id']}")
+        before = len(sim.requests_to(IMAGINE))
+        await until(lambda: len(sim.requests_to(IMAGINE)) - before == 30, "30 jobs", timeout=30)
+        db = await Database.open(database_url(database, tmp_path), migrate=False)
+        try:
+            await until(lambda: accepted(db, before + 30), "30 accepted")
+            await until(lambda: waiting(db, 10), "10 waiting")
+        finally:
+            await db.close()
+        await asyncio.sleep(2)
+        assert len(sim.requests_to(IMAGINE)) - before == 30, "never more than 30 at once"
+
+        # One replica dies with jobs at Midjourney and jobs waiting; the other finishes all.
+        replicas[0][0].kill()
+        await replicas[0][0].wait()
+        sim.release()
+        await until(
+            lambda: all(results(tg, chat["id"]) for chat in chats), "every result", timeout=90
+        )
+        await asyncio.sleep(2)
+        assert [len(results(tg, chat["id"])) for chat in chats] == [1] * 40
+        prompts = [r.json()["prompt"] for r in sim.requests_to(IMAGINE)[before:]]
+        assert len(prompts) == len(set(prompts)) == 40, "each job submitted once"
+    finally:
+        for process, output in replicas:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+            await output.close()
+        await proxy.stop()
