@@ -18,10 +18,10 @@ import httpx
 
 from bot.app import App, start_app
 from bot.config import Settings
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from storage.tasks import TaskRepo
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
 # The simulator's package: its tasks are the tests' side, not the bot's.

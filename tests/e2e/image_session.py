@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 
 from PIL import Image, ImageDraw
 
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, button_data, has_keyboard
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import free_port
 from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
-from tests.fake_telegram import FakeTelegram
 
 
 def test_missing_bot_token_names_botfather_and_exits_2(tmp_path: Path) -> None:

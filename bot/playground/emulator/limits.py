@@ -6,7 +6,7 @@ import math
 import time
 from collections import deque
 
-from tests.fake_telegram import ApiCall, FakeTelegram, JSONDict, UploadedFile
+from bot.playground.emulator.server import ApiCall, FakeTelegram, JSONDict, UploadedFile
 
 # (window seconds, most messages in any such window)
 GLOBAL_LIMIT = (1.0, 30)

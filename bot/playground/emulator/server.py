@@ -1,4 +1,4 @@
-"""A fake Telegram Bot API server for end-to-end tests, spoken to over real HTTP."""
+"""A Telegram Bot API server in memory (the playground's and the tests'), spoken to over HTTP."""
 
 from __future__ import annotations
 
