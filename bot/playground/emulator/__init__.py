@@ -1,10 +1,10 @@
 """A Telegram Bot API emulator in memory: the playground's Telegram and the tests' fake one."""
 
 from bot.playground.emulator.limits import LimitedTelegram
-from bot.playground.emulator.server import (
+from bot.playground.emulator.server import FakeTelegram
+from bot.playground.emulator.wire import (
     NOT_MODIFIED,
     ApiCall,
-    FakeTelegram,
     JSONDict,
     UploadedFile,
     WebhookDelivery,

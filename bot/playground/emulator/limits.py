@@ -6,7 +6,8 @@ import math
 import time
 from collections import deque
 
-from bot.playground.emulator.server import ApiCall, FakeTelegram, JSONDict, UploadedFile
+from bot.playground.emulator.server import FakeTelegram
+from bot.playground.emulator.wire import ApiCall, JSONDict, UploadedFile
 
 # (window seconds, most messages in any such window)
 GLOBAL_LIMIT = (1.0, 30)
