@@ -132,12 +132,14 @@ class Chats(World):
                 raise bad("BOT_COMMAND_DESCRIPTION_INVALID")
         key = self._scope_key(req.get("scope"), req.get_str("language_code") or "")
         self._commands[key] = copy.deepcopy(commands)
+        self._publish("commands")
         return True
 
     async def _delete_my_commands(self, req: Req) -> bool:
         self._commands.pop(
             self._scope_key(req.get("scope"), req.get_str("language_code") or ""), None
         )
+        self._publish("commands")
         return True
 
     async def _get_my_commands(self, req: Req) -> list[JSONDict]:
@@ -146,6 +148,33 @@ class Chats(World):
     def commands(self, scope: JSONDict | None = None, language_code: str = "") -> list[JSONDict]:
         """The command list the bot set for a scope (default scope when None)."""
         return copy.deepcopy(self._commands.get(self._scope_key(scope, language_code), []))
+
+    def menu(self, chat_id: int, user_id: int, language_code: str = "") -> list[JSONDict]:
+        """The command menu a user's app shows in a chat: the narrowest scope the bot set.
+
+        Telegram's order: in private chats the chat, all private chats, default; in groups the
+        member, the chat's administrators, the chat, all administrators, all groups, default;
+        each first in the user's language, then without one.
+        """
+        chat = self._chats.get(chat_id, {"type": "private"})
+        admin = user_id in self._admins.get(chat_id, {})
+        scopes: list[JSONDict]
+        if chat["type"] == "private":
+            scopes = [{"type": "chat", "chat_id": chat_id}, {"type": "all_private_chats"}]
+        else:
+            scopes = [
+                {"type": "chat_member", "chat_id": chat_id, "user_id": user_id},
+                *([{"type": "chat_administrators", "chat_id": chat_id}] if admin else []),
+                {"type": "chat", "chat_id": chat_id},
+                *([{"type": "all_chat_administrators"}] if admin else []),
+                {"type": "all_group_chats"},
+            ]
+        for scope in [*scopes, {"type": "default"}]:
+            for language in dict.fromkeys((language_code, "")):
+                found = self._commands.get(self._scope_key(scope, language))
+                if found is not None:
+                    return copy.deepcopy(found)
+        return []
 
     @staticmethod
     def _scope_key(scope: Any, language_code: str) -> tuple[str, str]:

@@ -58,7 +58,9 @@ class Payments(Sending):
                 "total_amount": total,
             }
         }
-        return self._emit(req, chat, content, markup, self._reply_to(req, chat))
+        message = self._emit(req, chat, content, markup, self._reply_to(req, chat))
+        self._invoices[(chat["id"], message["message_id"])] = payload
+        return message
 
     async def _answer_pre_checkout_query(self, req: Req) -> bool:
         query_id = req.get_str("pre_checkout_query_id") or ""
@@ -122,6 +124,26 @@ class Payments(Sending):
             }
         )
         return query_id
+
+    async def pay(self, invoice: JSONDict, user: JSONDict, timeout: float = 10.0) -> JSONDict:
+        """Press Pay on an invoice message: the pre-checkout, then the payment if the bot agrees.
+
+        Returns the bot's pre-checkout answer (`ok`, and `error_message` when it declined).
+        """
+        key = (invoice["chat"]["id"], invoice["message_id"])
+        payload, current = self._invoices.get(key), self.message(*key)
+        if payload is None or current is None:
+            raise ValueError(f"no invoice {key[1]} in chat {key[0]}")
+        price = {
+            "total_amount": current["invoice"]["total_amount"],
+            "currency": current["invoice"]["currency"],
+        }
+        answer = await self.wait_checkout_answer(
+            self.pre_checkout(user, payload=payload, **price), timeout
+        )
+        if answer.get("ok"):
+            self.successful_payment(user, payload=payload, **price)
+        return answer
 
     def checkout_answer(self, query_id: str) -> JSONDict | None:
         """The bot's answerPreCheckoutQuery params for a query, None while unanswered."""

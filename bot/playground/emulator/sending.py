@@ -50,7 +50,8 @@ class Sending(Media):
                 web_app = button.get("web_app")
                 if web_app is not None:
                     url = str(web_app.get("url", ""))
-                    if not url.startswith("https://"):
+                    schemes = ("https://", "http://") if self.test_environment else ("https://",)
+                    if not url.startswith(schemes):
                         raise bad(
                             f"inline keyboard button Web App URL '{url}' is invalid:"
                             " Only HTTPS links are allowed"
@@ -169,7 +170,9 @@ class Sending(Media):
         return messages
 
     async def _send_chat_action(self, req: Req) -> bool:
-        self._chat(req)
-        if not req.get_str("action"):
+        chat = self._chat(req)
+        action = req.get_str("action")
+        if not action:
             raise bad("action is empty")
+        self._publish("action", chat_id=chat["id"], action=action)
         return True
