@@ -139,7 +139,7 @@ async def test_mini_apps_over_http_only_in_the_test_environment(bot: Bot) -> Non
 
 async def answer_checkouts(fake: FakeTelegram, bot: Bot, ok: bool) -> None:
     """Play the bot's side: answer the next pre-checkout query."""
-    updates = []
+    updates: list[JSONDict] = []
     while not updates:
         updates = [u for u in fake.pending_updates if "pre_checkout_query" in u]
         await asyncio.sleep(0.01)
