@@ -175,6 +175,11 @@ class FakeTelegram(Editing, Payments, Chats, Updates, Users):
         """The bytes behind a file_id (raises KeyError when unknown)."""
         return self._files[file_id].data
 
+    def file_type(self, file_id: str) -> str:
+        """The media type of a file_id's bytes, by its name (raises KeyError when unknown)."""
+        path = self._files[file_id].file_path
+        return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
     def fail_next(
         self,
         method: str,

@@ -125,6 +125,11 @@ class World:
         keys = sorted(key for key in self._messages if key[0] == chat_id)
         return [copy.deepcopy(self._messages[key]) for key in keys if key not in self._deleted]
 
+    def known_user(self, user_id: int) -> JSONDict | None:
+        """A user Telegram knows (made by `user` or seen in a message), or None."""
+        user = self._users.get(user_id)
+        return dict(user) if user is not None else None
+
     def chats(self) -> list[JSONDict]:
         """Every chat Telegram knows, private and group."""
         return copy.deepcopy(list(self._chats.values()))
@@ -133,8 +138,9 @@ class World:
     def watch(self) -> Iterator[asyncio.Queue[JSONDict]]:
         """Changes a Telegram app would show, as events, for as long as the block runs.
 
-        `message` (new or edited: the message as it is now), `delete`, `answer` (to a button
-        press), `action` (typing...) and `commands` (the menu changed).
+        `message` (new or edited: the message as it is now; with `keyboard` when a reply
+        keyboard or force_reply came with it), `delete`, `answer` (to a button press),
+        `action` (typing...) and `commands` (the menu changed).
         """
         queue: asyncio.Queue[JSONDict] = asyncio.Queue()
         self._watchers.add(queue)
@@ -182,10 +188,16 @@ class World:
         for queue in self._watchers:
             queue.put_nowait(event)
 
-    def _store(self, message: JSONDict) -> None:
-        """Keep a new message (a user's or the bot's) and show it to the watchers."""
+    def _store(self, message: JSONDict, keyboard: JSONDict | None = None) -> None:
+        """Keep a new message (a user's or the bot's) and show it to the watchers.
+
+        `keyboard`: a reply keyboard or force_reply sent with it, which only the app sees.
+        """
         self._messages[(message["chat"]["id"], message["message_id"])] = message
-        self._publish("message", message=message)
+        if keyboard is None:
+            self._publish("message", message=message)
+        else:
+            self._publish("message", message=message, keyboard=keyboard)
 
     def _delete(self, key: tuple[int, int]) -> None:
         self._deleted.add(key)
@@ -280,6 +292,9 @@ class World:
         message.update(content)
         if markup is not None:
             message["reply_markup"] = markup
-        self._store(message)
+        requested = req.get("reply_markup")
+        # Reply keyboards and force_reply are not part of the Message; the app shows them.
+        keyboard = requested if isinstance(requested, dict) and markup is None else None
+        self._store(message, keyboard)
         self._bot_messages.append((chat["id"], message["message_id"]))
         return copy.deepcopy(message)
