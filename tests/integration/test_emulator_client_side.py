@@ -15,6 +15,7 @@ from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
     BotCommandScopeChat,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LabeledPrice,
@@ -86,6 +87,18 @@ async def test_watchers_see_messages_edits_deletions_and_answers(
         mine["message_id"],
         after["message_id"],
     ]
+
+
+async def test_a_force_reply_reaches_the_app_not_the_message(fake: FakeTelegram, bot: Bot) -> None:
+    fake.private_chat(fake.user(ANN))
+    with fake.watch() as events:
+        sent = await bot.send_message(
+            ANN, "Reply with the prompt", reply_markup=ForceReply(input_field_placeholder="a cat")
+        )
+        [event] = drain(events)
+    assert event["keyboard"] == {"force_reply": True, "input_field_placeholder": "a cat"}
+    assert sent.reply_markup is None
+    assert "reply_markup" not in event["message"]
 
 
 async def test_the_menu_is_the_narrowest_scope_in_the_users_language(
