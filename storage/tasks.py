@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-
 from storage.claims import CLAIM_SECONDS, TaskClaims
+from storage.database import Row
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -71,7 +70,7 @@ class TaskRecord:
         return status_rank(self.status) >= FINAL_RANK
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> TaskRecord:
+    def from_row(cls, row: Row) -> TaskRecord:
         """Build a record from a database row."""
         values = {name: row[name] for name in _RECORD_FIELDS}
         values["prefilter"] = json.loads(row["prefilter"]) if row["prefilter"] else []
@@ -254,7 +253,7 @@ class TaskRepo(TaskClaims):
         """
         rank = status_rank(update.status)
         now = time.time()
-        changed = await self._db.execute(
+        row = await self._db.change_returning(
             """UPDATE tasks SET
                    status = :status, status_rank = :rank,
                    progress = CASE WHEN :progress > progress THEN :progress ELSE progress END,
@@ -267,7 +266,8 @@ class TaskRepo(TaskClaims):
                    updated_at = :now
                WHERE hash = :hash AND status_rank < 4
                  AND (status_rank < :rank
-                      OR (:rank = 3 AND status_rank = 3 AND progress < :progress))""",
+                      OR (:rank = 3 AND status_rank = 3 AND progress < :progress))
+               RETURNING *""",
             {
                 "status": update.status,
                 "rank": rank,
@@ -281,7 +281,7 @@ class TaskRepo(TaskClaims):
                 "hash": update.hash,
             },
         )
-        return await self.get_by_hash(update.hash) if changed else None
+        return TaskRecord.from_row(row) if row else None
 
     async def fail(self, task_id: int, reason: str) -> TaskRecord | None:
         """Mark a task failed before the API took it (it refused, or could not be reached)."""

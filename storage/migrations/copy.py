@@ -57,7 +57,8 @@ async def copy_database(source: Database, target: Database) -> Copied:
         if await _count(target, table.name):
             raise TargetNotEmpty(f"the target's {table.name} table holds rows")
     counts = {table.name: await _count(source, table.name) for table in tables}
-    async with target.transaction() as statements:
+    # PostgreSQL (the CLI takes no other target): SQLAlchemy inserts the rows in batches.
+    async with target.engine.begin() as connection:
         for table in tables:
             # Tasks point at their parents: by id, a parent always comes first.
             order = " ORDER BY id" if "id" in table.c else ""
@@ -65,10 +66,10 @@ async def copy_database(source: Database, target: Database) -> Copied:
                 dict(row) for row in await source.fetch_all(f"SELECT * FROM {table.name}{order}")
             ]
             for start in range(0, len(rows), _BATCH):
-                await statements.connection.execute(sa.insert(table), rows[start : start + _BATCH])
+                await connection.execute(sa.insert(table), rows[start : start + _BATCH])
             log.info("Copied %d rows of %s", len(rows), table.name)
         if target.dialect == "postgresql":
-            await _advance_identities(statements.connection, tables)
+            await _advance_identities(connection, tables)
     copied = {table.name: await _count(target, table.name) for table in tables}
     if copied != counts:
         raise CountMismatch(f"rows before {counts}, after {copied}")

@@ -142,6 +142,15 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "updated_at": NOW,
         }
     ],
+    "telegram_updates": [
+        {
+            "update_id": 900001,
+            "body": json.dumps({"update_id": 900001, "message": {"text": "/help"}}),
+            "claimed_by": "replica-a",
+            "claim_expires": NOW + 30,
+            "received_at": NOW,
+        }
+    ],
     "credit_ledger": [
         {
             "id": 1,
@@ -280,7 +289,7 @@ async def test_a_first_revision_database_with_data_climbs_every_migration(
         await fresh.close()
 
 
-async def _legacy_database(path: Path) -> None:
+async def _legacy_database(path: Path) -> set[str]:
     """A database as the last release before Alembic left it, holding every sample row."""
     connection = await aiosqlite.connect(path)
     await connection.execute("PRAGMA foreign_keys=ON")
@@ -301,14 +310,17 @@ async def _legacy_database(path: Path) -> None:
             await connection.commit()
         created |= tables
     await connection.close()
+    return created
 
 
 async def test_a_database_from_before_alembic_is_recognised_and_brought_up_to_date(
     tmp_path: Path,
 ) -> None:
-    await _legacy_database(tmp_path / "old.sqlite3")
+    legacy = await _legacy_database(tmp_path / "old.sqlite3")
     db = await Database.open(tmp_path / "old.sqlite3")
     for table, samples in SAMPLES.items():
+        if table not in legacy:
+            continue
         rows = await _rows(db, table)
         assert len(rows) == len(samples), table
         for sample in samples:
