@@ -254,3 +254,64 @@ async def test_stars_invoice_pay_runs_the_checkout(tmp_path: Path) -> None:
             alex = next(chat for chat in state["chats"] if chat["title"].startswith("Alex"))
             paid = [m for m in alex["messages"] if "successful_payment" in m]
             assert paid[0]["successful_payment"]["total_amount"] == 50
+
+
+async def test_the_command_menu_a_reply_and_the_dark_theme(playground: Playground) -> None:
+    async with chromium() as browser:
+        page = await open_page(browser, playground.url)
+        # The menu the bot set with setMyCommands; You are an admin, so the console is there.
+        await page.click("#menu-button")
+        commands = await page.locator("#menu .command-item b").all_inner_texts()
+        assert {"/imagine", "/settings", "/help", "/accounts"} <= set(commands)
+        await page.locator("#menu .command-item", has_text="/help").click()
+        await page.locator(".row.out .text", has_text="/help").wait_for()
+        answer = page.locator(".row.in").last
+        await answer.wait_for(timeout=WAIT_MS)
+        first_line = (await answer.locator(".text").inner_text()).splitlines()[0]
+
+        await answer.hover()
+        await answer.get_by_role("button", name="Reply").click()
+        assert first_line in await page.locator("#reply-bar").inner_text()
+        await send(page, "thanks")
+        mine = page.locator(".row.out").filter(has_text="thanks")
+        assert first_line in await mine.locator(".reply-quote").inner_text()
+        assert await page.locator("#reply-bar").is_hidden()
+
+        assert await page.evaluate("document.documentElement.dataset.theme") == "light"
+        await page.click("#theme")
+        assert await page.evaluate("document.documentElement.dataset.theme") == "dark"
+        await page.reload()
+        await page.wait_for_selector("body[data-ready='1']")
+        assert await page.evaluate("document.documentElement.dataset.theme") == "dark"
+        # The chat is still there after the reload: the emulator keeps it.
+        await page.locator(".row.out").filter(has_text="thanks").wait_for()
+
+
+async def test_an_album_blends_and_an_animation_plays_as_video(playground: Playground) -> None:
+    async with chromium() as browser:
+        page = await open_page(browser, playground.url)
+        photos: list[FilePayload] = [
+            {"name": f"{n}.jpg", "mimeType": "image/jpeg", "buffer": photo_bytes()} for n in (1, 2)
+        ]
+        await page.set_input_files("#file", files=photos)
+        assert await page.locator("#attach-previews img").count() == 2
+        await send(page, "/blend")
+        album = page.locator(".row.out .media img")
+        await album.nth(1).wait_for()
+        assert await album.count() == 2
+
+        grid = bot_message_with(page, "U1")
+        await shown(grid.locator(".media img"))
+        assert "Blend" in await grid.locator(".text").inner_text()
+        await grid.get_by_role("button", name="U1", exact=True).click()
+        upscale = bot_message_with(page, "Vary (Region)")
+        await shown(upscale.locator(".media img"))
+        await upscale.get_by_role("button", name=re.compile(r"Animate \(Low")).click()
+        video = page.locator(".row.in .media video")
+        await video.wait_for(timeout=WAIT_MS)
+        source = await video.get_attribute("src")
+        assert source is not None
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{playground.url}{source.lstrip('/')}")
+        assert response.headers["content-type"] == "video/mp4"
+        assert response.content[4:8] == b"ftyp"
