@@ -44,8 +44,7 @@ async def play(page: Page) -> None:
     await page.frame_locator("#webapp-frame").locator("body[data-ready='1']").wait_for()
     # Scrolled to show the prompt, the grid with its buttons and the upscale's start.
     await page.evaluate(
-        "document.querySelector('#messages .row.out')"
-        ".scrollIntoView({block: 'start'})"
+        "document.querySelector('#messages .row.out').scrollIntoView({block: 'start'})"
     )
     await page.wait_for_timeout(500)
 
