@@ -18,9 +18,11 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
-## Install what the bot needs and start it (settings from the environment or .env).
+## Install what the bot needs and start it (settings from the environment or .env). Without a
+## BOT_TOKEN: the playground, the bot against an emulated Telegram in a browser.
 run: $(VENV)/.installed-run
-	$(BIN)/python -m bot
+	@if $(BIN)/python -c 'import sys; from bot.config import bot_token_given; sys.exit(not bot_token_given())'; \
+	then exec $(BIN)/python -m bot; else exec $(BIN)/python -m bot.playground; fi
 
 ## Install the test tools, then lint, type-check and run every test.
 test: $(VENV)/.installed-dev lint

@@ -27,11 +27,10 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
+from bot.playground.emulator import ApiCall, LimitedTelegram
 from bot.userapi.simulator import PROGRESS_STEPS, Simulator, SimulatorConfig, _StoredFile
 from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from tests.e2e.harness import free_port
-from tests.fake_telegram import ApiCall
-from tests.limited_telegram import LimitedTelegram
 
 KEY = "bench-key"
 ROOT = Path(__file__).resolve().parent.parent

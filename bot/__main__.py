@@ -8,6 +8,8 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -16,16 +18,17 @@ from bot.config import Settings
 log = logging.getLogger("bot")
 
 
-def load_settings() -> Settings:
-    """Settings from the environment, or a one-line explanation and exit code 2."""
+def load_settings(settings: type[Settings] = Settings, **given: Any) -> Settings:
+    """Settings from the environment (and `given`), or a one-line explanation and exit code 2."""
     try:
-        return Settings()  # filled from the environment
+        return settings(**given)  # the rest from the environment
     except ValidationError as error:
         fields = {str(part) for problem in error.errors() for part in problem["loc"]}
         if "bot_token" in fields:
             print(
                 "BOT_TOKEN is not set: create a bot with @BotFather in Telegram and put its "
-                "token in BOT_TOKEN (environment or .env).",
+                "token in BOT_TOKEN (environment or .env), or try the bot in a browser first: "
+                "`make run` without a token starts the playground.",
                 file=sys.stderr,
             )
         else:
@@ -36,8 +39,8 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-async def run(settings: Settings) -> None:
-    """Start the bot and run until a stop signal."""
+async def run(settings: Settings, started: Callable[[], None] | None = None) -> None:
+    """Start the bot and run until a stop signal; `started` is called once it has started."""
     # Imported here: aiogram takes seconds to import, and a bad configuration should be told
     # at once, before any of that.
     from aiogram.exceptions import TelegramAPIError
@@ -77,6 +80,8 @@ async def run(settings: Settings) -> None:
     # out of the collector's sight, a full collection takes microseconds instead of ~280 ms
     # that every request in flight would wait for.
     gc.freeze()
+    if started is not None:
+        started()
     main = asyncio.create_task(app.wait())
     try:
         await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -96,19 +101,29 @@ def main() -> None:
         migrate(sys.argv[2:])
         return
     settings = load_settings()
+    configure_logging(settings)
+    serve(run(settings))
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log lines with time, level and source, at LOG_LEVEL."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def serve(running: Coroutine[Any, Any, None]) -> None:
+    """Run the bot to its end; a failed start is one line in the log and the exit code."""
     # Imported here for the same reason as in run(); the process reports its failure in one line.
     from bot.telegram.session import StartupError
 
     try:
         # Not uvloop: faster webhook ingest, but downloads through httpx then buffer far more
         # (see docs/benchmarks.md).
-        asyncio.run(run(settings))
+        asyncio.run(running)
     except StartupError as error:
         log.error("%s", error)
         raise SystemExit(error.exit_code) from None

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     translate_api_key: SecretStr | None = None
     # Seconds the translator gets for a whole prompt before it goes as written.
     translate_timeout: float = 5.0
+    # `python -m bot.playground` (what `make run` starts without BOT_TOKEN): the chat page's port.
+    playground_port: int = 8000
 
     @field_validator(
         "admin_ids",
@@ -133,6 +135,15 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token_given(cls, value: object) -> object:
+        # `BOT_TOKEN=`, as .env.example ships it, is no token at all (`make run` then starts
+        # the playground instead).
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("BOT_TOKEN is empty")
+        return value
 
     @field_validator("allowed_speeds", mode="before")
     @classmethod
@@ -215,3 +226,15 @@ class Settings(BaseSettings):
     def uses_simulator(self) -> bool:
         """Whether the bot runs against its built-in simulator (no API key given)."""
         return self.userapi_key is None
+
+
+class _TokenOnly(BaseSettings):
+    """BOT_TOKEN alone, read from the same places as Settings (nothing else is checked)."""
+
+    model_config = Settings.model_config
+    bot_token: str = ""
+
+
+def bot_token_given() -> bool:
+    """Whether BOT_TOKEN is set and not empty, in the environment or .env (`make run` asks)."""
+    return bool(_TokenOnly().bot_token.strip())

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import SIM_KEY, BotHarness, make_harness
 from tests.e2e.process import API_KEY
-from tests.fake_telegram import FakeTelegram
 
 
 @pytest.fixture

@@ -18,14 +18,14 @@ import httpx
 
 from bot.app import App, start_app
 from bot.config import Settings
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from storage.tasks import TaskRepo
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_KEY = "test-api-key"
-# The simulator's package: its tasks are the tests' side, not the bot's.
-SIMULATOR = "bot.userapi.simulator"
+# The simulator's and the Telegram emulator's packages: their tasks are the tests' side.
+TESTS_SIDE = ("bot.userapi.simulator", "bot.playground.emulator")
 # Long enough for a wrongly started delivery to reach the fake Telegram (they take ~50 ms).
 SETTLE = 0.5
 
@@ -38,13 +38,13 @@ def free_port() -> int:
 
 
 def bot_tasks() -> list[asyncio.Task[Any]]:
-    """Unfinished tasks running the bot's own code (the simulator is the tests' side)."""
+    """Unfinished tasks running the bot's own code (the simulator and emulator are the tests')."""
     found = []
     for task in asyncio.all_tasks():
         frame = getattr(task.get_coro(), "cr_frame", None)
         module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
-        simulator = module == SIMULATOR or module.startswith(f"{SIMULATOR}.")
-        if module.startswith(("bot.", "handlers.")) and not simulator:
+        outside = any(module == name or module.startswith(f"{name}.") for name in TESTS_SIDE)
+        if module.startswith(("bot.", "handlers.")) and not outside:
             found.append(task)
     return found
 

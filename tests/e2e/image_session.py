@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import io
 import json
-import time
 from typing import Any
-from urllib.parse import urlencode
 
 from PIL import Image, ImageDraw
 
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, button_data, has_keyboard
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
 
@@ -149,19 +145,6 @@ class ImageUser:
 def mask_of(body: dict[str, Any]) -> Image.Image:
     """The mask of an inpaint request, decoded."""
     return Image.open(io.BytesIO(base64.b64decode(body["mask"])))
-
-
-def sign_init_data(token: str, user: dict[str, Any], auth_date: int | None = None) -> str:
-    """initData as Telegram signs it (Web Apps docs: HMAC-SHA256 keyed by WebAppData)."""
-    fields = {
-        "auth_date": str(int(time.time()) if auth_date is None else auth_date),
-        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
-        "user": json.dumps(user, separators=(",", ":")),
-    }
-    check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
-    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
-    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
-    return urlencode(fields)
 
 
 async def open_region(ann: ImageUser) -> tuple[str, dict[str, Any]]:

@@ -34,6 +34,7 @@ SETTINGS = (
     "WEBHOOK_GRACE",
     "DATABASE_URL",
     "REDIS_URL",
+    "PLAYGROUND_PORT",
 )
 
 
@@ -88,12 +89,14 @@ async def wait_healthy(url: str, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def start_bot(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, Output]:
-    """`python -m bot` as a child process."""
+async def start_bot(
+    env: dict[str, str], cwd: Path, module: str = "bot"
+) -> tuple[asyncio.subprocess.Process, Output]:
+    """`python -m bot` (or another module, `bot.playground`) as a child process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        module,
         cwd=cwd,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from handlers.images.common import ImageMenu
 from handlers.middlewares.throttle import BURST
@@ -30,7 +31,6 @@ from tests.e2e.harness import (
     wait_in_flight,
 )
 from tests.e2e.image_session import ImageUser, picture
-from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 GROUP = -1001234567890

@@ -12,6 +12,7 @@ import pytest
 from bot.delivery import keyboards
 from bot.delivery.keyboards import ActionCallback
 from bot.jobs.actions import Action, action_rows
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
 from tests.e2e.harness import (
     BotHarness,
@@ -21,7 +22,6 @@ from tests.e2e.harness import (
     has_keyboard,
     make_harness,
 )
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 API = "/midjourney/v2"
 ACTION_PATHS = tuple(

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import DEFAULT_ACCOUNT, Simulator
 from tests.e2e.harness import BotHarness, button_data, has_keyboard, said
-from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 DISCORD_INFO = "/discord/info"

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from bot.playground.emulator import NOT_MODIFIED, ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from storage.tasks import TaskRepo
 from tests.e2e.harness import (
@@ -28,7 +29,6 @@ from tests.e2e.harness import (
     wait_in_flight,
     wait_text,
 )
-from tests.fake_telegram import NOT_MODIFIED, ApiCall, FakeTelegram
 
 FAILED = "failed: Simulated Midjourney failure"
 EDIT_GONE = "Bad Request: message to edit not found"

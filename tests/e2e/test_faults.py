@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import free_port, has_keyboard, make_harness, results, wait_text
-from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 STATUS = "/midjourney/v2/status"

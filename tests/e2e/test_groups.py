@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, answer_of, button_data
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 ADMIN = 9001
 GROUP = -1001234567890

@@ -16,9 +16,10 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from bot.playground.emulator.users import sign_init_data
 from storage.access import AccessRepo, UserRule
 from tests.e2e.harness import SIM_KEY, BotHarness, userapi_webhook_url, wait_in_flight
-from tests.e2e.image_session import ImageUser, open_region, picture, sign_init_data
+from tests.e2e.image_session import ImageUser, open_region, picture
 from tests.hostile import post_in_pieces
 
 SIM_PACE = 0.02

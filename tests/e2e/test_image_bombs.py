@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from bot.playground.emulator.users import sign_init_data
 from tests.e2e.harness import BotHarness
-from tests.e2e.image_session import ImageUser, open_region, sign_init_data
+from tests.e2e.image_session import ImageUser, open_region
 from tests.hostile import MB, peak_memory, png_bomb, reset_peak_memory, tiff_bomb
 
 SIM_PACE = 0.02

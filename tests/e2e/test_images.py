@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness
 from tests.e2e.image_session import ImageUser, heic_picture, labels_of, mask_of, picture
-from tests.fake_telegram import FakeTelegram
 
 MB = 1024 * 1024
 
@@ -109,7 +109,7 @@ async def test_describe_command_then_photo_and_menu_describe(bot: BotHarness) ->
 
 
 def labels_data(call: object, label: str) -> str:
-    from tests.fake_telegram import ApiCall
+    from bot.playground.emulator import ApiCall
 
     assert isinstance(call, ApiCall)
     for row in call.params["reply_markup"]["inline_keyboard"]:

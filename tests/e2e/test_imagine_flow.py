@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.playground.emulator import ApiCall
 from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard
-from tests.fake_telegram import ApiCall
 
 
 def shows_progress(call: ApiCall) -> bool:

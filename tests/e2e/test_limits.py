@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, MakeBot, button_data, keyboard_in, said, started_bots
-from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.jobs.request import ImagineRequest, dump_request
+from bot.playground.emulator import FakeTelegram
 from bot.telegram.session import RetryMiddleware
 from bot.userapi.simulator import Simulator
 from storage.credits import CreditsRepo
@@ -27,7 +28,6 @@ from tests.e2e.harness import (
     until,
     wait_in_flight,
 )
-from tests.fake_telegram import FakeTelegram
 
 ADMIN = 9001
 IMAGINE = "/midjourney/v2/imagine"

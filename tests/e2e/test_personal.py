@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard, make_harness
-from tests.fake_telegram import FakeTelegram
 
 
 @pytest.fixture

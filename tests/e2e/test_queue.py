@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from storage.tasks import TaskRepo
 from tests.e2e.harness import BotHarness, MakeBot, button_data, free_port, started_bots, until
 from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
-from tests.fake_telegram import ApiCall, FakeTelegram
 
 SIM_PACE = 0.05
 IMAGINE = "/midjourney/v2/imagine"

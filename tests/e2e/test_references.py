@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from bot.playground.emulator import ApiCall, FakeTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness, button_data, button_labels, has_keyboard, make_harness
 from tests.e2e.image_session import ImageUser, labels_of, picture
-from tests.fake_telegram import ApiCall, FakeTelegram
 from tests.fake_translator import FakeTranslator
 
 SIM_PACE = 0.02

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+from bot.playground.emulator import ApiCall
 from tests.e2e.harness import (
     SETTLE,
     BotHarness,
@@ -20,7 +21,6 @@ from tests.e2e.harness import (
     wait_in_flight,
     wait_text,
 )
-from tests.fake_telegram import ApiCall
 
 IMAGINE = "/midjourney/v2/imagine"
 

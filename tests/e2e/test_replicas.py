@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from storage.database import Database, database_url
 from tests.conftest import fresh_postgres_database
@@ -13,7 +14,6 @@ from tests.e2e.harness import button_data, free_port, results, said, until
 from tests.e2e.image_session import labels_of, picture
 from tests.e2e.process import API_KEY, Output, clean_env, start_bot, wait_healthy
 from tests.e2e.proxy import RoundRobinProxy
-from tests.fake_telegram import FakeTelegram
 
 IMAGINE = "/midjourney/v2/imagine"
 

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from bot.playground.emulator import FakeTelegram
 from tests.e2e.harness import free_port
 from tests.e2e.process import Output, clean_env
-from tests.fake_telegram import FakeTelegram
 
 TOKEN = "987654:AAH-start-up-secret-token-value"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.playground.emulator import LimitedTelegram
 from bot.userapi.simulator import Simulator
 from tests.e2e.harness import BotHarness
-from tests.limited_telegram import LimitedTelegram
 
 # The harness runs the bot's limiter 20x faster; the fake's windows shrink the same way.
 SCALE = 20.0

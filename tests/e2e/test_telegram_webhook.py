@@ -9,12 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
 from bot.web.server import MAX_WEBHOOK_BYTES
 from storage.database import Database
 from tests.e2e.harness import BotHarness, button_labels, until
 from tests.e2e.image_session import picture
-from tests.fake_telegram import FakeTelegram
 from tests.hostile import post_in_pieces
 
 

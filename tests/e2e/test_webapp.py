@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
+from bot.playground.emulator.users import sign_init_data
+from tests.e2e.browser import chromium
 from tests.e2e.harness import BotHarness
-from tests.e2e.image_session import ImageUser, mask_of, open_region, sign_init_data
+from tests.e2e.image_session import ImageUser, mask_of, open_region
 
-CHROMIUM = "/usr/bin/chromium"
-# As root in a closed network: no sandbox, and no background calls to Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # What telegram-web-app.js would give the page inside Telegram; the test plays Telegram.
 TELEGRAM_STUB = """
 window.Telegram = { WebApp: {
@@ -44,53 +34,37 @@ def bot(webapp_bot: BotHarness) -> BotHarness:
     return webapp_bot
 
 
-def chromium_or_skip() -> None:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("REQUIRE_CHROMIUM"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-
-
 async def test_paint_a_stroke_and_submit(bot: BotHarness) -> None:
-    chromium_or_skip()
-    from playwright.async_api import async_playwright
-
     ann = ImageUser(bot)
     url, upscale = await open_region(ann)
     width, height = upscale["result"]["width"], upscale["result"]["height"]
     init_data = sign_init_data(bot.tg.token, {"id": ann.user["id"], "first_name": "Ann"})
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 480, "height": 900})
+        await page.route(
+            "https://telegram.org/**",
+            lambda route: route.fulfill(
+                body=TELEGRAM_STUB % json.dumps(init_data),
+                content_type="application/javascript",
+            ),
         )
-        try:
-            page = await browser.new_page(viewport={"width": 480, "height": 900})
-            await page.route(
-                "https://telegram.org/**",
-                lambda route: route.fulfill(
-                    body=TELEGRAM_STUB % json.dumps(init_data),
-                    content_type="application/javascript",
-                ),
-            )
-            await page.goto(url)
-            await page.wait_for_selector("body[data-ready='1']")
-            assert await page.input_value("#prompt") == "a quiet harbour at dawn"
+        await page.goto(url)
+        await page.wait_for_selector("body[data-ready='1']")
+        assert await page.input_value("#prompt") == "a quiet harbour at dawn"
 
-            box = await page.locator("#overlay").bounding_box()
-            assert box is not None
-            # One stroke across the upper left quarter.
-            y = box["y"] + box["height"] * 0.25
-            await page.mouse.move(box["x"] + box["width"] * 0.1, y)
-            await page.mouse.down()
-            await page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=8)
-            await page.mouse.up()
-            await page.fill("#prompt", "a red sailboat")
-            await page.click("#submit")
-            await page.wait_for_selector("body[data-sent='1']")
-            await page.wait_for_function("window.__closed === true")
-        finally:
-            await browser.close()
+        box = await page.locator("#overlay").bounding_box()
+        assert box is not None
+        # One stroke across the upper left quarter.
+        y = box["y"] + box["height"] * 0.25
+        await page.mouse.move(box["x"] + box["width"] * 0.1, y)
+        await page.mouse.down()
+        await page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=8)
+        await page.mouse.up()
+        await page.fill("#prompt", "a red sailboat")
+        await page.click("#submit")
+        await page.wait_for_selector("body[data-sent='1']")
+        await page.wait_for_function("window.__closed === true")
 
     await ann.result_photo(count=3)
     body = ann.bodies("inpaint")[0]

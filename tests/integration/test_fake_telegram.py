@@ -35,7 +35,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from PIL import Image
 
-from tests.fake_telegram import ApiCall, FakeTelegram
+from bot.playground.emulator import ApiCall, FakeTelegram
 
 USER_ID = 1001
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from typing import Any
 
-from tests.fake_telegram import ApiCall, FakeTelegram, JSONDict, UploadedFile
+from bot.playground.emulator.server import FakeTelegram
+from bot.playground.emulator.wire import ApiCall, JSONDict, UploadedFile
 
 # (window seconds, most messages in any such window)
 GLOBAL_LIMIT = (1.0, 30)
@@ -18,9 +20,12 @@ _UNCOUNTED = frozenset({"sendchataction"})
 class LimitedTelegram(FakeTelegram):
     """FakeTelegram plus sliding-window limits per chat, per group and overall."""
 
-    def __init__(self, scale: float = 1.0) -> None:
-        """Start with empty windows; `scale` > 1 makes every window that many times shorter."""
-        super().__init__()
+    def __init__(self, scale: float = 1.0, **world: Any) -> None:
+        """Start with empty windows; `scale` > 1 makes every window that many times shorter.
+
+        `world` goes to FakeTelegram (token, bot_username, ...).
+        """
+        super().__init__(**world)
         self.scale = scale
         self._windows: dict[object, deque[float]] = {}
         self.refused: list[ApiCall] = []

@@ -1,0 +1,1 @@
+"""The playground: the real bot against an in-memory Telegram, chatted with in a browser."""
