@@ -312,6 +312,10 @@ async def _sqlite_connection(path: str) -> aiosqlite.Connection:
     """The one connection statements use: autocommit (transactions say BEGIN), WAL."""
     connection = await aiosqlite.connect(path, isolation_level=None)
     connection.row_factory = sqlite3.Row
+    # SQLite's own LOWER folds only ASCII; PostgreSQL's folds every letter (in a UTF-8
+    # database), so a search for "кот" finds "Кот" on both. SQLite refuses to replace a
+    # function while a statement is open on the connection: this comes before the PRAGMAs.
+    await connection.create_function("lower", 1, _lower, deterministic=True)
     # WAL lets readers run beside the writer; NORMAL is durable across process crashes.
     for pragma in (
         "journal_mode=WAL",
@@ -321,6 +325,10 @@ async def _sqlite_connection(path: str) -> aiosqlite.Connection:
     ):
         await connection.execute(f"PRAGMA {pragma}")
     return connection
+
+
+def _lower(text: str | None) -> str | None:
+    return text.lower() if isinstance(text, str) else text
 
 
 _POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 3600}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -107,6 +108,11 @@ class TaskUpdate:
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _contains(word: str) -> str:
+    """A LIKE pattern (escape `!`) for text holding `word`, its `%` and `_` taken literally."""
+    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class TaskRepo(TaskClaims):
@@ -364,5 +370,20 @@ class TaskRepo(TaskClaims):
             """SELECT * FROM tasks WHERE user_id = :user_id AND chat_id = :chat_id
                ORDER BY id DESC LIMIT :limit""",
             {"user_id": user_id, "chat_id": chat_id, "limit": limit},
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def shareable(
+        self, user_id: int, *, words: Sequence[str], first: Sequence[str], offset: int, limit: int
+    ) -> list[TaskRecord]:
+        """A user's results Telegram holds for us (a file id) whose prompt holds every word
+        (any case): the `first` types first, then the rest, newest first within each."""
+        match = "".join(f" AND LOWER(prompt) LIKE :w{n} ESCAPE '!'" for n in range(len(words)))
+        rows = await self._db.fetch_all(
+            f"""SELECT * FROM tasks WHERE user_id = :user_id AND result_file_id IS NOT NULL{match}
+                ORDER BY CASE WHEN type IN :first THEN 0 ELSE 1 END, id DESC
+                LIMIT :limit OFFSET :offset""",
+            {f"w{n}": _contains(word.lower()) for n, word in enumerate(words)}
+            | {"user_id": user_id, "first": list(first), "limit": limit, "offset": offset},
         )
         return [TaskRecord.from_row(row) for row in rows]

@@ -183,3 +183,41 @@ async def test_a_capped_start_counts_every_replicas_jobs_even_when_raced(
     # Per account: another account's pool has its own five.
     assert await replicas[1].start_sending(refused[0], "acc-2", Cap(limit=5, pool="acc-2"))
     await db.close()
+
+
+async def delivered(repo: TaskRepo, user_id: int, type: str, prompt: str, n: int) -> int:
+    """A finished task of a user whose photo Telegram holds as `file-<n>`."""
+    record = await repo.create(type=type, chat_id=user_id, user_id=user_id, prompt=prompt)
+    await repo.set_hash(record.id, f"hash-{n}")
+    await repo.apply(TaskUpdate(hash=f"hash-{n}", status="done", result={"url": "u"}))
+    await repo.mark_delivered(record.id, message_id=n, file_id=f"file-{n}")
+    return record.id
+
+
+async def test_shareable_results_are_the_users_own_upscales_first_and_searchable(
+    repo: TaskRepo,
+) -> None:
+    grid = await delivered(repo, 1, "imagine", "A Red FOX in the snow", 1)
+    upscale = await delivered(repo, 1, "upscale", "A Red FOX in the snow", 2)
+    cat = await delivered(repo, 1, "imagine", "Кот в шляпе, 100% pure_wool", 3)
+    await delivered(repo, 2, "upscale", "a red fox of someone else", 4)
+    failed = await repo.create(type="imagine", chat_id=1, user_id=1, prompt="a red fox")
+    await repo.fail(failed.id, "refused")
+    await repo.mark_delivered(failed.id, message_id=5, file_id=None)
+
+    async def ids(*words: str, offset: int = 0, limit: int = 50) -> list[int]:
+        found = await repo.shareable(
+            1, words=words, first=["upscale", "upsample"], offset=offset, limit=limit
+        )
+        return [task.id for task in found]
+
+    assert await ids() == [upscale, cat, grid]
+    assert await ids("fox") == [upscale, grid]
+    assert await ids("red", "SNOW") == [upscale, grid]
+    assert await ids("fox", "cat") == []
+    assert await ids("кот") == [cat]  # any case, beyond ASCII
+    assert await ids("100%") == [cat] and await ids("pure_wool") == [cat]
+    assert await ids("0%p") == [] and await ids("pure%wool") == []  # wildcards are literal
+    assert await ids("someone") == []
+    assert await ids(offset=1, limit=1) == [cat]
+    assert await ids(offset=3) == []
