@@ -28,6 +28,9 @@ from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultCachedPhoto,
+    InlineQueryResultsButton,
     InputMediaPhoto,
     Message,
 )
@@ -483,3 +486,83 @@ def test_api_call_helpers() -> None:
     call = ApiCall("getMe", {}, {}, {"ok": True, "result": {"id": 1}}, 0.0)
     assert call.ok
     assert call.result == {"id": 1}
+
+
+async def test_inline_queries_reach_the_bot_and_its_answers_are_checked(
+    fake: FakeTelegram, bot: Bot, chat: dict[str, object]
+) -> None:
+    ann = fake.user(USER_ID, username="ann")
+    photo = await bot.send_photo(USER_ID, BufferedInputFile(png(64, 48), "a.png"))
+    assert photo.photo is not None
+    file_id = photo.photo[-1].file_id
+    router = Router()
+
+    @router.inline_query()
+    async def share(query: InlineQuery) -> None:
+        if query.query == "none":
+            button = InlineQueryResultsButton(text="Open the bot", start_parameter="inline")
+            await query.answer([], is_personal=True, cache_time=10, button=button)
+            return
+        result = InlineQueryResultCachedPhoto(
+            id="1", photo_file_id=file_id, caption="<i>a cat</i>", parse_mode="HTML"
+        )
+        await query.answer([result], is_personal=True, cache_time=10, next_offset="1")
+
+    dp = Dispatcher()
+    dp.include_router(router)
+    assert (await bot.get_me()).supports_inline_queries
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
+    )
+    try:
+        query_id = fake.inline_query(ann, "cat")
+        await fake.wait_for("answerInlineQuery")
+        answer = fake.inline_answer(query_id)
+        assert answer is not None
+        assert answer["results"][0]["photo_file_id"] == file_id
+        assert (answer["is_personal"], answer["cache_time"], answer["next_offset"]) == (
+            True,
+            10,
+            "1",
+        )
+        empty = fake.inline_query(ann, "none")
+        await fake.wait_for("answerInlineQuery", count=2)
+        assert fake.inline_answer(empty) == {
+            **fake.inline_answer(empty),  # type: ignore[dict-item]
+            "results": [],
+            "button": {"text": "Open the bot", "start_parameter": "inline"},
+        }
+        # The dispatcher asked for the update types it handles, inline queries among them.
+        polls = fake.calls("getUpdates")
+        assert "inline_query" in polls[-1].params["allowed_updates"]
+    finally:
+        await dp.stop_polling()
+        await polling
+
+    # Telegram's checks: once per query, cached files that exist and are of the right kind.
+    with pytest.raises(TelegramBadRequest, match="query is too old"):
+        await bot.answer_inline_query(query_id, [])
+    document = await bot.send_document(USER_ID, BufferedInputFile(b"%PDF-1.4", "a.pdf"))
+    assert document.document is not None
+
+    def photo_of(
+        n: int, photo_id: str, caption: str | None = None
+    ) -> InlineQueryResultCachedPhoto:
+        return InlineQueryResultCachedPhoto(id=str(n), photo_file_id=photo_id, caption=caption)
+
+    for results, button, error in (
+        ([photo_of(1, "AgACnope")], None, "wrong file identifier"),
+        ([photo_of(1, file_id), photo_of(1, file_id)], None, "RESULT_ID_DUPLICATE"),
+        ([photo_of(n, file_id) for n in range(51)], None, "RESULTS_TOO_MUCH"),
+        ([photo_of(1, document.document.file_id)], None, "file of type Document as Photo"),
+        ([photo_of(1, file_id, "x" * 1025)], None, "caption is too long"),
+        ([], InlineQueryResultsButton(text="Open", start_parameter="a b"), "START_PARAM_INVALID"),
+    ):
+        with pytest.raises(TelegramBadRequest, match=error):
+            await bot.answer_inline_query(fake.inline_query(ann), [*results], button=button)
+
+    # A bot whose owner never turned inline mode on gets no queries: apps don't send them.
+    fake.supports_inline_queries = False
+    assert not (await bot.get_me()).supports_inline_queries
+    with pytest.raises(ValueError, match="inline mode is off"):
+        fake.inline_query(ann)

@@ -29,7 +29,7 @@ class Chats(World):
             **self.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.supports_inline_queries,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }

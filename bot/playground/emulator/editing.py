@@ -1,8 +1,9 @@
-"""Changing what was sent: edits, deletions and answers to button presses."""
+"""Changing what was sent: edits, deletions, answers to button presses and inline queries."""
 
 from __future__ import annotations
 
 import copy
+import re
 import time
 
 from bot.playground.emulator.entities import (
@@ -11,17 +12,32 @@ from bot.playground.emulator.entities import (
 )
 from bot.playground.emulator.sending import Sending
 from bot.playground.emulator.wire import (
+    INLINE_ID_LIMIT,
+    INLINE_RESULTS_LIMIT,
     MEDIA_KEYS,
     NOT_MODIFIED,
     TEXT_LIMIT,
+    WRONG_FILE,
     JSONDict,
     Req,
+    StoredFile,
+    TelegramError,
     bad,
 )
 
+# Inline results that send a file Telegram holds: the field naming it, and its kind of file.
+CACHED_RESULTS = {
+    "photo": ("photo_file_id", "photo"),
+    "mpeg4_gif": ("mpeg4_file_id", "animation"),
+    "gif": ("gif_file_id", "animation"),
+    "document": ("document_file_id", "document"),
+    "video": ("video_file_id", "video"),
+}
+_START_PARAMETER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 
 class Editing(Sending):
-    """editMessage*, deleteMessage and answerCallbackQuery."""
+    """editMessage*, deleteMessage, answerCallbackQuery and answerInlineQuery."""
 
     def _editable(self, req: Req) -> JSONDict:
         if req.get("inline_message_id"):
@@ -141,3 +157,57 @@ class Editing(Sending):
         self._callbacks[query_id] = dict(req.params)
         self._publish("answer", query_id=query_id, answer=self._callbacks[query_id])
         return True
+
+    async def _answer_inline_query(self, req: Req) -> bool:
+        query_id = req.get_str("inline_query_id") or ""
+        if query_id not in self._inline_queries or self._inline_queries[query_id] is not None:
+            raise bad("query is too old and response timeout expired or query ID is invalid")
+        results = req.get("results")
+        if not isinstance(results, list):
+            raise bad("can't parse inline query results JSON object")
+        if len(results) > INLINE_RESULTS_LIMIT:
+            raise bad("RESULTS_TOO_MUCH")
+        ids: set[str] = set()
+        for result in results:
+            self._check_inline_result(result, ids)
+        if len((req.get_str("next_offset") or "").encode()) > INLINE_ID_LIMIT:
+            raise bad("NEXT_OFFSET_INVALID")
+        button = req.get("button")
+        if button is not None:
+            if not isinstance(button, dict) or not button.get("text"):
+                raise bad("can't parse inline query results button JSON object")
+            start = button.get("start_parameter")
+            if "web_app" not in button and not _START_PARAMETER.fullmatch(str(start or "")):
+                raise bad("START_PARAM_INVALID")
+        self._inline_queries[query_id] = dict(req.params)
+        self._publish("inline", query_id=query_id, answer=self._inline_queries[query_id])
+        return True
+
+    def _check_inline_result(self, result: object, ids: set[str]) -> None:
+        """One result as Telegram checks it; this emulator plays cached files and articles."""
+        if not isinstance(result, dict):
+            raise bad("can't parse inline query result JSON object")
+        result_id = str(result.get("id") or "")
+        if not 1 <= len(result_id.encode()) <= INLINE_ID_LIMIT:
+            raise bad("RESULT_ID_INVALID")
+        if result_id in ids:
+            raise bad("RESULT_ID_DUPLICATE")
+        ids.add(result_id)
+        kind = str(result.get("type") or "")
+        if kind == "article":
+            content = result.get("input_message_content")
+            if not result.get("title") or not isinstance(content, dict):
+                raise bad("can't parse inline query result JSON object")
+        elif kind in CACHED_RESULTS and CACHED_RESULTS[kind][0] in result:
+            field, file_kind = CACHED_RESULTS[kind]
+            stored = self._files.get(str(result[field]))
+            if not isinstance(stored, StoredFile):
+                raise TelegramError(400, WRONG_FILE)
+            if stored.kind != file_kind:
+                raise bad(f"can't use file of type {stored.kind.title()} as {file_kind.title()}")
+            self._caption(
+                result.get("caption"), result.get("parse_mode"), result.get("caption_entities")
+            )
+        else:
+            raise bad("RESULT_TYPE_INVALID")
+        self._check_markup(result.get("reply_markup"), None)

@@ -70,6 +70,7 @@ class FakeTelegram(Editing, Payments, Chats, Updates, Users):
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
+            "answerInlineQuery": self._answer_inline_query,
             "sendChatAction": self._send_chat_action,
             "getFile": self._get_file,
             "getChat": self._get_chat,
@@ -170,6 +171,10 @@ class FakeTelegram(Editing, Payments, Chats, Updates, Users):
     def callback_answer(self, callback_query_id: str) -> JSONDict | None:
         """The answerCallbackQuery params for a pressed button, None while unanswered."""
         return self._callbacks.get(callback_query_id)
+
+    def inline_answer(self, inline_query_id: str) -> JSONDict | None:
+        """The answerInlineQuery params for an inline query, None while unanswered."""
+        return self._inline_queries.get(inline_query_id)
 
     def file_bytes(self, file_id: str) -> bytes:
         """The bytes behind a file_id (raises KeyError when unknown)."""

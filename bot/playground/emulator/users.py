@@ -15,6 +15,7 @@ from bot.playground.emulator.entities import (
 )
 from bot.playground.emulator.media import Media
 from bot.playground.emulator.wire import (
+    INLINE_QUERY_LIMIT,
     JSONDict,
 )
 
@@ -157,6 +158,25 @@ class Users(Media):
                 }
             }
         )
+        return query_id
+
+    def inline_query(
+        self, user: JSONDict, query: str = "", *, offset: str = "", chat_type: str = "sender"
+    ) -> str:
+        """Queue an inline_query, as typing `@bot query` in a chat does; return the query id.
+
+        `offset` is what the bot's last answer gave as next_offset (scrolling down asks for
+        more); `chat_type` is where the user types ("sender" is their chat with the bot).
+        """
+        if not self.supports_inline_queries:
+            raise ValueError("inline mode is off (BotFather /setinline): apps send no queries")
+        if len(query) > INLINE_QUERY_LIMIT:
+            raise ValueError(f"an inline query holds at most {INLINE_QUERY_LIMIT} characters")
+        self._users.setdefault(user["id"], dict(user))
+        query_id = str(secrets.randbits(63))
+        self._inline_queries[query_id] = None
+        body = {"id": query_id, "from": dict(user), "query": query, "offset": offset}
+        self.queue_update({"inline_query": {**body, "chat_type": chat_type}})
         return query_id
 
     def delete_as_user(self, chat_id: int, message_id: int) -> None:

@@ -33,6 +33,17 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 
 
+# Inline mode: characters of a query; results per answer, bytes of a result id and of
+# next_offset.
+INLINE_QUERY_LIMIT = 256
+
+
+INLINE_RESULTS_LIMIT = 50
+
+
+INLINE_ID_LIMIT = 64
+
+
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup"
     " are exactly the same as a current content and reply markup of the message"
@@ -55,6 +66,7 @@ _JSON_KEYS = frozenset(
         "scope",
         "link_preview_options",
         "results",
+        "button",
         "menu_button",
         "message_ids",
         "rights",
@@ -100,6 +112,7 @@ _BOOL_KEYS = frozenset(
         "revoke",
         "ok",
         "is_flexible",
+        "is_personal",
     }
 )
 

@@ -54,6 +54,9 @@ class World:
         # Seconds between webhook retries; Telegram backs off longer, tests want speed.
         self.webhook_retry_delay = 0.1
         self.webhook_timeout = 10.0
+        # BotFather's /setinline: on here, so the playground and the tests can type `@bot`
+        # (a new real bot has it off until its owner turns it on).
+        self.supports_inline_queries = True
 
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -83,6 +86,8 @@ class World:
         self._files_by_path: dict[str, StoredFile] = {}
         self._file_counter = itertools.count(1)
         self._callbacks: dict[str, JSONDict | None] = {}
+        # Inline queries: query id -> the bot's answerInlineQuery, None while unanswered.
+        self._inline_queries: dict[str, JSONDict | None] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._failures: dict[str, deque[Failure]] = {}
         self._drops: dict[str, int] = {}
