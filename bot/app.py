@@ -40,6 +40,7 @@ from bot.delivery.results import TelegramView
 from bot.jobs.poller import StatusPoller
 from bot.jobs.service import Jobs
 from bot.owner.alerts import Alerts
+from bot.owner.inline import tell_if_inline_off
 from bot.owner.retention import prune_daily
 from bot.prompts.translate import Translator
 from bot.runtime.lease import Lease, RedisLease, SoleLease, while_leading
@@ -324,6 +325,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     )
     await set_command_menus(bot, i18n, payments.enabled)
     await set_admin_menus(bot, i18n, settings.admin_ids, admin_commands, payments.enabled)
+    await tell_if_inline_off(bot, db, settings.admin_ids, i18n)
     await go_live(app, web_app)
     return app
 

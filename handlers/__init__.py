@@ -16,6 +16,7 @@ from handlers.images import (
     references,
     region,
 )
+from handlers.inline import share
 from handlers.middlewares.albums import AlbumMiddleware, image_flows
 from handlers.payments import stars
 from handlers.settings import routes as settings
@@ -51,6 +52,7 @@ def get_routers() -> list[Router]:
         groups.build_router(),
         settings.build_router(),
         history.build_router(),
+        share.build_router(),
         actions.build_router(),
         images_router(),
         imagine.build_router(),

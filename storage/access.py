@@ -50,6 +50,16 @@ class AccessRepo:
             {"key": key, "value": value},
         )
 
+    async def change_setting(self, key: str, value: str) -> bool:
+        """Store a run-time setting; whether it changed (of replicas racing, one sees True)."""
+        changed = await self._db.execute(
+            """INSERT INTO bot_settings (key, value) VALUES (:key, :value)
+               ON CONFLICT(key) DO UPDATE SET value = excluded.value
+               WHERE bot_settings.value <> excluded.value""",
+            {"key": key, "value": value},
+        )
+        return changed == 1
+
     async def user(self, user_id: int) -> UserRule:
         """The rule for a user (defaults when none was stored)."""
         row = await self._db.fetch_one(

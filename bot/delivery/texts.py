@@ -79,10 +79,7 @@ def _cut(text: str, limit: int) -> str:
 
 def caption_for(task: TaskRecord) -> str:
     """A result's caption: the job type, the requester in groups, the prompt; 1,024 chars."""
-    label = type_label(task.type)
-    if task.choice and task.type in (TaskType.UPSCALE, TaskType.VARIATION):
-        label = f"{label} #{task.choice}"
-    head = f"<b>{html.escape(label)}</b>"
+    head = f"<b>{html.escape(result_title(task))}</b>"
     if task.chat_id < 0 and task.requester:
         # A mention link names the requester and notifies them, as Midjourney's bot does.
         name = html.escape(_cut(task.requester, 64))
@@ -94,6 +91,19 @@ def caption_for(task: TaskRecord) -> str:
     while len(head) + len(html.escape(prompt)) > CAPTION_LIMIT:
         prompt = _cut(prompt, len(prompt) - 20)
     return head + html.escape(prompt)
+
+
+def shared_caption(task: TaskRecord) -> str:
+    """A result's caption where its owner shares it (inline mode): the prompt, plain text."""
+    return _cut(task.prompt or "", CAPTION_LIMIT)
+
+
+def result_title(task: TaskRecord) -> str:
+    """A result's name in a list: its job type, and which image of the grid an upscale is."""
+    label = type_label(task.type)
+    if task.choice and task.type in (TaskType.UPSCALE, TaskType.VARIATION):
+        label = f"{label} #{task.choice}"
+    return label
 
 
 def status_text(task: TaskRecord) -> str:

@@ -75,6 +75,11 @@ async def start(message: Message, settings: Settings, payments: Payments) -> Non
     username = me.username if me and me.username else "bot"
     text = help_text(username) + "\n\n"
     text += todays_midjourney(username, translation=settings.translate_url is not None)
+    if me is not None and me.supports_inline_queries:
+        text += "\n\n" + _(
+            "<b>Share anywhere</b>: in any chat, type <code>@{username}</code> and a word of "
+            "the prompt, then pick one of your images."
+        ).format(username=username)
     if payments.enabled:
         text += "\n\n" + _(
             "Your free jobs each day are on the house; after them a job costs credits, "
