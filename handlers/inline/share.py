@@ -59,8 +59,11 @@ def inline_result(task: TaskRecord) -> InlineResult:
 
 
 def page_offset(offset: str) -> int:
-    """The position an inline query's offset names (our own next_offset, echoed back)."""
-    return int(offset) if offset.isdigit() else 0
+    """The position an inline query's offset names (our own next_offset, echoed back).
+
+    A client can send any text: what is not a plain number of ours starts from the top.
+    """
+    return int(offset) if offset.isascii() and offset.isdigit() and len(offset) <= 9 else 0
 
 
 async def share(query: InlineQuery, tasks: TaskRepo, policy: Policy) -> None:
