@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
-from bot.config import Settings
+from bot.config import Settings, secret_value
 from bot.delivery.notices import TelegramQueueNotices
 from bot.delivery.results import TelegramView
 from bot.jobs.poller import StatusPoller
@@ -37,7 +37,14 @@ from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.session import StartupError, create_session, wait_for_telegram
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
-from bot.web.server import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.web.region import RegionApp
+from bot.web.server import (
+    TELEGRAM_WEBHOOK_PREFIX,
+    USERAPI_WEBHOOK_PREFIX,
+    Readiness,
+    build_web_app,
+    derive_secret,
+)
 from bot.web.updates import CommittedUpdates
 from storage.access import AccessRepo
 from storage.claims import UpdateInbox
@@ -59,6 +66,7 @@ def protect_secrets(settings: Settings, stack: contextlib.AsyncExitStack) -> Red
             settings.translate_api_key,
             settings.database_url,
             settings.redis_url,
+            settings.metrics_token,
         )
         if secret is not None
     ]
@@ -242,7 +250,7 @@ def build_translator(settings: Settings, stack: contextlib.AsyncExitStack) -> Tr
     key = settings.translate_api_key
     translator = Translator(
         url=settings.translate_url,
-        api_key=key.get_secret_value() if key else None,
+        api_key=secret_value(key),
         timeout=settings.translate_timeout,
     )
     stack.push_async_callback(translator.aclose)
@@ -328,3 +336,34 @@ def build_poller(
         # A key rejected while polling is alerted like one rejected when a job is sent.
         on_key_rejected=(lambda error: alerts.api_error(error, None)) if alerts else None,
     )
+
+
+def build_web(
+    settings: Settings,
+    jobs: Jobs,
+    client: UserAPIClient,
+    tasks: TaskRepo,
+    policy: Policy,
+    i18n: I18n,
+    readiness: Readiness,
+) -> web.Application:
+    """The HTTP server's routes: health, readiness, metrics, userapi's webhook, the Mini App."""
+    token = settings.bot_token.get_secret_value()
+    web_app = build_web_app(
+        jobs=jobs,
+        client=client,
+        tasks=tasks,
+        webhook_secret=derive_secret(token, "userapi-webhook"),
+        readiness=readiness,
+        metrics_token=secret_value(settings.metrics_token),
+    )
+    RegionApp(
+        jobs=jobs,
+        tasks=tasks,
+        client=client,
+        token=token,
+        max_age=settings.webapp_max_age,
+        i18n=i18n,
+        policy=policy,
+    ).register(web_app)
+    return web_app

@@ -323,6 +323,14 @@ async def _sqlite_connection(path: str) -> aiosqlite.Connection:
     return connection
 
 
+# How a database out of reach shows itself: SQLAlchemy wraps the drivers' errors, aiosqlite
+# raises sqlite3's, and a connection that can't be made is an OSError or a timeout.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.SQLAlchemyError,
+    sqlite3.Error,
+    OSError,
+    TimeoutError,
+)
 _POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 3600}
 
 

@@ -63,6 +63,8 @@ class TaskRecord:
     updated_at: float
     # The job's request as stored JSON (bot/job_request.py reads it); None for old rows.
     request: str | None = None
+    # When the API accepted the job (its hash came back); None before that and for old rows.
+    sent_at: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -221,7 +223,7 @@ class TaskRepo(TaskClaims):
     async def set_hash(self, task_id: int, task_hash: str) -> None:
         """Record the API's hash for a task it accepted; the task is now `sent`."""
         await self._db.execute(
-            """UPDATE tasks SET hash = :hash, updated_at = :now,
+            """UPDATE tasks SET hash = :hash, updated_at = :now, sent_at = :now,
                    claimed_by = NULL, claim_expires = NULL,
                    status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
                    status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END

@@ -43,17 +43,32 @@ class WebhookInbox:
         self._spawn = spawn
         self._waiting: dict[str, Task] = {}
         self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
+        # How far the latest handled update of each recent task went (to tell duplicates).
+        self._handled: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
-    def offer(self, task: Task) -> None:
-        """Handle a webhook's update in the background."""
+    def offer(self, task: Task) -> bool:
+        """Handle a webhook's update in the background; False when it tells nothing new.
+
+        "Nothing new": no further along than an update waiting for the same task or the last
+        one handled. It is handled all the same (the database decides what changes); the
+        answer only tells the metrics a duplicate from news.
+        """
         waiting = self._waiting.get(task.hash)
+        known = max(
+            advance(waiting) if waiting else (-2, 0), self._handled.get(task.hash, (-2, 0))
+        )
         if waiting is None or advance(task) >= advance(waiting):
             self._waiting[task.hash] = task
         if waiting is None:
             self._spawn(self._drain(task.hash))
+        return advance(task) > known
 
     async def _drain(self, task_hash: str) -> None:
         while (task := self._waiting.get(task_hash)) is not None:
+            self._handled[task_hash] = max(advance(task), self._handled.get(task_hash, (-2, 0)))
+            self._handled.move_to_end(task_hash)
+            if len(self._handled) > EARLY_UPDATE_LIMIT:
+                self._handled.popitem(last=False)
             try:
                 await self._handle(task)
             except Exception:

@@ -11,6 +11,7 @@ import asyncio
 import bisect
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -87,6 +88,10 @@ class JobQueue:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def in_flight(self) -> dict[str, int]:
+        """Jobs holding a slot, per account ("any" for the one pool of a single account)."""
+        return dict(Counter(pool or "any" for pool in self.slots.busy.values()))
 
     def __contains__(self, task_id: int) -> bool:
         return task_id in self._pinned
