@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.build import (
     build_alerts,
@@ -98,6 +99,7 @@ class App:
     redactor: RedactSecrets | None = None
     translator: Translator | None = None
     readiness: Readiness = field(default_factory=Readiness)
+    redis: Redis | None = None
     # Stops exporting this bot's queue gauges.
     unwatch: Callable[[], None] = lambda: None
 
@@ -189,6 +191,8 @@ class App:
         await self.bot.session.close()
         if self.simulator is not None:
             await self.simulator.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
         if self.redactor is not None:
             uninstall_redaction(self.redactor)
@@ -270,6 +274,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         redactor=redactor,
         translator=translator,
         readiness=readiness,
+        redis=redis,
     )
     await set_command_menus(bot, i18n, payments.enabled)
     await set_admin_menus(bot, i18n, settings.admin_ids, admin_commands, payments.enabled)

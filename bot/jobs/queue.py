@@ -91,7 +91,9 @@ class JobQueue:
 
     def in_flight(self) -> dict[str, int]:
         """Jobs holding a slot, per account ("any" for the one pool of a single account)."""
-        return dict(Counter(pool or "any" for pool in self.slots.busy.values()))
+        counts = dict.fromkeys(self.slots.accounts or ["any"], 0)
+        counts.update(Counter(pool or "any" for pool in self.slots.busy.values()))
+        return counts
 
     def __contains__(self, task_id: int) -> bool:
         return task_id in self._pinned

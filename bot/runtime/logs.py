@@ -89,3 +89,6 @@ def configure(level: str, form: LogFormat) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # httpx logs every URL at INFO; Telegram URLs hold the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosqlite's DEBUG repeats every statement with its parameters (prompts, user ids), from
+    # its own thread, outside any context: noise at best.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

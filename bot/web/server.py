@@ -33,6 +33,12 @@ TELEGRAM_WEBHOOK_PREFIX = "/telegram/webhook/"
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 # How a database or Redis that is down shows itself (drivers raise their own errors or OSError).
 DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (*STORAGE_ERRORS, RedisError)
+# Private networks (RFC 1918, unique local IPv6): a container network, a LAN. Python's
+# `is_private` also counts documentation and reserved ranges, which are no one's LAN.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
 # A service that doesn't answer a readiness check within this long counts as down.
 READY_CHECK_SECONDS = 2.0
 
@@ -215,7 +221,9 @@ def metrics_allowed(remote: str | None, headers: Mapping[str, str], token: str |
         address = ipaddress.ip_address(remote)
     except ValueError:  # a Unix socket's peer: only local processes reach it
         return True
-    return address.is_loopback or address.is_private
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or any(address in network for network in PRIVATE_NETWORKS)
 
 
 def metrics_route(token: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
