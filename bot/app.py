@@ -220,7 +220,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     stack.push_async_callback(db.close)
     redis = await build_redis(settings, stack)
     client, simulator = await build_userapi(settings, stack)
-    bot, limiter = await build_telegram(settings, stack)
+    bot, limiter = await build_telegram(settings, stack, redis)
     i18n = build_i18n()
     tasks = TaskRepo(db)
     user_settings = UserSettingsRepo(db)

@@ -35,6 +35,7 @@ from bot.runtime.redact import install as install_redaction
 from bot.runtime.redact import uninstall as uninstall_redaction
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.session import StartupError, create_session, wait_for_telegram
+from bot.telegram.shared_budget import SharedBudget
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web.region import RegionApp
@@ -127,9 +128,10 @@ async def build_userapi(
 
 
 async def build_telegram(
-    settings: Settings, stack: contextlib.AsyncExitStack
+    settings: Settings, stack: contextlib.AsyncExitStack, redis: Redis | None = None
 ) -> tuple[Bot, RateLimiter]:
-    """The Telegram bot behind its rate limiter, once Telegram answered and took the token."""
+    """The Telegram bot behind its rate limiter (its budget shared in Redis when there is one),
+    once Telegram answered and took the token."""
     limiter = RateLimiter(Limits().scaled(settings.telegram_rate_scale))
     stack.push_async_callback(limiter.close)
     try:
@@ -146,6 +148,8 @@ async def build_telegram(
             exit_code=2,
         ) from None
     stack.push_async_callback(bot.session.close)
+    if redis is not None:
+        limiter.shared = SharedBudget(redis, bot.id, limiter.limits)
     await wait_for_telegram(bot, settings.telegram_api_url)
     return bot, limiter
 

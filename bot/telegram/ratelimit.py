@@ -23,8 +23,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from itertools import count
+from typing import TYPE_CHECKING
 
 from bot.telegram.rate_windows import Bucket, Limit, Scope, Window
+
+if TYPE_CHECKING:  # it builds on this module; an instance is handed in
+    from bot.telegram.shared_budget import SharedBudget
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -121,6 +125,8 @@ class RateLimiter:
         self._seq = count()
         self._arrived = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        # With replicas: the budget all of them share, passed after this replica's own.
+        self.shared: SharedBudget | None = None
 
     # -- the decision, synchronous and clock-driven (what the unit tests exercise) ---------
 
@@ -207,10 +213,21 @@ class RateLimiter:
     ) -> AsyncIterator[None]:
         """Wait until a request to `chat_id` may go; it counts until the block is left."""
         await self.acquire(chat_id, level)
+        shared = ""
         try:
+            if self.shared is not None:
+                shared = await self.shared.acquire(chat_id, self._reserves(level))
             yield
         finally:
+            if self.shared is not None:
+                await self.shared.release(chat_id, shared)
             self.release(chat_id)
+
+    async def told_to_wait(self, chat_id: int | str | None, seconds: float) -> None:
+        """Telegram answered 429: hold back here, and every replica when they share a budget."""
+        self.retry_after(chat_id, seconds)
+        if self.shared is not None:
+            await self.shared.retry_after(chat_id, seconds)
 
     async def acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> None:
         """Wait until a request to `chat_id` may go (then `release` it when answered)."""

@@ -113,7 +113,7 @@ class RateLimitMiddleware(BaseRequestMiddleware):
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
                 # Telegram's clock wins over ours: nothing more to this chat until it allows.
-                self.limiter.retry_after(chat_id, float(error.retry_after))
+                await self.limiter.told_to_wait(chat_id, float(error.retry_after))
                 raise
 
 
