@@ -27,8 +27,7 @@ DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources"
 PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "mjbot.json"
 
-BOT_SERVICES = {"bot-1", "bot-2"}
-ALWAYS = {"db", "redis", "proxy", *BOT_SERVICES}
+SERVERS = {"db", "redis", "proxy"}
 OBSERVABILITY = {"prometheus", "grafana"}
 # Series Prometheus makes itself for every target, and the labels it adds to every series.
 PROMETHEUS_OWN = {"up"}
@@ -51,6 +50,11 @@ _HISTOGRAM_PARTS = re.compile(r"_(?:bucket|sum|count)$")
 def load(path: Path) -> Any:
     """A YAML file as Python data (safe_load: plain data only)."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def replicas() -> set[str]:
+    """The compose services that run the bot: those built from the repository."""
+    return {name for name, service in load(COMPOSE)["services"].items() if "build" in service}
 
 
 def parse_promql(expr: str) -> tuple[set[str], dict[str, set[str]], set[str]]:
@@ -186,12 +190,14 @@ def test_a_series_the_bot_lacks_is_caught(exported: dict[str, tuple[str, set[str
 
 def test_compose_runs_two_replicas_behind_the_proxy_and_observability_on_demand() -> None:
     services = load(COMPOSE)["services"]
-    assert set(services) == ALWAYS | OBSERVABILITY
-    for name in ALWAYS:
+    bots = replicas()
+    assert len(bots) >= 2
+    assert set(services) == SERVERS | bots | OBSERVABILITY
+    for name in SERVERS | bots:
         assert "profiles" not in services[name], name
     for name in OBSERVABILITY:
         assert services[name]["profiles"] == ["observability"], name
-    for name in BOT_SERVICES:
+    for name in bots:
         bot = services[name]
         assert bot["build"] == "."
         env = bot["environment"]
@@ -243,7 +249,7 @@ def test_prometheus_reads_the_alerts_and_scrapes_every_replica() -> None:
     (job,) = (job for job in config["scrape_configs"] if job["job_name"] == "mjbot")
     assert job["metrics_path"] == "/metrics"
     targets = {target for group in job["static_configs"] for target in group["targets"]}
-    assert targets == {f"{name}:8080" for name in BOT_SERVICES}
+    assert targets == {f"{name}:8080" for name in replicas()}
 
 
 def test_every_alert_says_what_to_do_and_has_a_promtool_case() -> None:
@@ -280,7 +286,7 @@ def passed(path: str, patterns: list[str]) -> bool:
 
 def test_the_proxy_passes_webhooks_and_mini_apps_but_not_metrics() -> None:
     patterns, upstreams = caddy_routes()
-    assert set(upstreams) == {f"{name}:8080" for name in BOT_SERVICES}
+    assert set(upstreams) == {f"{name}:8080" for name in replicas()}
     for path in (
         TELEGRAM_WEBHOOK_PREFIX + "0123abcd",
         USERAPI_WEBHOOK_PREFIX + "0123abcd",
