@@ -19,6 +19,8 @@ from aiogram.types import TelegramObject, Update
 from bot.runtime.logs import log_context
 from bot.runtime.metrics import TELEGRAM_REQUEST_SECONDS, TELEGRAM_REQUESTS, UPDATES
 
+OUTCOMES = ("ok", "error", "429")
+
 
 class MeteredRequests(BaseRequestMiddleware):
     """Count every attempt by method and outcome, and time it (the innermost middleware).
@@ -26,6 +28,9 @@ class MeteredRequests(BaseRequestMiddleware):
     Innermost, so a retried request counts once per attempt and the wait for the rate limit
     is not part of its time.
     """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
 
     async def __call__(
         self,
@@ -35,6 +40,12 @@ class MeteredRequests(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         """Make the request, noting how it went."""
         name = method.__api_method__
+        if name not in self._seen:
+            # Every outcome of a method exists from its first call, at 0: Prometheus'
+            # increase() can't see the first 429 of a series that starts at 1.
+            self._seen.add(name)
+            for outcome in OUTCOMES:
+                TELEGRAM_REQUESTS.labels(name, outcome)
         started = time.monotonic()
         outcome = "error"
         try:
