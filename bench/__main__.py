@@ -82,6 +82,8 @@ class Bench:
     ) -> None:
         self.tg, self.sim, self.webhooks, self.defaults = tg, sim, webhooks, defaults
         self.database_url = database_url
+        # Settings over the phase's own (replicas: Redis, the proxy's address).
+        self.env: dict[str, str] = {}
         self.log = workdir / "bot-defaults.log"
         self.port = free_port()
         self.db = workdir / f"bot-{'wh' if webhooks else 'poll'}.sqlite3"
@@ -118,6 +120,7 @@ class Bench:
             env["PUBLIC_URL"] = f"http://127.0.0.1:{self.port}"
         else:
             env.pop("PUBLIC_URL", None)
+        env.update(self.env)
         # The bot is a separate process so its CPU and memory are its own.
         # On the defaults the log is kept, to count "not found" errors in it.
         log = self.log.open("ab") if self.defaults else None
@@ -501,6 +504,14 @@ async def main(out: Path, only: str | None) -> None:
     figures: dict[str, Any] = previous_figures(out) if only else {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        if only in (None, "replicas"):
+            from bench.replicas import replicas_phases
+
+            figures["replicas"] = await replicas_phases(tg, workdir)
+            if only == "replicas":
+                await tg.stop()
+                write_report(out, figures)
+                return
         if only in (None, "postgresql"):
             figures["postgresql_ingest"] = await postgresql_ingest(tg, workdir)
             print("postgresql ingest", figures["postgresql_ingest"], flush=True)
@@ -565,6 +576,38 @@ def machine() -> str:
         platform.processor(),
     )
     return f"{os.cpu_count()} cores ({cpu}), {mem} MB RAM, Python {platform.python_version()}"
+
+
+def replica_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The two-replica phases' lines of the report."""
+    ingest_rate, backlog_run, fail = r["ingest"], r["backlog"], r["failover"]
+    return [
+        (
+            "2 replicas (PostgreSQL + Redis): webhooks acknowledged/s, each / together",
+            " + ".join(f"{n:.0f}" for n in ingest_rate["per_replica"])
+            + f" = {ingest_rate['combined_per_s']:.0f}",
+            "-",
+        ),
+        (
+            "2 replicas: backlog messages/s (all counted calls, both)",
+            f"{backlog_run['messages_per_s']:.1f}",
+            ">= 28",
+        ),
+        (
+            "2 replicas: backlog done -> photo p50 / p99",
+            f"{backlog_run['done_to_photo_p50_ms']:.0f} / "
+            f"{backlog_run['done_to_photo_p99_ms']:.0f} ms",
+            "-",
+        ),
+        ("2 replicas: backlog 429s received", str(backlog_run["429s"]), "0"),
+        (
+            "2 replicas: kill -9 the leader mid-delivery: last result after",
+            f"{fail['last_result_after_kill_s']:.1f} s "
+            f"({fail['delivered']} of {fail['results']} delivered, "
+            f"{fail['duplicates']} twice)",
+            "<= 30 s",
+        ),
+    ]
 
 
 def write_report(out: Path, f: dict[str, Any]) -> None:
@@ -644,6 +687,8 @@ def write_report(out: Path, f: dict[str, Any]) -> None:
                 "-",
             )
         )
+    if "replicas" in f:
+        rows += replica_rows(f["replicas"])
     table = "\n".join(f"| {a} | {v} | {t} |" for a, v, t in rows)
     text = f"""# Benchmarks
 
@@ -675,7 +720,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument(
         "--only",
-        choices=["default_cap", "postgresql"],
+        choices=["default_cap", "postgresql", "replicas"],
         help="run one phase; keep the others' last figures",
     )
     args = parser.parse_args()

@@ -323,9 +323,14 @@ class TaskRepo(TaskClaims):
         return [TaskRecord.from_row(row) for row in rows]
 
     async def undelivered(self) -> list[TaskRecord]:
-        """Finished tasks whose outcome has not reached the chat yet."""
+        """Finished tasks whose outcome has not reached the chat, and nobody alive delivers."""
+        # A delivery under a live claim is under way: only one whose claim expired (its
+        # process died) is anyone's to take, as `claim_delivery` decides.
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE delivery IN ('pending', 'sending') ORDER BY id"
+            """SELECT * FROM tasks WHERE delivery = 'pending' OR (delivery = 'sending'
+                   AND (claim_expires IS NULL OR claim_expires < :now))
+               ORDER BY id""",
+            {"now": time.time()},
         )
         return [TaskRecord.from_row(row) for row in rows]
 

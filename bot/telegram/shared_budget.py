@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # A request whose answer never comes (its replica died) stops counting after this long.
 IN_FLIGHT_CAP = 30.0
+# A limit full of requests not answered yet frees when one is: asked again after this long.
+IN_FLIGHT_PAUSE = 0.05
 # Between two asks for a slot: not less (Redis is asked again), not more (a slot is missed).
 MIN_PAUSE, MAX_PAUSE = 0.005, 0.5
 # A Redis outage is reported at most this often.
@@ -34,7 +36,8 @@ WARN_EVERY = 60.0
 
 # KEYS: global window, global hold, chat bucket, chat hold, group window, group hold.
 # ARGV: request id, has chat (0/1), is group (0/1), chat rate, chat burst, chat need,
-#       group window, group most, group need, global window, global most, global need, cap.
+#       group window, group most, group need, global window, global most, global need, cap,
+#       the pause while the limit is full of requests still waiting for their answer.
 # Returns "0" when the request may go (it is counted), else the seconds to wait.
 _TAKE = """
 local t = redis.call('TIME')
@@ -48,17 +51,20 @@ local function held(key)
   if untill > now then wait = math.max(wait, untill - now) end
 end
 
-local function window_wait(key, most, need)
+local function window_wait(key, window, most, need)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   local short = redis.call('ZCARD', key) + math.min(need, most) - most
   if short > 0 then
     local item = redis.call('ZRANGE', key, short - 1, short - 1, 'WITHSCORES')
-    wait = math.max(wait, tonumber(item[2]) - now)
+    local frees = tonumber(item[2]) - now
+    -- Still in flight (no answer yet): its window starts when it is answered; look again soon.
+    if frees > window then frees = tonumber(ARGV[14]) end
+    wait = math.max(wait, frees)
   end
 end
 
 held(KEYS[2])
-window_wait(KEYS[1], tonumber(ARGV[11]), tonumber(ARGV[12]))
+window_wait(KEYS[1], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]))
 local tokens, rate, burst
 if has_chat then
   held(KEYS[4])
@@ -71,7 +77,7 @@ if has_chat then
   if tokens < need - 1e-9 then wait = math.max(wait, (need - tokens) / rate) end
   if is_group then
     held(KEYS[6])
-    window_wait(KEYS[5], tonumber(ARGV[8]), tonumber(ARGV[9]))
+    window_wait(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))
   end
 end
 if wait > 0 then return tostring(wait) end
@@ -152,6 +158,7 @@ class SharedBudget:
             limits.global_most,
             1 + reserves["global"],
             IN_FLIGHT_CAP,
+            IN_FLIGHT_PAUSE,
         ]
         while True:
             try:
