@@ -175,6 +175,20 @@ def _to(chat_id: int) -> Callable[[ApiCall], bool]:
     return lambda call: call.ok and int(call.params["chat_id"]) == chat_id
 
 
+def failed_by_kind(calls: list[ApiCall]) -> dict[str, int]:
+    """Failed Telegram calls counted by method and error, most frequent first."""
+    kinds: dict[str, int] = {}
+    for call in calls:
+        if call.ok:
+            continue
+        description = str(call.response.get("description", call.status))
+        # "Bad Request: message is not modified: specified new ..." -> "message is not modified"
+        reason = description.removeprefix("Bad Request: ").split(":", 1)[0]
+        kind = f"{call.method}: {reason}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
+
+
 def store(sim: Simulator, name: str, data: bytes) -> str:
     sim._files[name] = _StoredFile(data, "image/png")
     return f"{sim.base_url}/cdn/{name}"
@@ -270,7 +284,7 @@ async def backlog(bench: Bench) -> dict[str, Any]:
         timeout=300,
     )
     url = store(bench.sim, "backlog.png", png_of_size(1 * MB))
-    refused_before = len(bench.tg.refused)
+    refused_before, calls_before = len(bench.tg.refused), len(bench.tg.requests)
     photos_before = len([c for c in bench.tg.calls("sendPhoto") if c.ok])
     started = time.monotonic()
     async with aiohttp.ClientSession() as http:
@@ -279,6 +293,9 @@ async def backlog(bench: Bench) -> dict[str, Any]:
         "sendPhoto", lambda c: c.ok, count=photos_before + 300, timeout=600
     )
     drain = last.at - started
+    # The status messages' removal follows each result: let it land before counting calls.
+    await asyncio.sleep(1.0)
+    calls = bench.tg.requests[calls_before:]
     sent = [t for t, _n, _c in bench.tg.counted if started <= t <= last.at]
     return {
         "results": 300,
@@ -294,6 +311,9 @@ async def backlog(bench: Bench) -> dict[str, Any]:
                 for c in bench.tg.refused[refused_before:]
             }
         ),
+        "telegram_calls": len(calls),
+        "failed_calls": sum(1 for c in calls if not c.ok),
+        "failed_by_kind": failed_by_kind(calls),
     }
 
 
@@ -350,6 +370,8 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
             timeout=900,
         )
         elapsed = results.at - started
+        # Each result is followed by its status message's removal: let the last ones land.
+        await asyncio.sleep(1.0)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
@@ -377,6 +399,7 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
         if c.method == "editMessageText" and "in the queue" in str(c.params.get("text"))
     ]
     log = bench.log.read_text(errors="replace") if bench.log.exists() else ""
+    calls = tg.requests[calls_before:]
     return {
         "jobs": 300,
         "chats": 100,
@@ -396,6 +419,9 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
         "notice_edits": len(edits),
         "429s": len(tg.refused) - refused_before,
         "not_found_in_log": log.lower().count("not found"),
+        "telegram_calls": len(calls),
+        "failed_calls": sum(1 for c in calls if not c.ok),
+        "failed_by_kind": failed_by_kind(calls),
         "peak_rss_mb": peak,
     }
 
@@ -610,6 +636,15 @@ def replica_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def failed_row(phase: dict[str, Any]) -> str:
+    """Failed calls of a phase, of all its calls, and by kind ("-" before they were counted)."""
+    if "failed_calls" not in phase:
+        return "-"
+    kinds = "; ".join(f"{n} {kind}" for kind, n in phase["failed_by_kind"].items())
+    counts = f"{phase['failed_calls']} of {phase['telegram_calls']}"
+    return f"{counts} ({kinds})" if kinds else counts
+
+
 def write_report(out: Path, f: dict[str, Any]) -> None:
     d = f["default_cap"]
     i, l1, l7, b, p, pk = (
@@ -644,6 +679,7 @@ def write_report(out: Path, f: dict[str, Any]) -> None:
             f"{d['429s']} / {d['not_found_in_log']}",
             "0 / 0",
         ),
+        ("defaults: failed Telegram calls, of all", failed_row(d), "<= 3"),
         ("(cap lifted below) webhooks acknowledged/s", f"{i['per_second']:.0f}", ">= 2,000"),
         ("webhook ack p50 / p99", f"{i['p50_ms']:.1f} / {i['p99_ms']:.1f} ms", "p99 < 20 ms"),
         (
@@ -657,6 +693,7 @@ def write_report(out: Path, f: dict[str, Any]) -> None:
         ("backlog: results/s", f"{b['results_per_s']:.1f}", "-"),
         ("backlog: 429s received", str(b["429s"]), "0"),
         ("backlog: time to drain 300 results", f"{b['drain_s']:.1f} s", "-"),
+        ("backlog: failed Telegram calls, of all", failed_row(b), "<= 3"),
         ("polling: /status requests/s (1,000 tasks)", f"{p['status_per_s']:.1f}", "<= 20"),
         (
             "polling: done -> photo, p50 / max",

@@ -241,7 +241,7 @@ def build_jobs(
         gate=policy,
         max_concurrent=settings.max_concurrent_jobs,
         accounts=settings.userapi_accounts,
-        queue_view=TelegramQueueNotices(bot, i18n, tasks),
+        queue_view=TelegramQueueNotices(bot, i18n, tasks, view.edits),
         observer=alerts,
         webhooks=webhooks,
     )
