@@ -400,6 +400,9 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
     ]
     log = bench.log.read_text(errors="replace") if bench.log.exists() else ""
     calls = tg.requests[calls_before:]
+    # Once every result is out, a chat should hold the results alone: a notice or status
+    # message still there was posted or left behind by mistake.
+    left = [m for chat in chats for m in tg.bot_messages(chat) if "reply_markup" not in m]
     return {
         "jobs": 300,
         "chats": 100,
@@ -422,6 +425,7 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
         "telegram_calls": len(calls),
         "failed_calls": sum(1 for c in calls if not c.ok),
         "failed_by_kind": failed_by_kind(calls),
+        "left_in_chats": len(left),
         "peak_rss_mb": peak,
     }
 
@@ -680,6 +684,11 @@ def write_report(out: Path, f: dict[str, Any]) -> None:
             "0 / 0",
         ),
         ("defaults: failed Telegram calls, of all", failed_row(d), "<= 3"),
+        (
+            "defaults: status messages left in chats after the results",
+            str(d.get("left_in_chats", "-")),
+            "0",
+        ),
         ("(cap lifted below) webhooks acknowledged/s", f"{i['per_second']:.0f}", ">= 2,000"),
         ("webhook ack p50 / p99", f"{i['p50_ms']:.1f} / {i['p99_ms']:.1f} ms", "p99 < 20 ms"),
         (
