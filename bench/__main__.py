@@ -401,8 +401,19 @@ async def default_cap(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
     log = bench.log.read_text(errors="replace") if bench.log.exists() else ""
     calls = tg.requests[calls_before:]
     # Once every result is out, a chat should hold the results alone: a notice or status
-    # message still there was posted or left behind by mistake.
-    left = [m for chat in chats for m in tg.bot_messages(chat) if "reply_markup" not in m]
+    # message of this phase still there was posted or left behind by mistake. (Earlier phases
+    # may have left their own in the same chats, stopped mid-job on purpose.)
+    posted = {
+        (int(c.params["chat_id"]), int(c.result["message_id"]))
+        for c in calls
+        if c.ok and c.method.startswith("send") and isinstance(c.result, dict)
+    }
+    left = [
+        m
+        for chat in chats
+        for m in tg.bot_messages(chat)
+        if (chat, m["message_id"]) in posted and "reply_markup" not in m
+    ]
     return {
         "jobs": 300,
         "chats": 100,
