@@ -249,6 +249,10 @@ class RateLimiter:
         try:
             if self.shared is not None:
                 shared = await self.shared.acquire(chat_id, self._reserves(level))
+                go = _go.get()
+                if go is not None and not go():
+                    # It waited for the replicas' budget too: still worth sending?
+                    raise UnwantedError
             yield
         finally:
             if self.shared is not None:

@@ -11,6 +11,7 @@ from aiogram import Bot
 from redis.asyncio import Redis
 
 from bot.playground.emulator import LimitedTelegram
+from bot.telegram.edits import Edit, EditPlan, look
 from bot.telegram.rate_windows import Scope
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.session import create_session
@@ -112,3 +113,25 @@ async def test_without_redis_requests_go_on_under_local_limits(
         assert len(warnings) == 1, "one warning, not one per request"
     finally:
         await gone.aclose()
+
+
+async def test_an_edit_that_waited_for_the_replicas_budget_is_dropped_if_moot(
+    limited: LimitedTelegram, redis: Redis
+) -> None:
+    bot = replica(limited, redis)
+    plan = EditPlan(bot)
+    chat_id = int(limited.private_chat(limited.user(71_000, "Ann"))["id"])
+    try:
+        sent = await bot.send_message(chat_id, "⏳ Queued")
+        plan.sent(chat_id, sent.message_id, look("⏳ Queued"))
+        # Another replica got a 429 for this chat: every replica holds it back for a second.
+        await SharedBudget(redis, bot.id, Limits().scaled(SCALE)).retry_after(chat_id, 1.0)
+        started = asyncio.get_running_loop().time()
+        edit = asyncio.create_task(plan.edit_text(chat_id, sent.message_id, "🎨 10%"))
+        await asyncio.sleep(0.3)  # past this replica's own limiter, waiting for the budget
+        await plan.delete(chat_id, sent.message_id)
+        assert await asyncio.wait_for(edit, 5) is Edit.GONE
+        assert asyncio.get_running_loop().time() - started >= 0.9, "it waited for the budget"
+        assert limited.calls("editMessageText") == []
+    finally:
+        await bot.session.close()
