@@ -641,6 +641,7 @@ def replica_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             "-",
         ),
         ("2 replicas: backlog 429s received", str(backlog_run["429s"]), "0"),
+        ("2 replicas: backlog failed Telegram calls, of all", failed_row(backlog_run), "<= 3"),
         (
             "2 replicas: kill -9 the leader mid-delivery: last result after",
             f"{fail['last_result_after_kill_s']:.1f} s "

@@ -19,7 +19,17 @@ from typing import Any
 
 import aiohttp
 
-from bench.__main__ import KEY, MB, Bench, done_body, ingest, pct, png_of_size, store
+from bench.__main__ import (
+    KEY,
+    MB,
+    Bench,
+    done_body,
+    failed_by_kind,
+    ingest,
+    pct,
+    png_of_size,
+    store,
+)
 from bot.playground.emulator import LimitedTelegram
 from bot.userapi.simulator import Simulator, SimulatorConfig
 from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
@@ -107,7 +117,7 @@ async def backlog_through(
         timeout=300,
     )
     url = store(starter.sim, "replicas.png", png_of_size(1 * MB))
-    refused_before = len(tg.refused)
+    refused_before, calls_before = len(tg.refused), len(tg.requests)
     photos_before = len([c for c in tg.calls("sendPhoto") if c.ok])
     hook = hook_of(proxy.url, tg)
     posted: dict[int, float] = {}
@@ -125,6 +135,9 @@ async def backlog_through(
     photos = [c for c in tg.calls("sendPhoto") if c.ok][photos_before:]
     lag = [c.at - posted[int(c.params["chat_id"])] for c in photos]
     sent = [t for t, _n, _c in tg.counted if started <= t <= last.at]
+    # The status messages' removal follows each result: let it land before counting calls.
+    await asyncio.sleep(1.0)
+    calls = tg.requests[calls_before:]
     return {
         "results": 300,
         "drain_s": drain,
@@ -132,6 +145,9 @@ async def backlog_through(
         "done_to_photo_p50_ms": pct(lag, 50),
         "done_to_photo_p99_ms": pct(lag, 99),
         "429s": len(tg.refused) - refused_before,
+        "telegram_calls": len(calls),
+        "failed_calls": sum(1 for c in calls if not c.ok),
+        "failed_by_kind": failed_by_kind(calls),
     }
 
 
