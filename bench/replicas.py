@@ -93,7 +93,7 @@ async def replicas_phases(tg: LimitedTelegram, workdir: Path) -> dict[str, Any]:
 
 
 async def started_and_shown(
-    starter: Bench, chats: list[int], prompt: str, *, timeout: float
+    starter: Bench, chats: list[int], prompt: str, *, within: float
 ) -> list[str]:
     """One /imagine per chat, held at the API, each with its status message in its chat."""
     hashes = await starter.imagine_many(chats, prompt)
@@ -101,7 +101,7 @@ async def started_and_shown(
         "sendMessage",
         lambda c: c.ok and prompt in str(c.params.get("text")),
         count=len(chats),
-        timeout=timeout,
+        timeout=within,
     )
     return hashes
 
@@ -123,7 +123,7 @@ async def backlog_through(
     """300 results from 100 chats (20 groups) at once, their webhooks spread over both."""
     chats = [7_000_000 + n for n in range(80)] + [-7_000_000 - n for n in range(20)]
     order = [chats[i % len(chats)] for i in range(300)]
-    hashes = await started_and_shown(starter, order, "replicas backlog", timeout=300)
+    hashes = await started_and_shown(starter, order, "replicas backlog", within=300)
     url = store(starter.sim, "replicas.png", png_of_size(1 * MB))
     refused_before, calls_before = len(tg.refused), len(tg.requests)
     photos_before = len([c for c in tg.calls("sendPhoto") if c.ok])
@@ -163,7 +163,7 @@ async def failover(tg: LimitedTelegram, replicas: list[Bench]) -> dict[str, Any]
     """100 results handed to one replica, which is killed (-9) while it delivers them."""
     doomed, survivor = replicas
     chats = [8_000_000 + n for n in range(100)]
-    hashes = await started_and_shown(survivor, chats, "failover", timeout=120)
+    hashes = await started_and_shown(survivor, chats, "failover", within=120)
     url = store(survivor.sim, "failover.png", png_of_size(1 * MB))
     photos_before = len([c for c in tg.calls("sendPhoto") if c.ok])
     hook = hook_of(f"http://127.0.0.1:{doomed.port}", tg)
