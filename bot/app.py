@@ -42,10 +42,11 @@ from bot.runtime.metrics import UP_SINCE, WEBHOOKS_CONFIGURED, QueueGauges, watc
 from bot.runtime.redact import RedactSecrets
 from bot.runtime.redact import uninstall as uninstall_redaction
 from bot.telegram.i18n import build_i18n
-from bot.telegram.menus import set_admin_menus, set_command_menus
+from bot.telegram.menus import set_admin_menus, set_command_menus, set_menu_button
 from bot.telegram.ratelimit import RateLimiter
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator
+from bot.web.gallery import gallery_url
 from bot.web.server import Readiness, derive_secret
 from bot.web.updates import CommittedUpdates
 from handlers.admin.texts import admin_commands
@@ -249,7 +250,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     readiness = Readiness(checks={"database": db.ping})
     if redis is not None:
         readiness.checks["redis"] = redis.ping
-    web_app = build_web(settings, jobs, client, tasks, policy, i18n, readiness)
+    web_app = build_web(settings, jobs, client, tasks, policy, i18n, readiness, bot, user_settings)
     updates = await connect_telegram_updates(settings, bot, dispatcher, web_app, UpdateInbox(db))
     runner = await serve(settings, web_app, stack)
     poller = build_poller(settings, tasks, client, jobs, alerts)
@@ -278,6 +279,7 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     )
     await set_command_menus(bot, i18n, payments.enabled)
     await set_admin_menus(bot, i18n, settings.admin_ids, admin_commands, payments.enabled)
+    await set_menu_button(bot, i18n, gallery_url(b) if (b := settings.mini_app_base) else None)
     await go_live(app)
     return app
 

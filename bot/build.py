@@ -38,6 +38,8 @@ from bot.telegram.session import StartupError, create_session, wait_for_telegram
 from bot.telegram.shared_budget import SharedBudget
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
+from bot.web.gallery import GalleryApp
+from bot.web.pictures import Pictures
 from bot.web.region import RegionApp
 from bot.web.server import (
     TELEGRAM_WEBHOOK_PREFIX,
@@ -350,8 +352,10 @@ def build_web(
     policy: Policy,
     i18n: I18n,
     readiness: Readiness,
+    bot: Bot,
+    user_settings: UserSettingsRepo,
 ) -> web.Application:
-    """The HTTP server's routes: health, readiness, metrics, userapi's webhook, the Mini App."""
+    """The HTTP server's routes: health, readiness, metrics, userapi's webhook, the Mini Apps."""
     token = settings.bot_token.get_secret_value()
     web_app = build_web_app(
         jobs=jobs,
@@ -369,5 +373,16 @@ def build_web(
         max_age=settings.webapp_max_age,
         i18n=i18n,
         policy=policy,
+    ).register(web_app)
+    GalleryApp(
+        jobs=jobs,
+        tasks=tasks,
+        user_settings=user_settings,
+        pictures=Pictures(bot, client),
+        token=token,
+        max_age=settings.webapp_max_age,
+        i18n=i18n,
+        policy=policy,
+        allowed_speeds=tuple(settings.allowed_speeds),
     ).register(web_app)
     return web_app

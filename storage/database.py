@@ -56,6 +56,11 @@ def database_url(url: str | None, path: Path | str) -> sa.URL:
     raise ValueError(f"DATABASE_URL must be postgresql:// or sqlite://, not {parsed.drivername}")
 
 
+def holding(word: str) -> str:
+    """A LIKE pattern (with ESCAPE '!') for text holding `word`, its `%` and `_` literal."""
+    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
 # How text() finds `:name` in SQL (SQLAlchemy's own pattern), to type only what is used.
 _BIND_NAME = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
 

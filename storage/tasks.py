@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from storage.claims import CLAIM_SECONDS, TaskClaims
-from storage.database import Row
+from storage.database import Row, holding
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -65,6 +65,8 @@ class TaskRecord:
     request: str | None = None
     # When the API accepted the job (its hash came back); None before that and for old rows.
     sent_at: float | None = None
+    # When the user removed it from their gallery and /history; None while shown.
+    hidden_at: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -354,6 +356,28 @@ class TaskRepo(TaskClaims):
         )
         return [TaskRecord.from_row(row) for row in rows]
 
+    async def gallery(
+        self, user_id: int, *, words: list[str], offset: int, limit: int
+    ) -> list[TaskRecord]:
+        """A user's shown still results with a file id, prompt holding every word, newest first."""
+        match = "".join(f" AND LOWER(prompt) LIKE :w{n} ESCAPE '!'" for n in range(len(words)))
+        rows = await self._db.fetch_all(
+            f"""SELECT * FROM tasks WHERE user_id = :user_id AND result_file_id IS NOT NULL
+                  AND hidden_at IS NULL AND type <> 'animate'{match}
+                ORDER BY id DESC LIMIT :limit OFFSET :offset""",
+            {f"w{n}": holding(word.lower()) for n, word in enumerate(words)}
+            | {"user_id": user_id, "limit": limit, "offset": offset},
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def hide(self, task_id: int, user_id: int) -> bool:
+        """Remove a user's own task from their gallery and /history; False if not theirs."""
+        changed = await self._db.execute(
+            "UPDATE tasks SET hidden_at = :now WHERE id = :id AND user_id = :user_id",
+            {"now": time.time(), "id": task_id, "user_id": user_id},
+        )
+        return changed == 1
+
     async def child(self, parent_id: int, action: str) -> TaskRecord | None:
         """The newest task started from a parent by a given action, if any."""
         row = await self._db.fetch_one(
@@ -369,7 +393,7 @@ class TaskRepo(TaskClaims):
         """A user's newest tasks started in one chat, newest first."""
         rows = await self._db.fetch_all(
             """SELECT * FROM tasks WHERE user_id = :user_id AND chat_id = :chat_id
-               ORDER BY id DESC LIMIT :limit""",
+                 AND hidden_at IS NULL ORDER BY id DESC LIMIT :limit""",
             {"user_id": user_id, "chat_id": chat_id, "limit": limit},
         )
         return [TaskRecord.from_row(row) for row in rows]

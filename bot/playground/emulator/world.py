@@ -84,6 +84,8 @@ class World:
         self._file_counter = itertools.count(1)
         self._callbacks: dict[str, JSONDict | None] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        # setChatMenuButton: by chat id, None for the default every private chat shows.
+        self.menu_buttons: dict[int | None, JSONDict] = {}
         self._failures: dict[str, deque[Failure]] = {}
         self._drops: dict[str, int] = {}
         self._lost_answers: dict[str, int] = {}
