@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -186,3 +187,102 @@ async def test_browse_open_rerun_act_share_and_remove(bot: BotHarness) -> None:
     history = await ann.text_reply("Your recent jobs")
     assert HARBOUR not in str(history.params["text"]) and FOX in str(history.params["text"])
     ann.assert_token_never_sent()
+
+
+async def test_forged_stale_or_foreign_init_data_is_refused(bot: BotHarness) -> None:
+    ann = ImageUser(bot)
+    await imagine(ann, HARBOUR, 1)
+    async with aiohttp.ClientSession() as http:
+        task_id = (await listing(http, bot, ann))["items"][0]["id"]
+        user = {"id": ann.user["id"], "first_name": "Ann"}
+        good = sign_init_data(bot.tg.token, user)
+        forged = sign_init_data("999999:not-the-token", user)
+        stale = sign_init_data(bot.tg.token, user, auth_date=int(time.time()) - 2 * 86400)
+        stranger = sign_init_data(bot.tg.token, {"id": 4242, "first_name": "Eve"})
+        tampered = good.replace("Ann", "Eve")
+        requests_before = len(ann.sim.requests)
+        for init_data in (forged, stale, tampered, "", None):
+            headers = {} if init_data is None else {"Authorization": f"tma {init_data}"}
+            async with http.get(api(bot), headers=headers) as response:
+                assert response.status == 403, init_data
+            for path in ("", "/thumb", "/image"):
+                async with http.get(api(bot, f"/{task_id}{path}"), headers=headers) as response:
+                    assert response.status == 403
+        for init_data in (forged, stale, stranger, tampered):
+            headers = {"Authorization": f"tma {init_data}"}
+            for path in ("/rerun", "/action", "/hide"):
+                body = {"key": "upscale:1"}
+                async with http.post(
+                    api(bot, f"/{task_id}{path}"), json=body, headers=headers
+                ) as response:
+                    assert response.status == 403, (init_data, path)
+            for path in ("", "/thumb", "/image"):
+                async with http.get(api(bot, f"/{task_id}{path}"), headers=headers) as response:
+                    assert response.status == 403
+        # Eve, signed in properly, sees an empty gallery; an id that doesn't exist is a 403 too.
+        eve = {"Authorization": f"tma {stranger}"}
+        async with http.get(api(bot), headers=eve) as response:
+            assert (await response.json())["items"] == []
+        async with http.get(api(bot, "/999999/thumb"), headers=signed(bot, ann)) as response:
+            assert response.status == 403
+        assert (await listing(http, bot, ann))["items"][0]["id"] == task_id
+    assert len(ann.sim.requests) == requests_before  # nothing reached the API
+    assert bot.app is not None
+    task = await bot.app.tasks.get(task_id)
+    assert task is not None and task.hidden_at is None
+
+
+async def test_pages_search_and_cached_images(bot: BotHarness) -> None:
+    ann = ImageUser(bot)
+    prompts = [HARBOUR, FOX, "a harbour cat 100% cute", "neon city at night", "Harbour lights"]
+    for count, prompt in enumerate(prompts, 1):
+        await imagine(ann, prompt, count)
+    async with aiohttp.ClientSession() as http:
+        everything = (await listing(http, bot, ann, limit="50"))["items"]
+        ids = [item["id"] for item in everything]
+        assert len(ids) == 5 and ids == sorted(ids, reverse=True)
+        paged: list[int] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await listing(http, bot, ann, limit="2", offset=str(offset))
+            assert len(page["items"]) <= 2
+            paged += [item["id"] for item in page["items"]]
+            offset = page["next_offset"]
+        assert paged == ids
+
+        def found(page: dict[str, Any]) -> list[str]:
+            return [item["prompt"].split(" --")[0] for item in page["items"]]
+
+        assert found(await listing(http, bot, ann, q="HARBOUR")) == [
+            "Harbour lights",
+            "a harbour cat 100% cute",
+            HARBOUR,
+        ]
+        assert found(await listing(http, bot, ann, q="harbour cat")) == ["a harbour cat 100% cute"]
+        assert found(await listing(http, bot, ann, q="100%")) == ["a harbour cat 100% cute"]
+        assert found(await listing(http, bot, ann, q="1_0")) == []  # `_` is no wildcard
+        assert found(await listing(http, bot, ann, q="zebra")) == []
+        texts = (await listing(http, bot, ann))["texts"]
+        assert texts["search"] == "Search your prompts"
+
+        # Images: private to the browser, revalidated by ETag without sending them again.
+        thumb = api(bot, f"/{ids[0]}/thumb")
+        async with http.get(thumb, headers=signed(bot, ann)) as response:
+            assert response.status == 200 and response.content_type == "image/jpeg"
+            assert response.headers["Cache-Control"].startswith("private")
+            assert response.headers["Vary"] == "Authorization"
+            tag = response.headers["ETag"]
+            small = await response.read()
+        again = signed(bot, ann) | {"If-None-Match": tag}
+        async with http.get(thumb, headers=again) as response:
+            assert response.status == 304 and await response.read() == b""
+        # Once the API's link has expired, Telegram's copy still serves the full image.
+        bot.sim._files.clear()
+        downloads = bot.tg.file_downloads
+        async with http.get(api(bot, f"/{ids[1]}/image"), headers=signed(bot, ann)) as response:
+            assert response.status == 200
+            assert len(await response.read()) > len(small)
+        assert bot.tg.file_downloads == downloads + 1
+        bad = {"offset": "x"}
+        async with http.get(api(bot), params=bad, headers=signed(bot, ann)) as response:
+            assert response.status == 400
