@@ -286,3 +286,25 @@ async def test_pages_search_and_cached_images(bot: BotHarness) -> None:
         bad = {"offset": "x"}
         async with http.get(api(bot), params=bad, headers=signed(bot, ann)) as response:
             assert response.status == 400
+
+
+async def test_without_https_or_in_a_group_the_gallery_says_where_it_opens(
+    webhook_harness: BotHarness,
+) -> None:
+    # PUBLIC_URL is plain HTTP here: Telegram would refuse a Mini App button.
+    bot = webhook_harness
+    ann = ImageUser(bot)
+    assert bot.tg.menu_buttons[None] == {"type": "default"}
+    ann.send("/gallery")
+    reply = await ann.text_reply("HTTPS")
+    assert "reply_markup" not in reply.params
+    group = bot.tg.group_chat(-100777, "Friends")
+    bot.overrides["webapp_url"] = f"https://127.0.0.1:{bot.port}"
+    await bot.stop()
+    await bot.start()
+    assert bot.tg.menu_buttons[None]["type"] == "web_app"
+    bot.tg.send_message(group, ann.user, "/gallery")
+    said = await bot.tg.wait_for(
+        "sendMessage", lambda c: c.ok and int(c.params["chat_id"]) == -100777, timeout=10
+    )
+    assert "private chat" in str(said.params["text"]) and "reply_markup" not in said.params
