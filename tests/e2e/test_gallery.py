@@ -11,7 +11,7 @@ import pytest
 
 from bot.playground.emulator.users import sign_init_data
 from tests.e2e.browser import chromium
-from tests.e2e.harness import BotHarness
+from tests.e2e.harness import BotHarness, until
 from tests.e2e.image_session import ImageUser
 
 # What telegram-web-app.js would give the page inside Telegram; the test plays Telegram and
@@ -64,7 +64,20 @@ def signed(bot: BotHarness, user: ImageUser | dict[str, Any]) -> dict[str, str]:
 async def imagine(user: ImageUser, prompt: str, count: int) -> dict[str, Any]:
     """Send a prompt and wait for its grid (the count-th result photo in the chat)."""
     user.send(f"/imagine {prompt}")
-    return await user.result_photo(count=count)
+    photo = await user.result_photo(count=count)
+    # The gallery lists a result once its delivery is stored, a moment after the photo.
+    app = user.bot.app
+    assert app is not None
+
+    async def stored() -> bool:
+        row = await app.db.fetch_one(
+            "SELECT COUNT(*) AS n FROM tasks WHERE delivery = 'delivered' AND user_id = :user",
+            {"user": user.user["id"]},
+        )
+        return row is not None and int(row["n"]) >= count
+
+    await until(stored, f"{count} results stored as delivered")
+    return photo
 
 
 async def listing(
