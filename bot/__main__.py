@@ -106,13 +106,10 @@ def main() -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log lines with time, level and source, at LOG_LEVEL."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every URL at INFO; Telegram URLs hold the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """Log lines with time, level and source, at LOG_LEVEL, as text or JSON (LOG_FORMAT)."""
+    from bot.runtime.logs import configure
+
+    configure(settings.log_level, settings.log_format)
 
 
 def serve(running: Coroutine[Any, Any, None]) -> None:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
-from aiogram.types import (
-    TelegramObject,
-)
-from aiogram.utils.i18n import I18n
+from aiogram import Bot, Dispatcher
 from aiohttp import web
 from redis.asyncio import Redis
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.build import (
     build_alerts,
@@ -31,46 +23,39 @@ from bot.build import (
     build_translator,
     build_userapi,
     build_view,
+    build_web,
     connect_telegram_updates,
     protect_secrets,
     serve,
 )
-from bot.config import Settings
+from bot.config import Settings, secret_value
 from bot.delivery.results import TelegramView
+from bot.dispatch import RunningHandlers, build_dispatcher
 from bot.jobs.poller import StatusPoller
 from bot.jobs.service import Jobs
 from bot.owner.alerts import Alerts
 from bot.owner.inline import tell_if_inline_off
 from bot.owner.retention import prune_daily
 from bot.prompts.translate import Translator
+from bot.runtime.background import every
 from bot.runtime.lease import Lease, RedisLease, SoleLease, while_leading
+from bot.runtime.metrics import UP_SINCE, WEBHOOKS_CONFIGURED, QueueGauges, watch_queue
 from bot.runtime.redact import RedactSecrets
 from bot.runtime.redact import uninstall as uninstall_redaction
 from bot.telegram.i18n import build_i18n
-from bot.telegram.menus import set_admin_menus, set_command_menus
+from bot.telegram.menus import set_admin_menus, set_command_menus, set_menu_button
 from bot.telegram.ratelimit import RateLimiter
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator
-from bot.web.region import RegionApp
-from bot.web.server import (
-    READY,
-    build_web_app,
-    derive_secret,
-)
+from bot.web.gallery import gallery_url
+from bot.web.server import Readiness, derive_secret
 from bot.web.updates import CommittedUpdates
-from handlers import get_routers
 from handlers.admin.texts import admin_commands
-from handlers.middlewares.access import AccessMiddleware
-from handlers.middlewares.language import UserLocaleMiddleware
 from storage.claims import CLAIM_RENEW, UpdateInbox
-from storage.database import Database, database_url
-from storage.fsm import DatabaseStorage
-from storage.prompts import PromptRequestRepo
+from storage.database import STORAGE_ERRORS, Database, database_url
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
-from storage.uploads import UploadRepo
 from storage.usage import UsageRepo
-from storage.users import UserRepo
 
 log = logging.getLogger(__name__)
 
@@ -81,39 +66,6 @@ HANDLER_GRACE_SECONDS = 5.0
 UPDATES_AT_ONCE = 64
 # With replicas, how often each one recounts the slots all of them hold.
 SLOT_SYNC_SECONDS = 1.0
-
-
-class RunningHandlers(BaseMiddleware):
-    """Knows the updates being handled, so a stop can wait for them (an outer middleware)."""
-
-    def __init__(self) -> None:
-        self._running: set[asyncio.Task[Any]] = set()
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        """Run the update's handlers, noting the task that runs them."""
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - aiogram always handles inside a task
-            return await handler(event, data)
-        self._running.add(task)
-        try:
-            return await handler(event, data)
-        finally:
-            self._running.discard(task)
-
-    async def finish(self, grace: float) -> None:
-        """Wait for running updates to end, then cancel those still running."""
-        running = {task for task in self._running if task is not asyncio.current_task()}
-        if not running:
-            return
-        _, late = await asyncio.wait(running, timeout=grace)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
 
 
 def _idle() -> asyncio.Event:
@@ -148,6 +100,10 @@ class App:
     stopping: bool = False
     redactor: RedactSecrets | None = None
     translator: Translator | None = None
+    readiness: Readiness = field(default_factory=Readiness)
+    redis: Redis | None = None
+    # Stops exporting this bot's queue gauges.
+    unwatch: Callable[[], None] = lambda: None
 
     async def wait(self) -> None:
         """Run until the Telegram side stops (polling ends, or forever with a webhook).
@@ -200,7 +156,8 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking work, finish what is running, and close every connection."""
-        self.stopping = True
+        self.stopping = self.readiness.stopping = True
+        self.unwatch()
         await self._stop_polling()
         self.poller.stop()
         # The leader's work (Telegram polling, the status poller) ends before anything closes.
@@ -236,6 +193,8 @@ class App:
         await self.bot.session.close()
         if self.simulator is not None:
             await self.simulator.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
         if self.redactor is not None:
             uninstall_redaction(self.redactor)
@@ -258,12 +217,12 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
     token = settings.bot_token.get_secret_value()
     # First of all: no record may carry the token or a key, a failing start's included.
     redactor = protect_secrets(settings, stack)
-    url = settings.database_url.get_secret_value() if settings.database_url else None
+    url = secret_value(settings.database_url)
     db = await Database.open(database_url(url, settings.database_path))
     stack.push_async_callback(db.close)
     redis = await build_redis(settings, stack)
     client, simulator = await build_userapi(settings, stack)
-    bot, limiter = await build_telegram(settings, stack)
+    bot, limiter = await build_telegram(settings, stack, redis)
     i18n = build_i18n()
     tasks = TaskRepo(db)
     user_settings = UserSettingsRepo(db)
@@ -289,16 +248,10 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         translator=translator,
         payments=payments,
     )
-    web_app = build_web_app(jobs=jobs, client=client, tasks=tasks, webhook_secret=webhook_secret)
-    RegionApp(
-        jobs=jobs,
-        tasks=tasks,
-        client=client,
-        token=token,
-        max_age=settings.webapp_max_age,
-        i18n=i18n,
-        policy=policy,
-    ).register(web_app)
+    readiness = Readiness(checks={"database": db.ping})
+    if redis is not None:
+        readiness.checks["redis"] = redis.ping
+    web_app = build_web(settings, jobs, client, tasks, policy, i18n, readiness, bot, user_settings)
     updates = await connect_telegram_updates(settings, bot, dispatcher, web_app, UpdateInbox(db))
     runner = await serve(settings, web_app, stack)
     poller = build_poller(settings, tasks, client, jobs, alerts)
@@ -322,28 +275,36 @@ async def _start(settings: Settings, stack: contextlib.AsyncExitStack) -> App:
         alerts=alerts,
         redactor=redactor,
         translator=translator,
+        readiness=readiness,
+        redis=redis,
     )
     await set_command_menus(bot, i18n, payments.enabled)
     await set_admin_menus(bot, i18n, settings.admin_ids, admin_commands, payments.enabled)
+    await set_menu_button(bot, i18n, gallery_url(b) if (b := settings.mini_app_base) else None)
     await tell_if_inline_off(bot, db, settings.admin_ids, i18n)
-    await go_live(app, web_app)
+    await go_live(app)
     return app
 
 
-async def go_live(app: App, web_app: web.Application) -> None:
+async def go_live(app: App) -> None:
     """Take up the work left by the last run, start the background loops, report ready."""
     if isinstance(app.lease, SoleLease):
         await app.jobs.recover(alone=True)
     else:
         if app.jobs.queue is not None:
             app.jobs.queue.shared = True
-        app.background.append(asyncio.create_task(share_slots(app.jobs)))
+        # Replicas: every second, count Midjourney's slots as all replicas' jobs hold them.
+        sync = every(SLOT_SYNC_SECONDS, app.jobs.sync_slots, survives=STORAGE_ERRORS)
+        app.background.append(asyncio.create_task(sync))
     # The leader's work (polling userapi and Telegram) runs in App.wait.
-    app.background.append(asyncio.create_task(keep_claims(app.tasks)))
+    # Claims are renewed for as long as this process runs (they expire if it dies).
+    renew = every(CLAIM_RENEW, app.tasks.renew_claims, survives=STORAGE_ERRORS)
+    app.background.append(asyncio.create_task(renew))
     app.background.append(asyncio.create_task(prune_daily(app.db, app.settings.retention_days)))
     if app.alerts is not None:
         app.background.append(asyncio.create_task(app.alerts.run()))
-    web_app[READY]["ready"] = True
+    app.unwatch = watch_metrics(app)
+    app.readiness.started = True
     log.info(
         "Bot started: Telegram by %s, task updates by %s",
         "webhook" if app.settings.telegram_webhook else "long polling",
@@ -351,50 +312,12 @@ async def go_live(app: App, web_app: web.Application) -> None:
     )
 
 
-async def keep_claims(tasks: TaskRepo) -> None:
-    """Renew this process's claims for as long as it runs (they expire if it dies)."""
-    while True:
-        await asyncio.sleep(CLAIM_RENEW)
-        await tasks.renew_claims()
-
-
-async def share_slots(jobs: Jobs) -> None:
-    """Replicas: every second, count Midjourney's slots as all replicas' jobs hold them."""
-    while True:
-        await asyncio.sleep(SLOT_SYNC_SECONDS)
-        try:
-            await jobs.sync_slots()
-        except (SQLAlchemyError, OSError) as error:
-            log.warning("Slots not synced: %s", error)
-
-
-def build_dispatcher(
-    db: Database,
-    redis: Redis | None,
-    handlers: RunningHandlers,
-    i18n: I18n,
-    **dependencies: Any,
-) -> Dispatcher:
-    """The dispatcher: the routers, the middlewares every update passes, and what handlers get."""
-    # Waiting states survive a restart: in the database, or in Redis where replicas share
-    # them (and take turns on one user's updates, so two replicas never interleave a flow).
-    storage: BaseStorage = DatabaseStorage(db)
-    isolation: BaseEventIsolation = SimpleEventIsolation()
-    if redis is not None:
-        storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
-        isolation = RedisEventIsolation(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
-    dispatcher = Dispatcher(
-        storage=storage,
-        events_isolation=isolation,
-        prompts=PromptRequestRepo(db),
-        users=UserRepo(db),
-        uploads=UploadRepo(db),
-        **dependencies,
-    )
-    dispatcher.update.outer_middleware(handlers)
-    dispatcher.include_routers(*get_routers())
-    UserLocaleMiddleware(i18n).setup(dispatcher)
-    access_middleware = AccessMiddleware()
-    dispatcher.message.outer_middleware(access_middleware)
-    dispatcher.callback_query.outer_middleware(access_middleware)
-    return dispatcher
+def watch_metrics(app: App) -> Callable[[], None]:
+    """Export what this bot's metrics read live; the function returned stops it."""
+    UP_SINCE.set(time.time())
+    WEBHOOKS_CONFIGURED.labels("userapi").set(1 if app.settings.public_url else 0)
+    WEBHOOKS_CONFIGURED.labels("telegram").set(1 if app.settings.telegram_webhook else 0)
+    queue = app.jobs.queue
+    if queue is None:  # no cap: nothing waits, and no slots are counted
+        return watch_queue(QueueGauges(dict, lambda: 0))
+    return watch_queue(QueueGauges(queue.in_flight, lambda: len(queue)))

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
-from bot.config import Settings
+from bot.config import Settings, secret_value
 from bot.delivery.notices import TelegramQueueNotices
 from bot.delivery.results import TelegramView
 from bot.jobs.poller import StatusPoller
@@ -35,9 +35,19 @@ from bot.runtime.redact import install as install_redaction
 from bot.runtime.redact import uninstall as uninstall_redaction
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.session import StartupError, create_session, wait_for_telegram
+from bot.telegram.shared_budget import SharedBudget
 from bot.userapi import UserAPIClient
 from bot.userapi.simulator import Simulator, SimulatorConfig
-from bot.web.server import TELEGRAM_WEBHOOK_PREFIX, USERAPI_WEBHOOK_PREFIX, derive_secret
+from bot.web.gallery import GalleryApp
+from bot.web.pictures import Pictures
+from bot.web.region import RegionApp
+from bot.web.server import (
+    TELEGRAM_WEBHOOK_PREFIX,
+    USERAPI_WEBHOOK_PREFIX,
+    Readiness,
+    build_web_app,
+    derive_secret,
+)
 from bot.web.updates import CommittedUpdates
 from storage.access import AccessRepo
 from storage.claims import UpdateInbox
@@ -59,6 +69,7 @@ def protect_secrets(settings: Settings, stack: contextlib.AsyncExitStack) -> Red
             settings.translate_api_key,
             settings.database_url,
             settings.redis_url,
+            settings.metrics_token,
         )
         if secret is not None
     ]
@@ -119,9 +130,10 @@ async def build_userapi(
 
 
 async def build_telegram(
-    settings: Settings, stack: contextlib.AsyncExitStack
+    settings: Settings, stack: contextlib.AsyncExitStack, redis: Redis | None = None
 ) -> tuple[Bot, RateLimiter]:
-    """The Telegram bot behind its rate limiter, once Telegram answered and took the token."""
+    """The Telegram bot behind its rate limiter (its budget shared in Redis when there is one),
+    once Telegram answered and took the token."""
     limiter = RateLimiter(Limits().scaled(settings.telegram_rate_scale))
     stack.push_async_callback(limiter.close)
     try:
@@ -138,6 +150,8 @@ async def build_telegram(
             exit_code=2,
         ) from None
     stack.push_async_callback(bot.session.close)
+    if redis is not None:
+        limiter.shared = SharedBudget(redis, bot.id, limiter.limits)
     await wait_for_telegram(bot, settings.telegram_api_url)
     return bot, limiter
 
@@ -229,7 +243,7 @@ def build_jobs(
         gate=policy,
         max_concurrent=settings.max_concurrent_jobs,
         accounts=settings.userapi_accounts,
-        queue_view=TelegramQueueNotices(bot, i18n, tasks),
+        queue_view=TelegramQueueNotices(bot, i18n, tasks, view.edits),
         observer=alerts,
         webhooks=webhooks,
     )
@@ -242,7 +256,7 @@ def build_translator(settings: Settings, stack: contextlib.AsyncExitStack) -> Tr
     key = settings.translate_api_key
     translator = Translator(
         url=settings.translate_url,
-        api_key=key.get_secret_value() if key else None,
+        api_key=secret_value(key),
         timeout=settings.translate_timeout,
     )
     stack.push_async_callback(translator.aclose)
@@ -328,3 +342,47 @@ def build_poller(
         # A key rejected while polling is alerted like one rejected when a job is sent.
         on_key_rejected=(lambda error: alerts.api_error(error, None)) if alerts else None,
     )
+
+
+def build_web(
+    settings: Settings,
+    jobs: Jobs,
+    client: UserAPIClient,
+    tasks: TaskRepo,
+    policy: Policy,
+    i18n: I18n,
+    readiness: Readiness,
+    bot: Bot,
+    user_settings: UserSettingsRepo,
+) -> web.Application:
+    """The HTTP server's routes: health, readiness, metrics, userapi's webhook, the Mini Apps."""
+    token = settings.bot_token.get_secret_value()
+    web_app = build_web_app(
+        jobs=jobs,
+        client=client,
+        tasks=tasks,
+        webhook_secret=derive_secret(token, "userapi-webhook"),
+        readiness=readiness,
+        metrics_token=secret_value(settings.metrics_token),
+    )
+    RegionApp(
+        jobs=jobs,
+        tasks=tasks,
+        client=client,
+        token=token,
+        max_age=settings.webapp_max_age,
+        i18n=i18n,
+        policy=policy,
+    ).register(web_app)
+    GalleryApp(
+        jobs=jobs,
+        tasks=tasks,
+        user_settings=user_settings,
+        pictures=Pictures(bot, client),
+        token=token,
+        max_age=settings.webapp_max_age,
+        i18n=i18n,
+        policy=policy,
+        allowed_speeds=tuple(settings.allowed_speeds),
+    ).register(web_app)
+    return web_app

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.runtime.logs import LogFormat
 from bot.userapi.models import COUNTED_TYPES, TaskType
 
 # Jobs that count against daily limits by default: the ones that make a new grid or video.
@@ -31,6 +32,11 @@ def _pairs(value: object, what: str) -> list[tuple[str, int]]:
             raise ValueError(f"expected {what}, got {part.strip()!r}")
         pairs.append((key.strip(), int(number.strip())))
     return pairs
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """A setting's secret as text, or None when unset."""
+    return secret.get_secret_value() if secret is not None else None
 
 
 def _split_csv(value: object) -> object:
@@ -104,6 +110,11 @@ class Settings(BaseSettings):
     # Seconds to wait for an answer from userapi before telling the user it is unreachable.
     userapi_timeout: float = 30.0
     log_level: str = "INFO"
+    # `json`: one JSON object per line (for log collectors); `text` for people.
+    log_format: LogFormat = "text"
+    # Set: GET /metrics answers whoever sends `Authorization: Bearer <it>`, as well as
+    # loopback and private addresses reaching the bot directly.
+    metrics_token: SecretStr | None = None
     # Vary (Region) Mini App: its public HTTPS base (defaults to PUBLIC_URL), and how old
     # Telegram's signed initData may be (seconds).
     webapp_url: str | None = None
@@ -154,6 +165,11 @@ class Settings(BaseSettings):
             speeds = [str(speed).lower() for speed in speeds]
             return speeds or list(ALL_SPEEDS)
         return speeds
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("stars_packs", mode="before")
     @classmethod

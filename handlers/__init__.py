@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers.admin import console
-from handlers.chat import groups, history, start
+from handlers.chat import gallery, groups, history, start
 from handlers.images import (
     actions,
     blend,
@@ -52,6 +52,7 @@ def get_routers() -> list[Router]:
         groups.build_router(),
         settings.build_router(),
         history.build_router(),
+        gallery.build_router(),
         share.build_router(),
         actions.build_router(),
         images_router(),

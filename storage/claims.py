@@ -15,8 +15,8 @@ from storage.database import Database
 
 # A claim (a submission or a delivery under way) holds this long unless renewed; a process
 # renews its claims every CLAIM_RENEW seconds, so a dead one's are taken over within this.
-CLAIM_SECONDS = 30.0
-CLAIM_RENEW = 10.0
+CLAIM_SECONDS = 20.0
+CLAIM_RENEW = 5.0
 # This process, as the owner of its claims.
 PROCESS = f"{os.getpid()}-{secrets.token_hex(4)}"
 

@@ -63,6 +63,18 @@ class DayFigures:
     credits_spent: int
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A settled hold: whether the task had one, and what this settling charged (once)."""
+
+    held: bool
+    charged: int
+
+    def __bool__(self) -> bool:
+        """True when the task had a hold."""
+        return self.held
+
+
 class RefundOutcome(enum.Enum):
     """What asking to refund a purchase came to."""
 
@@ -127,11 +139,11 @@ class CreditsRepo:
             )
             return held is not None
 
-    async def settle(self, task_id: int, *, done: bool) -> bool:
-        """Charge (done) or release a task's hold, once; True when the task had a hold."""
+    async def settle(self, task_id: int, *, done: bool) -> Settled:
+        """Charge (done) or release a task's hold, once; true when the task had a hold."""
         kind = "charge" if done else "release"
         params = {"kind": kind, "now": time.time(), "task_id": task_id}
-        await self._db.execute(
+        changed = await self._db.execute(
             """INSERT INTO credit_ledger (user_id, kind, amount, task_id, created_at)
                SELECT user_id, :kind, CASE WHEN :kind = 'release' THEN -amount ELSE 0 END,
                       task_id, :now
@@ -140,9 +152,12 @@ class CreditsRepo:
             params,
         )
         row = await self._db.fetch_one(
-            "SELECT 1 FROM credit_ledger WHERE task_id = :task_id AND kind = 'reserve'", params
+            "SELECT amount FROM credit_ledger WHERE task_id = :task_id AND kind = 'reserve'",
+            params,
         )
-        return row is not None
+        if row is None:
+            return Settled(held=False, charged=0)
+        return Settled(held=True, charged=-int(row["amount"]) if changed and done else 0)
 
     async def grant(self, *, user_id: int, amount: int, reason: str, actor_id: int) -> bool:
         """Add (or take away) credits; False when taking more than the user can spend."""

@@ -56,6 +56,11 @@ def database_url(url: str | None, path: Path | str) -> sa.URL:
     raise ValueError(f"DATABASE_URL must be postgresql:// or sqlite://, not {parsed.drivername}")
 
 
+def holding(word: str) -> str:
+    """A LIKE pattern (with ESCAPE '!') for text holding `word`, its `%` and `_` literal."""
+    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
 # How text() finds `:name` in SQL (SQLAlchemy's own pattern), to type only what is used.
 _BIND_NAME = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
 
@@ -329,6 +334,16 @@ async def _sqlite_connection(path: str) -> aiosqlite.Connection:
 
 def _lower(text: str | None) -> str | None:
     return text.lower() if isinstance(text, str) else text
+
+
+# How a database out of reach shows itself: SQLAlchemy wraps the drivers' errors, aiosqlite
+# raises sqlite3's, and a connection that can't be made is an OSError or a timeout.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.SQLAlchemyError,
+    sqlite3.Error,
+    OSError,
+    TimeoutError,
+)
 
 
 _POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 3600}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from storage.claims import CLAIM_SECONDS, TaskClaims
-from storage.database import Row
+from storage.database import Row, holding
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -64,6 +63,10 @@ class TaskRecord:
     updated_at: float
     # The job's request as stored JSON (bot/job_request.py reads it); None for old rows.
     request: str | None = None
+    # When the API accepted the job (its hash came back); None before that and for old rows.
+    sent_at: float | None = None
+    # When the user removed it from their gallery and /history; None while shown.
+    hidden_at: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -108,11 +111,6 @@ class TaskUpdate:
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def _contains(word: str) -> str:
-    """A LIKE pattern (escape `!`) for text holding `word`, its `%` and `_` taken literally."""
-    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class TaskRepo(TaskClaims):
@@ -227,7 +225,7 @@ class TaskRepo(TaskClaims):
     async def set_hash(self, task_id: int, task_hash: str) -> None:
         """Record the API's hash for a task it accepted; the task is now `sent`."""
         await self._db.execute(
-            """UPDATE tasks SET hash = :hash, updated_at = :now,
+            """UPDATE tasks SET hash = :hash, updated_at = :now, sent_at = :now,
                    claimed_by = NULL, claim_expires = NULL,
                    status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
                    status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
@@ -327,9 +325,14 @@ class TaskRepo(TaskClaims):
         return [TaskRecord.from_row(row) for row in rows]
 
     async def undelivered(self) -> list[TaskRecord]:
-        """Finished tasks whose outcome has not reached the chat yet."""
+        """Finished tasks whose outcome has not reached the chat, and nobody alive delivers."""
+        # A delivery under a live claim is under way: only one whose claim expired (its
+        # process died) is anyone's to take, as `claim_delivery` decides.
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE delivery IN ('pending', 'sending') ORDER BY id"
+            """SELECT * FROM tasks WHERE delivery = 'pending' OR (delivery = 'sending'
+                   AND (claim_expires IS NULL OR claim_expires < :now))
+               ORDER BY id""",
+            {"now": time.time()},
         )
         return [TaskRecord.from_row(row) for row in rows]
 
@@ -353,6 +356,29 @@ class TaskRepo(TaskClaims):
         )
         return [TaskRecord.from_row(row) for row in rows]
 
+    async def gallery(
+        self, user_id: int, *, words: list[str], offset: int, limit: int, upscaled: bool = False
+    ) -> list[TaskRecord]:
+        """A user's shown still results with a file id, prompt holding every word, newest first."""
+        match = "".join(f" AND LOWER(prompt) LIKE :w{n} ESCAPE '!'" for n in range(len(words)))
+        order = "CASE WHEN type IN ('upscale', 'upsample') THEN 0 ELSE 1 END, " * upscaled
+        rows = await self._db.fetch_all(
+            f"""SELECT * FROM tasks WHERE user_id = :user_id AND result_file_id IS NOT NULL
+                  AND hidden_at IS NULL AND type <> 'animate'{match}
+                ORDER BY {order}id DESC LIMIT :limit OFFSET :offset""",
+            {f"w{n}": holding(word.lower()) for n, word in enumerate(words)}
+            | {"user_id": user_id, "limit": limit, "offset": offset},
+        )
+        return [TaskRecord.from_row(row) for row in rows]
+
+    async def hide(self, task_id: int, user_id: int) -> bool:
+        """Remove a user's own task from their gallery and /history; False if not theirs."""
+        changed = await self._db.execute(
+            "UPDATE tasks SET hidden_at = :now WHERE id = :id AND user_id = :user_id",
+            {"now": time.time(), "id": task_id, "user_id": user_id},
+        )
+        return changed == 1
+
     async def child(self, parent_id: int, action: str) -> TaskRecord | None:
         """The newest task started from a parent by a given action, if any."""
         row = await self._db.fetch_one(
@@ -368,22 +394,7 @@ class TaskRepo(TaskClaims):
         """A user's newest tasks started in one chat, newest first."""
         rows = await self._db.fetch_all(
             """SELECT * FROM tasks WHERE user_id = :user_id AND chat_id = :chat_id
-               ORDER BY id DESC LIMIT :limit""",
+                 AND hidden_at IS NULL ORDER BY id DESC LIMIT :limit""",
             {"user_id": user_id, "chat_id": chat_id, "limit": limit},
-        )
-        return [TaskRecord.from_row(row) for row in rows]
-
-    async def shareable(
-        self, user_id: int, *, words: Sequence[str], first: Sequence[str], offset: int, limit: int
-    ) -> list[TaskRecord]:
-        """A user's results Telegram holds for us (a file id) whose prompt holds every word
-        (any case): the `first` types first, then the rest, newest first within each."""
-        match = "".join(f" AND LOWER(prompt) LIKE :w{n} ESCAPE '!'" for n in range(len(words)))
-        rows = await self._db.fetch_all(
-            f"""SELECT * FROM tasks WHERE user_id = :user_id AND result_file_id IS NOT NULL{match}
-                ORDER BY CASE WHEN type IN :first THEN 0 ELSE 1 END, id DESC
-                LIMIT :limit OFFSET :offset""",
-            {f"w{n}": _contains(word.lower()) for n, word in enumerate(words)}
-            | {"user_id": user_id, "first": list(first), "limit": limit, "offset": offset},
         )
         return [TaskRecord.from_row(row) for row in rows]

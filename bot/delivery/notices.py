@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 
 from bot.delivery.texts import type_label
+from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.i18n import _
 from bot.telegram.ratelimit import Priority, priority
-from bot.telegram.session import is_gone
 from storage.tasks import TaskRecord, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,12 @@ class TelegramQueueNotices:
     job leaves the queue, the usual status text replaces it in place.
     """
 
-    def __init__(self, bot: Bot, i18n: I18n, repo: TaskRepo) -> None:
+    def __init__(self, bot: Bot, i18n: I18n, repo: TaskRepo, edits: EditPlan) -> None:
+        """`edits` is the status messages' own (`TelegramView.edits`): a notice becomes one."""
         self._bot = bot
         self._i18n = i18n
         self._repo = repo
+        self._edits = edits
 
     def _text(self, task: TaskRecord, position: int) -> str:
         with self._i18n.context(), self._i18n.use_locale(task.locale):
@@ -44,11 +47,12 @@ class TelegramQueueNotices:
 
     async def queued(self, task: TaskRecord, position: int) -> None:
         """Post the job's place in the queue as its status message."""
+        text = self._text(task, position)
         try:
             message = await self._bot.send_message(
                 chat_id=task.chat_id,
                 message_thread_id=task.thread_id,
-                text=self._text(task, position),
+                text=text,
                 reply_parameters=(
                     ReplyParameters(
                         message_id=task.request_message_id, allow_sending_without_reply=True
@@ -61,26 +65,32 @@ class TelegramQueueNotices:
             # The notice is a courtesy: the job runs whether the chat saw it or not.
             log.warning("Queue notice for task %d failed: %s", task.id, error.message)
             return
+        self._edits.sent(task.chat_id, message.message_id, look(text))
         await self._repo.set_status_message(task.id, message.message_id, is_photo=False)
 
-    async def moved(self, task: TaskRecord, position: int) -> bool:
-        """Edit the notice to a new place, at the lowest priority; False when it is gone."""
+    async def moved(self, task: TaskRecord, position: int, still: Callable[[], bool]) -> bool:
+        """Edit the notice to a new place, at the lowest priority; False when it is gone.
+
+        The edit waits for a slot behind everything else; it is dropped if, by then, `still()`
+        says the job left that place (it started, or moved on).
+        """
         if task.status_message_id is None:
             return False
         try:
             with priority(Priority.NOTICE):
-                await self._bot.edit_message_text(
-                    chat_id=task.chat_id,
-                    message_id=task.status_message_id,
-                    text=self._text(task, position),
+                shown = await self._edits.edit_text(
+                    task.chat_id,
+                    task.status_message_id,
+                    self._text(task, position),
+                    still=still,
                 )
-        except TelegramBadRequest as error:
-            if is_gone(error):
-                # The user deleted it; the job's status message will be posted anew.
-                log.debug("Queue notice of task %d is gone", task.id)
-                await self._repo.clear_status_message(task.id)
-                return False
-            log.debug("Queue notice of task %d not edited: %s", task.id, error.message)
         except TelegramAPIError as error:
             log.info("Queue notice of task %d not edited: %s", task.id, error.message)
-        return True
+            return True
+        if shown is not Edit.GONE:
+            return True
+        if self._edits.gone(task.chat_id, task.status_message_id) is Gone.MISSING:
+            # The user deleted it; the job's status message will be posted anew.
+            log.debug("Queue notice of task %d is gone", task.id)
+            await self._repo.clear_status_message(task.id)
+        return False

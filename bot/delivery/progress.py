@@ -3,6 +3,10 @@
 A job's status message is posted when it starts (or was its queue notice), edited as progress
 arrives (at most once per interval, the latest state winning), may become a photo preview, and
 is removed once the result is out. Edits are best-effort and never hold up a result.
+
+Every edit goes through one loop per task, newest state only, and through the `EditPlan`: an
+edit that would change nothing, or whose message was deleted or replaced meanwhile, is never
+sent.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto, ReplyParameters
 from aiogram.utils.i18n import I18n
 
 from bot.delivery.texts import status_text
+from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.ratelimit import Priority, priority
-from bot.telegram.session import is_gone
 from bot.userapi import UserAPIClient, UserAPIError
-from storage.tasks import TaskRecord, TaskRepo
+from storage.tasks import TaskRecord, TaskRepo, status_rank
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +66,25 @@ class ProgressMessages:
     """Posts, edits and removes jobs' status messages."""
 
     def __init__(
-        self, bot: Bot, repo: TaskRepo, client: UserAPIClient, i18n: I18n, edit_interval: float
+        self,
+        bot: Bot,
+        repo: TaskRepo,
+        client: UserAPIClient,
+        i18n: I18n,
+        edit_interval: float,
+        edits: EditPlan,
     ) -> None:
         self._bot = bot
+        self.edits = edits
         self._repo = repo
         self._client = client
         self._i18n = i18n
         self._edit_interval = edit_interval
         # The newest state waiting to be shown, and the edit loop showing it, per task.
         self._latest: dict[int, TaskRecord] = {}
+        # How far the newest state taken for showing had come (status rank, progress): an
+        # older record (a start noticed late) must not be shown over it.
+        self._reached: dict[int, tuple[int, int]] = {}
         self._flush: dict[int, asyncio.Task[None]] = {}
         self._last_edit: dict[int, float] = {}
         # The status message may move (text -> photo preview); this is the current one.
@@ -95,30 +109,29 @@ class ProgressMessages:
 
     async def started(self, task: TaskRecord) -> None:
         """Show the status message that progress will edit (the queue notice becomes it)."""
+        if self.status_of(task) is not None:
+            # The queue notice: it turns into the status through the progress loop, the one
+            # path that edits it, so this never races a progress edit (or follows one late).
+            await self.progress(task)
+            return
         with speaking(self._i18n, task):
             text = status_text(task)
-        if task.status_message_id is not None:
-            try:
-                await self._bot.edit_message_text(
-                    chat_id=task.chat_id, message_id=task.status_message_id, text=text
-                )
-            except TelegramBadRequest as error:
-                if not is_gone(error):
-                    log.debug("Status of task %d not shown: %s", task.id, error.message)
-                    return
-            else:
-                self._last_edit[task.id] = time.monotonic()
-                return
         try:
             message = await self._bot.send_message(text=text, **reply_to(task))
         except TelegramForbiddenError as error:
             log.warning("Can't post a status message in chat %d: %s", task.chat_id, error)
             return
+        self.edits.sent(task.chat_id, message.message_id, look(text))
+        self._reached[task.id] = (status_rank(task.status), task.progress)
         await self._set_status(task, message.message_id, is_photo=False)
         self._last_edit[task.id] = time.monotonic()
 
     async def progress(self, task: TaskRecord) -> None:
         """Record the newest state; an edit follows within the throttle interval."""
+        reached = (status_rank(task.status), task.progress)
+        if task.id in self._ending or reached <= self._reached.get(task.id, (-1, -1)):
+            return  # the job ended, or a newer state is shown or on its way
+        self._reached[task.id] = reached
         self._latest[task.id] = task
         if task.id not in self._flush:
             self._flush[task.id] = asyncio.create_task(self._edit_loop(task.id))
@@ -145,13 +158,19 @@ class ProgressMessages:
         """One progress edit; best-effort, so its failures are logged, not raised."""
         try:
             with speaking(self._i18n, task), priority(Priority.PROGRESS):
-                await self._show_progress(task)
-        except TelegramBadRequest as error:
-            if is_gone(error) and task.id not in self._ending:
+                status = self.status_of(task)
+                shown = await self._show_progress(task, status)
+            if (
+                shown is Edit.GONE
+                and status is not None
+                and self.edits.gone(task.chat_id, status.message_id) is Gone.MISSING
+                and self.status_of(task) == status
+                and task.id not in self._ending
+            ):
+                # The user deleted it; a message the bot removed itself is not posted again.
                 await self._status_anew(task)
-            else:
-                # "not modified" and the like: progress is best-effort.
-                log.debug("Progress edit for task %d skipped: %s", task.id, error.message)
+        except TelegramBadRequest as error:
+            log.debug("Progress edit for task %d skipped: %s", task.id, error.message)
         except (TelegramAPIError, UserAPIError) as error:
             # Telegram refused for good, or the preview could not be fetched: the next state
             # (or the result) will show instead.
@@ -164,15 +183,17 @@ class ProgressMessages:
         self._posting.add(task.id)
         try:
             with speaking(self._i18n, task), priority(Priority.PROGRESS):
-                message = await self._bot.send_message(text=status_text(task), **reply_to(task))
+                text = status_text(task)
+                message = await self._bot.send_message(text=text, **reply_to(task))
+            self.edits.sent(task.chat_id, message.message_id, look(text))
             await self._set_status(task, message.message_id, is_photo=False)
         except (TelegramBadRequest, TelegramForbiddenError) as error:
             log.debug("No new status message for task %d: %s", task.id, error.message)
         finally:
             self._posting.discard(task.id)
 
-    async def _show_progress(self, task: TaskRecord) -> None:
-        status = self.status_of(task)
+    async def _show_progress(self, task: TaskRecord, status: StatusMessage | None) -> Edit | None:
+        """Show a state on the status message; what became of the edit (None: a new message)."""
         preview = task.result.get("url") if isinstance(task.result, dict) else None
         if preview and preview != self._preview_url.get(task.id):
             self._preview_url[task.id] = preview
@@ -180,33 +201,31 @@ class ProgressMessages:
             photo = BufferedInputFile(data, filename="preview.png")
             caption = status_text(task)
             if status and status.is_photo:
-                await self._bot.edit_message_media(
-                    chat_id=task.chat_id,
-                    message_id=status.message_id,
-                    media=InputMediaPhoto(media=photo, caption=caption),
+                return await self.edits.edit_media(
+                    task.chat_id,
+                    status.message_id,
+                    InputMediaPhoto(media=photo, caption=caption),
                 )
-                return
             self._posting.add(task.id)
             try:
                 message = await self._bot.send_photo(
                     photo=photo, caption=caption, **reply_to(task)
                 )
+                self.edits.sent(task.chat_id, message.message_id, look(caption))
                 await self._set_status(task, message.message_id, is_photo=True)
                 if status:
+                    # Replaced by the preview: no edit goes to the text any more.
                     await self.delete(task.chat_id, status.message_id)
             finally:
                 self._posting.discard(task.id)
-            return
+            return None
         if status is None:
-            return
+            return None
         if status.is_photo:
-            await self._bot.edit_message_caption(
-                chat_id=task.chat_id, message_id=status.message_id, caption=status_text(task)
+            return await self.edits.edit_caption(
+                task.chat_id, status.message_id, status_text(task)
             )
-        else:
-            await self._bot.edit_message_text(
-                chat_id=task.chat_id, message_id=status.message_id, text=status_text(task)
-            )
+        return await self.edits.edit_text(task.chat_id, status.message_id, status_text(task))
 
     def stop(self, task_id: int) -> asyncio.Task[None] | None:
         """No more progress for a finished task; return its edit loop, if one runs."""
@@ -222,6 +241,7 @@ class ProgressMessages:
     def forget(self, task_id: int) -> StatusMessage | None:
         """Drop what was kept for a finished task's progress; return its status message."""
         self._ending.discard(task_id)
+        self._reached.pop(task_id, None)
         self._last_edit.pop(task_id, None)
         self._preview_url.pop(task_id, None)
         return self._status.pop(task_id, None)
@@ -229,7 +249,7 @@ class ProgressMessages:
     async def delete(self, chat_id: int, message_id: int) -> None:
         """Remove a status message (best-effort: it may be gone already)."""
         try:
-            await self._bot.delete_message(chat_id=chat_id, message_id=message_id)
+            await self.edits.delete(chat_id, message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as error:
             log.debug("Status message %d not deleted: %s", message_id, error.message)
 

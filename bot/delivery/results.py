@@ -31,6 +31,7 @@ from bot.delivery.progress import ProgressMessages, StatusMessage, reply_to, spe
 from bot.delivery.texts import caption_for, failure_text, result_unavailable_text, type_label
 from bot.jobs.actions import is_animation
 from bot.jobs.values import Delivered, UndeliverableError
+from bot.telegram.edits import Edit, EditPlan
 from bot.telegram.i18n import _
 from bot.telegram.media import ImageTooLargeError, animation_to_mp4, prepare_photo
 from bot.telegram.ratelimit import Priority, priority
@@ -72,7 +73,9 @@ class TelegramView:
         self._i18n = i18n
         self._repo = repo
         self._client = client
-        self.progress = ProgressMessages(bot, repo, client, i18n, edit_interval)
+        # What the bot's status messages and queue notices show: shared with the notices.
+        self.edits = EditPlan(bot)
+        self.progress = ProgressMessages(bot, repo, client, i18n, edit_interval, self.edits)
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
         # Its own threads: at most CONVERT_AT_ONCE images decoded at once, and image work
         # never queues behind other users of asyncio's shared pool (nor holds them up).
@@ -149,16 +152,14 @@ class TelegramView:
         text = failure_text(task)
         if status and not status.is_photo:
             try:
-                await self._bot.edit_message_text(
-                    chat_id=task.chat_id, message_id=status.message_id, text=text
-                )
-                return Delivered(status.message_id, None)
+                shown = await self.edits.edit_text(task.chat_id, status.message_id, text)
             except TelegramBadRequest as error:
-                if "not modified" in error.message.lower():
-                    # Already showing exactly this (a resend after a lost answer): delivered.
-                    return Delivered(status.message_id, None)
-                # The status message is gone (or can't be edited): say it anew.
                 log.debug("Failure shown as a new message: %s", error.message)
+            else:
+                # Unchanged: already showing exactly this (a resend after a lost answer).
+                if shown in (Edit.SHOWN, Edit.UNCHANGED):
+                    return Delivered(status.message_id, None)
+                # The status message is gone: say it anew.
         return await self._send_text(task, text)
 
     async def _send_text(self, task: TaskRecord, text: str) -> Delivered:

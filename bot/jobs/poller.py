@@ -23,8 +23,9 @@ from storage.tasks import TaskRecord, TaskRepo
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
-# A failed delivery (Telegram down, image host down) is tried again this often.
-REDELIVER_SECONDS = 15.0
+# A failed delivery (Telegram down, image host down) is tried again this often, and one a
+# dead replica left (its claim expired) is taken over.
+REDELIVER_SECONDS = 5.0
 CONCURRENT_REQUESTS = 8
 # After the API refused our key, ask again only this rarely (each ask is refused too).
 KEY_REJECTED_PAUSE = 60.0

@@ -11,7 +11,8 @@ import asyncio
 import bisect
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.telegram.rate_windows import Bucket
@@ -87,6 +88,12 @@ class JobQueue:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def in_flight(self) -> dict[str, int]:
+        """Jobs holding a slot, per account ("any" for the one pool of a single account)."""
+        counts = dict.fromkeys(self.slots.accounts or ["any"], 0)
+        counts.update(Counter(pool or "any" for pool in self.slots.busy.values()))
+        return counts
 
     def __contains__(self, task_id: int) -> bool:
         return task_id in self._pinned
@@ -169,8 +176,11 @@ class QueueView(Protocol):
     async def queued(self, task: TaskRecord, position: int) -> None:
         """Post the message saying the job waits, and where in the queue (1 = next)."""
 
-    async def moved(self, task: TaskRecord, position: int) -> bool:
-        """Show a new place; False when the message is gone (the user deleted it)."""
+    async def moved(self, task: TaskRecord, position: int, still: Callable[[], bool]) -> bool:
+        """Show a new place; False when the message is gone (the user deleted it).
+
+        `still()`, asked when the edit would go out, says whether the job is still there.
+        """
 
 
 class NoticeRefresher:
@@ -239,7 +249,7 @@ class NoticeRefresher:
         self._edited_at[task_id] = time.monotonic()
         self._shown[task_id] = place
         self.edits += 1
-        if not await self._view.moved(task, place):
+        if not await self._view.moved(task, place, lambda: self._queue.position(task_id) == place):
             self._gone.add(task_id)
 
     async def close(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
+from bot.jobs.actions import Action
 from bot.userapi import UserAPIClient, UserAPIError
+from storage.tasks import TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +37,9 @@ class RemixCache:
         enabled = bool(account.is_remix)
         self._known[account_hash] = (time.monotonic() + REMIX_CACHE_SECONDS, enabled)
         return enabled
+
+    async def needs_prompt(self, parent: TaskRecord, action: Action) -> bool:
+        """Whether the user must type a prompt before this action can run."""
+        if action.always_needs_prompt:
+            return True
+        return action.takes_remix_prompt and await self.enabled(parent.account_hash)

@@ -31,11 +31,13 @@ from bot.jobs.values import (
     JobView,
     Requester,
     UndeliverableError,
+    count_finished,
     failure_reason,
     update_from_task,
 )
 from bot.jobs.watch import WebhookWatch
 from bot.runtime.background import Background
+from bot.runtime.logs import about_job
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
 from storage.tasks import TaskRecord, TaskRepo
@@ -189,6 +191,7 @@ class Jobs:
         if not record.is_final:
             await self.view.job_started(record)
 
+    @about_job
     async def _send(self, record: TaskRecord) -> TaskRecord:
         """Call the API once with the stored request and store its answer."""
         try:
@@ -214,6 +217,13 @@ class Jobs:
             raise
         task_hash = answer if isinstance(answer, str) else answer.hash
         await self._repo.set_hash(record.id, task_hash)
+        log.info(
+            "Task %d (%s) sent as %s",
+            record.id,
+            record.type,
+            task_hash,
+            extra={"task_hash": task_hash},
+        )
         if self.webhooks is not None:
             self.webhooks.sent(task_hash)
         if isinstance(answer, Task):
@@ -240,12 +250,6 @@ class Jobs:
             self.notices.poke()
         if self.queue.slots.release(task_id):
             self._grant(after=after)
-
-    async def needs_prompt(self, parent: TaskRecord, action: Action) -> bool:
-        """Whether the user must type a prompt before this action can run."""
-        if action.always_needs_prompt:
-            return True
-        return action.takes_remix_prompt and await self.remix.enabled(parent.account_hash)
 
     async def run_action(
         self,
@@ -280,12 +284,13 @@ class Jobs:
             choice=choice,
         )
 
-    def offer(self, task: Task) -> None:
-        """Handle a webhook's update in the background, at most one at a time per task."""
+    def offer(self, task: Task) -> bool:
+        """Handle a webhook's update in the background, one at a time per task; False: a repeat."""
         if self.webhooks is not None:
             self.webhooks.heard(task.hash)
-        self.inbox.offer(task)
+        return self.inbox.offer(task)
 
+    @about_job
     async def handle_update(self, task: Task) -> bool:
         """Store a task update and show it; True when it changed anything."""
         update = update_from_task(task)
@@ -304,6 +309,7 @@ class Jobs:
             await self.view.job_progress(record)
         return True
 
+    @about_job
     async def _deliver(self, record: TaskRecord) -> None:
         # Every final state passes here: the slot frees and the next job is submitted at once
         # (what it shows in its chat waits until this result is out); the job is settled once.
@@ -319,20 +325,20 @@ class Jobs:
     async def _deliver_claimed(self, record: TaskRecord) -> None:
         if not await self._repo.claim_delivery(record.id):
             return  # someone else delivers it, or already did
+        message_id = file_id = None
         try:
             delivered = await self.view.job_finished(record)
+            message_id, file_id = delivered.message_id, delivered.file_id
         except UndeliverableError as error:
             log.warning("Task %d can't be delivered: %s", record.id, error)
-            await self._repo.mark_delivered(record.id, message_id=None, file_id=None)
         except Exception:
             # Any failure here (Telegram down, the image host down) must not lose the result:
             # hand it back so the next sweep retries, and let the caller go on.
             log.exception("Delivering task %d failed; will retry", record.id)
             await self._repo.unclaim(record.id)
-        else:
-            await self._repo.mark_delivered(
-                record.id, message_id=delivered.message_id, file_id=delivered.file_id
-            )
+            return
+        await self._repo.mark_delivered(record.id, message_id=message_id, file_id=file_id)
+        count_finished(record)
 
     async def give_up(self, record: TaskRecord, reason: str = Failure.STUCK) -> None:
         """Fail a task the API stopped reporting on, and tell its requester (once)."""

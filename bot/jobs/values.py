@@ -3,12 +3,17 @@ and the protocols jobs talk to (the gate, the view, the observer)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.jobs.actions import refused_for_version
-from bot.userapi import Task, UserAPIError
+from bot.runtime.metrics import DELIVERY_SECONDS, JOB_SECONDS, JOBS
+from bot.userapi import Task, TaskStatus, UserAPIError
 from storage.tasks import TaskRecord, TaskUpdate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +146,34 @@ def failure_reason(error: UserAPIError) -> str:
     if refused_for_version(error.message):
         return Failure.NOT_FOR_VERSION
     return error.message
+
+
+def job_outcome(record: TaskRecord) -> str:
+    """How a finished job ended, as the metrics name it: done, refused or failed.
+
+    Refused: it never reached Midjourney because the bot's limits or the API said no (the
+    API's own words, or a button the model version lacks). The bot's other reasons (API
+    unreachable, restarted mid-submission, stuck) are failures, as is Midjourney's error.
+    The bot has no way to cancel a job, so it never reports `cancelled`.
+    """
+    if record.status == TaskStatus.DONE:
+        return "done"
+    reason = record.status_reason or ""
+    if record.hash is None and (
+        reason == Failure.NOT_FOR_VERSION or not reason.startswith(Failure.PREFIX)
+    ):
+        return "refused"
+    return "failed"
+
+
+def count_finished(record: TaskRecord) -> None:
+    """Log and count a job whose outcome reached its chat, with the time it took at each step."""
+    outcome = job_outcome(record)
+    log.info("Task %d (%s) %s; its chat has the outcome", record.id, record.type, outcome)
+    JOBS.labels(record.type, outcome).inc()
+    if record.status != TaskStatus.DONE:
+        return
+    if record.sent_at is not None:
+        JOB_SECONDS.labels(record.type).observe(max(0.0, record.updated_at - record.sent_at))
+    # updated_at is when the bot stored `done`: from there to now is the delivery's time.
+    DELIVERY_SECONDS.observe(max(0.0, time.time() - record.updated_at))

@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 
 from bot.owner.accounts import AccountState, read_account, short_hash
+from bot.runtime.metrics import FAST_ALERT_RATIO, FAST_SECONDS_LEFT, FAST_SECONDS_TOTAL
 from bot.telegram.i18n import DEFAULT_LOCALE, _
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord
@@ -46,6 +47,7 @@ class Alerts:
         self._accounts = accounts
         self._interval = interval
         self._fast_percent = fast_percent
+        FAST_ALERT_RATIO.set(fast_percent / 100)
         self._burst_count = burst_count
         self._burst_window = burst_window
         self._i18n = i18n
@@ -108,6 +110,10 @@ class Alerts:
                         name=name, status=html.escape(status), reason=html.escape(reason)
                     ),
                 )
+        fast = state.info.fast_time_remaining if state.info else None
+        if fast is not None:
+            FAST_SECONDS_LEFT.labels(state.hash).set(fast.remaining_sec)
+            FAST_SECONDS_TOTAL.labels(state.hash).set(fast.total_sec)
         percent = state.fast_percent
         if percent is not None:
             key = f"fast:{state.hash}"

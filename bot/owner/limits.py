@@ -12,6 +12,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.jobs.values import Requester
 from bot.owner.payments import Payments, no_credits_reason
+from bot.runtime.metrics import CREDITS
 from bot.telegram.i18n import _
 from bot.userapi.models import TaskStatus
 from storage.access import AccessRepo, ChatRule, UserRule
@@ -268,10 +269,13 @@ class Policy:
     async def settle(self, record: TaskRecord) -> None:
         """A job reached a final state: charge what it holds on `done`, release it otherwise."""
         # Settled even with payments switched off since: holds from before must end too.
-        if self.payments is not None and await self.payments.credits.settle(
-            record.id, done=record.status == TaskStatus.DONE
-        ):
-            return  # paid with credits: the free allowance is untouched
+        if self.payments is not None:
+            settled = await self.payments.credits.settle(
+                record.id, done=record.status == TaskStatus.DONE
+            )
+            CREDITS.labels("spent").inc(settled.charged)
+            if settled.held:
+                return  # paid with credits: the free allowance is untouched
         if record.status != TaskStatus.DONE:
             return
         if self.payments is not None and self.paid and self.payments.cost(record.type) <= 0:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 import aiosqlite
 
-from storage.database import Database
+from bot.runtime.background import every
+from storage.database import STORAGE_ERRORS, Database
 from storage.retention import prune
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,4 @@ async def prune_old(db: Database, days: int) -> None:
 
 async def prune_daily(db: Database, days: int, interval: float = DAY) -> None:
     """Prune now, then every `interval` seconds, until cancelled."""
-    while True:
-        await prune_old(db, days)
-        await asyncio.sleep(interval)
+    await every(interval, lambda: prune_old(db, days), survives=STORAGE_ERRORS, first=True)

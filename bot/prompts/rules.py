@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from storage.settings import UserSettings
+
 # Midjourney takes prompts of a few thousand characters; beyond this a Telegram caption can't
 # show enough of it to be useful anyway, so we refuse early with a clear message.
 MAX_PROMPT_LENGTH = 4000
@@ -150,6 +152,23 @@ class PromptDefaults:
     personalize: str | None = None
     sw: int | None = None
     ow: int | None = None
+
+
+def defaults_of(settings: UserSettings) -> PromptDefaults:
+    """The prompt defaults in a user's settings."""
+    return PromptDefaults(
+        aspect=settings.aspect,
+        model=settings.model,
+        stylize=settings.stylize,
+        raw=settings.raw,
+        speed=settings.speed,
+        draft=settings.draft,
+        exp=settings.exp,
+        sref=settings.sref,
+        personalize=settings.personalize,
+        sw=settings.sw,
+        ow=settings.ow,
+    )
 
 
 @dataclass(frozen=True, slots=True)

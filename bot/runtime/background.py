@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,3 +36,30 @@ class Background:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+async def every(
+    seconds: float,
+    work: Callable[[], Awaitable[object]],
+    *,
+    survives: tuple[type[BaseException], ...],
+    first: bool = False,
+) -> None:
+    """Do `work` every `seconds` (at once too, if `first`) until cancelled.
+
+    A failure of a kind in `survives` (the database or Redis out of reach for a while) is
+    logged and the next round tries again: a loop that died on one blip would stop renewing
+    claims or pruning for good while the bot looked healthy.
+    """
+    if not first:
+        await asyncio.sleep(seconds)
+    while True:
+        try:
+            await work()
+        except survives as error:
+            log.warning("%s failed (%s); trying again in %.0fs", _name(work), error, seconds)
+        await asyncio.sleep(seconds)
+
+
+def _name(work: Callable[[], Awaitable[object]]) -> str:
+    return getattr(work, "__qualname__", None) or repr(work)

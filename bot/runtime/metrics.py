@@ -125,6 +125,14 @@ UP_SINCE = Gauge(
 )
 
 
+# Series that exist from the start, at 0, so that alerts see their first increase.
+for _source in ("userapi", "telegram"):
+    for _outcome in ("accepted", "duplicate", "refused"):
+        WEBHOOKS.labels(_source, _outcome)
+for _direction in ("bought", "spent", "refunded"):
+    CREDITS.labels(_direction)
+
+
 class QueueGauges(Collector):
     """Jobs in flight per account and jobs waiting, read at scrape time from the live queue."""
 

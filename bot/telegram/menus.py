@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    MenuButtonDefault,
+    MenuButtonWebApp,
+    WebAppInfo,
+)
 from aiogram.utils.i18n import I18n
 
 from bot.telegram.i18n import DEFAULT_LOCALE, LOCALES, _
@@ -27,6 +34,7 @@ def user_commands(paid: bool = False) -> list[BotCommand]:
         BotCommand(command="imagine", description=_("Create images from a prompt")),
         BotCommand(command="settings", description=_("Default aspect ratio, model, speed")),
         BotCommand(command="history", description=_("Your recent jobs")),
+        BotCommand(command="gallery", description=_("Browse your images")),
         BotCommand(command="language", description=_("Change the language")),
         BotCommand(command="me", description=_("Your usage today and your limits")),
         BotCommand(command="help", description=_("How to use the bot")),
@@ -63,3 +71,23 @@ async def set_admin_menus(
                 # An admin who never opened the bot has no chat to scope the menu to yet.
                 log.warning("No command menu for admin %d: %s", admin_id, error.message)
                 break
+
+
+async def set_menu_button(bot: Bot, i18n: I18n, gallery_url: str | None) -> None:
+    """Make the chat menu button open the gallery Mini App (Telegram's default without one).
+
+    Telegram opens Mini Apps over HTTPS only: without an HTTPS address the button goes back to
+    Telegram's default, so a button set by an earlier run never points at a dead address. The
+    default button is one for everyone, so its text is in the default language.
+    """
+    if gallery_url is None:
+        button: MenuButtonWebApp | MenuButtonDefault = MenuButtonDefault()
+    else:
+        with i18n.context(), i18n.use_locale(DEFAULT_LOCALE):
+            text = _("Gallery")
+        button = MenuButtonWebApp(text=text, web_app=WebAppInfo(url=gallery_url))
+    try:
+        await bot.set_chat_menu_button(menu_button=button)
+    except TelegramAPIError as error:
+        # The commands still work without it: a refused button is not worth failing start-up.
+        log.warning("Chat menu button not set: %s", error.message)

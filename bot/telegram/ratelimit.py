@@ -3,6 +3,8 @@
 Every request that puts something in a chat waits here first (see `bot.telegram.session`), so
 the bot stays under Telegram's limits instead of collecting 429s. Results go before status
 messages, and those before progress edits; an edit also leaves a chat's last slot to a result.
+A request may carry a last-moment check (`only_if`): an edit that waited while its message was
+deleted, or while another edit made it moot, is dropped when its slot comes, costing nothing.
 
 Telegram counts a message when it arrives, somewhere between the moment we let it go and the
 moment its answer comes back; an upload can take longer than the gap between two grants. So the
@@ -23,8 +25,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from itertools import count
+from typing import TYPE_CHECKING
 
 from bot.telegram.rate_windows import Bucket, Limit, Scope, Window
+
+if TYPE_CHECKING:  # it builds on this module; an instance is handed in
+    from bot.telegram.shared_budget import SharedBudget
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -41,6 +47,25 @@ class Priority(IntEnum):
 
 
 _priority: ContextVar[Priority | None] = ContextVar("telegram_priority", default=None)
+_go: ContextVar[Callable[[], bool] | None] = ContextVar("telegram_go", default=None)
+
+
+class UnwantedError(Exception):
+    """A request dropped when its slot came, because its `only_if` check said no."""
+
+
+@contextlib.contextmanager
+def only_if(go: Callable[[], bool]) -> Iterator[None]:
+    """Send the counted requests made inside only if `go()` holds when their slot comes.
+
+    `go` is asked at the moment a request would be let through (again for each resend); when
+    it says no, the request raises UnwantedError instead, and no slot is spent on it.
+    """
+    token = _go.set(go)
+    try:
+        yield
+    finally:
+        _go.reset(token)
 
 
 @contextlib.contextmanager
@@ -121,6 +146,8 @@ class RateLimiter:
         self._seq = count()
         self._arrived = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        # With replicas: the budget all of them share, passed after this replica's own.
+        self.shared: SharedBudget | None = None
 
     # -- the decision, synchronous and clock-driven (what the unit tests exercise) ---------
 
@@ -143,14 +170,25 @@ class RateLimiter:
             found.append((group, "group"))
         return found
 
-    def try_acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> float:
-        """Take a slot now and return 0 (`release` it once answered), or the seconds to wait."""
+    def try_acquire(
+        self,
+        chat_id: int | str | None,
+        level: Priority = Priority.NORMAL,
+        go: Callable[[], bool] | None = None,
+    ) -> float:
+        """Take a slot now and return 0 (`release` it once answered), or the seconds to wait.
+
+        With a slot free, `go` (if given) is asked whether the request still wants it; a no
+        raises UnwantedError and takes nothing.
+        """
         now = self._clock()
         found = self._limits(chat_id, now)
         reserves = self._reserves(level)
         wait = max(limit.wait(now, 1 + reserves[scope]) for limit, scope in found)
         if wait > 0:
             return wait
+        if go is not None and not go():
+            raise UnwantedError
         for limit, _scope in found:
             limit.take()
         return 0.0
@@ -207,16 +245,35 @@ class RateLimiter:
     ) -> AsyncIterator[None]:
         """Wait until a request to `chat_id` may go; it counts until the block is left."""
         await self.acquire(chat_id, level)
+        shared = ""
         try:
+            if self.shared is not None:
+                shared = await self.shared.acquire(chat_id, self._reserves(level))
+                go = _go.get()
+                if go is not None and not go():
+                    # It waited for the replicas' budget too: still worth sending?
+                    raise UnwantedError
             yield
         finally:
+            if self.shared is not None:
+                await self.shared.release(chat_id, shared)
             self.release(chat_id)
 
+    async def told_to_wait(self, chat_id: int | str | None, seconds: float) -> None:
+        """Telegram answered 429: hold back here, and every replica when they share a budget."""
+        self.retry_after(chat_id, seconds)
+        if self.shared is not None:
+            await self.shared.retry_after(chat_id, seconds)
+
     async def acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> None:
-        """Wait until a request to `chat_id` may go (then `release` it when answered)."""
-        if not self._waiters and self.try_acquire(chat_id, level) == 0:
+        """Wait until a request to `chat_id` may go (then `release` it when answered).
+
+        Raises UnwantedError, holding no slot, when the request's `only_if` check says no.
+        """
+        go = _go.get()
+        if not self._waiters and self.try_acquire(chat_id, level, go) == 0:
             return
-        waiter = _Waiter(int(level), next(self._seq), chat_id, level)
+        waiter = _Waiter(int(level), next(self._seq), chat_id, level, go)
         self._waiters.append(waiter)
         self._arrived.set()
         if self._dispatcher is None or self._dispatcher.done():
@@ -226,7 +283,7 @@ class RateLimiter:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            elif not waiter.future.cancelled():
+            elif not waiter.future.cancelled() and waiter.future.exception() is None:
                 # Granted in the same instant as cancelled: give the slot back.
                 self.release(chat_id)
             raise
@@ -260,7 +317,12 @@ class RateLimiter:
                 # Those after it need as much of the overall window or more: none can go.
                 delay = min(delay, overall)
                 break
-            wait = self.try_acquire(waiter.chat_id, waiter.level)
+            try:
+                wait = self.try_acquire(waiter.chat_id, waiter.level, waiter.go)
+            except UnwantedError as unwanted:
+                self._waiters.remove(waiter)
+                waiter.future.set_exception(unwanted)
+                continue
             if wait == 0:
                 self._waiters.remove(waiter)
                 waiter.future.set_result(None)
@@ -295,6 +357,7 @@ class _Waiter:
     seq: int
     chat_id: int | str | None
     level: Priority
+    go: Callable[[], bool] | None = None
     future: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

@@ -24,6 +24,7 @@ from aiogram.exceptions import (
 from aiogram.methods import GetMe, GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from bot.telegram.metered import MeteredRequests
 from bot.telegram.ratelimit import RateLimiter, current_priority
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class RateLimitMiddleware(BaseRequestMiddleware):
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
                 # Telegram's clock wins over ours: nothing more to this chat until it allows.
-                self.limiter.retry_after(chat_id, float(error.retry_after))
+                await self.limiter.told_to_wait(chat_id, float(error.retry_after))
                 raise
 
 
@@ -126,6 +127,7 @@ def create_session(
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
     session.middleware(RetryMiddleware(base_delay=0.5 / pace, max_delay=30.0 / pace))
     session.middleware(RateLimitMiddleware(limiter or RateLimiter()))
+    session.middleware(MeteredRequests())
     return session
 
 

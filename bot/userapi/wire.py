@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bot.runtime.metrics import USERAPI_REQUEST_SECONDS, USERAPI_REQUESTS
+
 logger = logging.getLogger("bot.userapi.client")
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -145,6 +147,10 @@ def snippet(text: str) -> str:
 
 
 def log_exchange(method: str, path: str, status: int | None, started: float) -> None:
-    """One debug line per HTTP exchange (never the headers, so never the key)."""
-    elapsed_ms = (time.monotonic() - started) * 1000
-    logger.debug("%s %s -> %s in %.0f ms", method, path, status or "no response", elapsed_ms)
+    """One debug line and the metrics per HTTP exchange (never the headers, so never the key)."""
+    elapsed = time.monotonic() - started
+    logger.debug("%s %s -> %s in %.0f ms", method, path, status or "no response", elapsed * 1000)
+    # The endpoint is the path without its version prefix: a fixed set, params never in it.
+    endpoint = path.removeprefix("/midjourney/v2/").strip("/")
+    USERAPI_REQUESTS.labels(endpoint, str(status) if status else "network").inc()
+    USERAPI_REQUEST_SECONDS.labels(endpoint).observe(elapsed)

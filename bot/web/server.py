@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import httpx
 from aiohttp import web
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from bot.jobs.service import Jobs
+from bot.runtime.metrics import CONTENT_TYPE_LATEST, WEBHOOKS, exposition
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.netsafe import UnsafeURLError, urls_in
+from storage.database import STORAGE_ERRORS
 from storage.tasks import TaskRepo
 
 log = logging.getLogger(__name__)
@@ -22,7 +29,45 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 USERAPI_WEBHOOK_PREFIX = "/userapi/webhook/"
 TELEGRAM_WEBHOOK_PREFIX = "/telegram/webhook/"
 
-READY = web.AppKey("ready", dict)
+# Headers a reverse proxy adds: the request is someone else's, whatever address it comes from.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# How a database or Redis that is down shows itself (drivers raise their own errors or OSError).
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (*STORAGE_ERRORS, RedisError)
+# Private networks (RFC 1918, unique local IPv6): a container network, a LAN. Python's
+# `is_private` also counts documentation and reserved ranges, which are no one's LAN.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+# A service that doesn't answer a readiness check within this long counts as down.
+READY_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class Readiness:
+    """What /healthz and /readyz report: started, stopping, and the services the bot needs."""
+
+    started: bool = False
+    stopping: bool = False
+    # Each raises (or hangs) when its service is down.
+    checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+    async def check(self) -> list[bool]:
+        """Whether each service answers, asked all at once."""
+        return list(await asyncio.gather(*(_answers(check) for check in self.checks.values())))
+
+
+async def _answers(check: Callable[[], Awaitable[object]]) -> bool:
+    try:
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            await check()
+    except DEPENDENCY_ERRORS as error:
+        log.warning("Readiness check failed: %s", type(error).__name__)
+        return False
+    return True
+
+
+READY = web.AppKey("ready", Readiness)
 # The API document does not promise a Content-Type for webhooks: take JSON, and plain text or
 # no type at all (some senders omit it), but refuse forms and files outright.
 JSON_TYPES = frozenset({"application/json", "text/plain"})
@@ -72,7 +117,17 @@ class UserAPIWebhook:
         self._confirming: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Handle one webhook POST."""
+        """Handle one webhook POST, counting how it went."""
+        try:
+            outcome = await self._take(request)
+        except web.HTTPException:
+            WEBHOOKS.labels("userapi", "refused").inc()
+            raise
+        WEBHOOKS.labels("userapi", outcome).inc()
+        return web.json_response({"ok": True})
+
+    async def _take(self, request: web.Request) -> str:
+        """Check one webhook and pass it on; how it was taken (accepted, duplicate, refused)."""
         given = request.match_info.get("secret", "")
         if not hmac.compare_digest(given.encode(), self._secret.encode()):
             raise web.HTTPNotFound()
@@ -98,11 +153,11 @@ class UserAPIWebhook:
         if len(urls) < len(pointed):
             log.warning("Webhook for task %s points at a refused URL; asking the API", task.hash)
             self._jobs.spawn(self._confirm(task.hash))
-        elif all(self._client.urls.trusted(url) for url in urls):
-            self._jobs.offer(task)
-        else:
-            self._jobs.spawn(self._resolve_then_offer(task, urls))
-        return web.json_response({"ok": True})
+            return "refused"
+        if all(self._client.urls.trusted(url) for url in urls):
+            return "accepted" if self._jobs.offer(task) else "duplicate"
+        self._jobs.spawn(self._resolve_then_offer(task, urls))
+        return "accepted"
 
     async def _resolve_then_offer(self, task: Task, urls: list[httpx.URL]) -> None:
         """Offer the task if its hosts resolve to public addresses, else ask the API."""
@@ -133,19 +188,72 @@ class UserAPIWebhook:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 once the bot has started, 503 before."""
-    if request.app[READY].get("ready"):
+    """Liveness: 200 once the bot has started, 503 before."""
+    if request.app[READY].started:
         return web.json_response({"status": "ok"})
     return web.json_response({"status": "starting"}, status=503)
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 while started, not stopping, and every service the bot needs answers."""
+    state = request.app[READY]
+    if not state.started or state.stopping:
+        status = "stopping" if state.stopping else "starting"
+        return web.json_response({"status": status}, status=503)
+    answers = await state.check()
+    down = [name for name, answered in zip(state.checks, answers, strict=True) if not answered]
+    if down:
+        return web.json_response({"status": "unavailable", "down": down}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def metrics_allowed(remote: str | None, headers: Mapping[str, str], token: str | None) -> bool:
+    """Whether a request may read /metrics: the token, or a private address reaching us directly.
+
+    A request a proxy forwarded comes from the proxy's private address on behalf of anyone,
+    so an address counts only without forwarding headers.
+    """
+    if token and hmac.compare_digest(headers.get("Authorization", ""), f"Bearer {token}"):
+        return True
+    if any(name in headers for name in FORWARDING_HEADERS) or remote is None:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:  # a Unix socket's peer: only local processes reach it
+        return True
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or any(address in network for network in PRIVATE_NETWORKS)
+
+
+def metrics_route(token: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """GET /metrics: the Prometheus text format, for those `metrics_allowed` lets in."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        if not metrics_allowed(request.remote, request.headers, token):
+            raise web.HTTPForbidden(text="metrics are for the owner's monitoring")
+        response = web.Response(body=exposition())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    return metrics
+
+
 def build_web_app(
-    *, jobs: Jobs, client: UserAPIClient, tasks: TaskRepo, webhook_secret: str
+    *,
+    jobs: Jobs,
+    client: UserAPIClient,
+    tasks: TaskRepo,
+    webhook_secret: str,
+    readiness: Readiness | None = None,
+    metrics_token: str | None = None,
 ) -> web.Application:
     """The aiohttp application with the bot's own routes."""
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
-    app[READY] = {"ready": False}
+    app[READY] = readiness or Readiness()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_route(metrics_token))
     app.router.add_post(
         USERAPI_WEBHOOK_PREFIX + "{secret}",
         UserAPIWebhook(jobs=jobs, client=client, tasks=tasks, secret=webhook_secret).handle,

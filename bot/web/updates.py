@@ -19,6 +19,7 @@ from aiogram import Bot, Dispatcher
 from aiohttp import web
 
 from bot.runtime.background import Background
+from bot.runtime.metrics import WEBHOOKS
 from bot.web.server import MAX_WEBHOOK_BYTES, read_body
 from storage.claims import UpdateInbox
 
@@ -48,15 +49,20 @@ class CommittedUpdates:
         """Check the secret, store the update, answer 200, then handle it."""
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given, self.secret_token):
+            WEBHOOKS.labels("telegram", "refused").inc()
             return web.Response(status=401)
         body = await read_body(request, MAX_WEBHOOK_BYTES)
         try:
             update: Any = json.loads(body)
             update_id = int(update["update_id"])
         except (ValueError, TypeError, KeyError):
+            WEBHOOKS.labels("telegram", "refused").inc()
             return web.Response(status=400)
         if await self.inbox.add(update_id, body.decode()):
+            WEBHOOKS.labels("telegram", "accepted").inc()
             self.background.spawn(self._handle(update_id, update))
+        else:
+            WEBHOOKS.labels("telegram", "duplicate").inc()
         return web.Response(status=200)
 
     async def _handle(self, update_id: int, update: dict[str, Any]) -> None:

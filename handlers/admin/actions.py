@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.owner.accounts import short_hash
 from bot.owner.limits import Policy
 from bot.owner.payments import Payments
+from bot.runtime.metrics import CREDITS
 from bot.telegram.i18n import _
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.models import TaskStatus
@@ -129,7 +130,8 @@ async def refund_purchase(payments: Payments, bot: Bot, charge_id: str, actor: i
             "through. The {credits} credits stay taken back; send the same /refund again "
             "to finish it."
         ).format(error=html.escape(error.message), credits=purchase.credits)
-    await payments.credits.confirm_refund(charge_id)
+    if await payments.credits.confirm_refund(charge_id):
+        CREDITS.labels("refunded").inc(purchase.credits)
     return _("↩️ Refunded {stars} ⭐ to user {user}; {credits} credits taken back.").format(
         stars=purchase.stars, user=purchase.user_id, credits=purchase.credits
     )

@@ -102,7 +102,7 @@ async def _region_press(press: Press) -> None:
 
 
 async def _follow_up_press(press: Press) -> None:
-    if await press.jobs.needs_prompt(press.task, press.action):
+    if await press.jobs.remix.needs_prompt(press.task, press.action):
         await press.query.answer()
         await _ask_prompt(
             press.message, press.query.from_user.id, press.task, press.action, press.prompts

@@ -20,6 +20,7 @@ from bot.prompts.rules import (
     PromptError,
     add_reference,
     apply_defaults,
+    defaults_of,
     flags_in,
     model_version,
     normalize_prompt,
@@ -28,7 +29,7 @@ from bot.prompts.rules import (
 )
 from bot.prompts.translate import Translator
 from bot.telegram.i18n import _
-from storage.settings import UserSettings, UserSettingsRepo
+from storage.settings import UserSettingsRepo
 
 # Stands in for an image URL while a prompt is checked before its images are uploaded.
 _PLACEHOLDER_URL = "https://cdn.discordapp.com/attachments/0/0/image.png"
@@ -72,23 +73,6 @@ def translation_failed() -> str:
     """The note for a translator that failed or was too slow."""
     return _(
         "⚠️ The translator didn't answer in time, so the prompt goes to Midjourney as you wrote it."
-    )
-
-
-def defaults_of(settings: UserSettings) -> PromptDefaults:
-    """The prompt defaults in a user's settings."""
-    return PromptDefaults(
-        aspect=settings.aspect,
-        model=settings.model,
-        stylize=settings.stylize,
-        raw=settings.raw,
-        speed=settings.speed,
-        draft=settings.draft,
-        exp=settings.exp,
-        sref=settings.sref,
-        personalize=settings.personalize,
-        sw=settings.sw,
-        ow=settings.ow,
     )
 
 

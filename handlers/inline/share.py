@@ -14,7 +14,6 @@ from bot.delivery.texts import result_title, shared_caption
 from bot.jobs.actions import is_animation
 from bot.owner.limits import Policy
 from bot.telegram.i18n import _
-from bot.userapi.models import UPSCALED_TYPES
 from storage.tasks import TaskRecord, TaskRepo
 
 # Telegram takes at most 50 results per answer; scrolling past them asks for the next page.
@@ -25,8 +24,6 @@ CACHE_SECONDS = 10
 START_PARAMETER = "inline"
 # Words searched for at most (a query is at most 256 characters anyway).
 MAX_WORDS = 10
-# Upscales are what people share: they come before the grids.
-FIRST_TYPES = sorted(str(kind) for kind in UPSCALED_TYPES)
 InlineResult = InlineQueryResultCachedPhoto | InlineQueryResultCachedMpeg4Gif
 
 
@@ -73,16 +70,14 @@ async def share(query: InlineQuery, tasks: TaskRepo, policy: Policy) -> None:
         await query.answer([], cache_time=CACHE_SECONDS, is_personal=True)
         return
     offset, words = page_offset(query.offset), query.query.split()[:MAX_WORDS]
-    found = await tasks.shareable(
-        user_id, words=words, first=FIRST_TYPES, offset=offset, limit=PAGE_SIZE + 1
+    # Upscales first: they are what people share.
+    found = await tasks.gallery(
+        user_id, words=words, offset=offset, limit=PAGE_SIZE + 1, upscaled=True
     )
     page = found[:PAGE_SIZE]
     button = None
     if not page and offset == 0:
-        has_any = bool(
-            words
-            and await tasks.shareable(user_id, words=[], first=FIRST_TYPES, offset=0, limit=1)
-        )
+        has_any = bool(words and await tasks.gallery(user_id, words=[], offset=0, limit=1))
         text = _("Nothing matches: open the bot") if has_any else _("No images yet: make one")
         button = InlineQueryResultsButton(text=text, start_parameter=START_PARAMETER)
     await query.answer(

@@ -25,6 +25,7 @@ from bot.owner.payments import (
     parse_payload,
     send_invoice,
 )
+from bot.runtime.metrics import CREDITS
 from bot.telegram.i18n import _
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ async def paid(message: Message, payments: Payments) -> None:
     )
     balance = await payments.credits.balance(user_id)
     if added:
+        CREDITS.labels("bought").inc(pack.credits)
         log.info("User %d bought %d credits for %d stars", user_id, pack.credits, pack.stars)
         text = _("✅ Thank you! +{credits} credits. Your balance: <b>{balance}</b>.")
     else:
@@ -156,8 +158,11 @@ async def refunded(message: Message, payments: Payments) -> None:
     refund = message.refunded_payment
     if refund is None:
         return
-    if await payments.credits.confirm_refund(refund.telegram_payment_charge_id):
-        log.info("Refund of %s confirmed by Telegram", refund.telegram_payment_charge_id)
+    charge_id = refund.telegram_payment_charge_id
+    if await payments.credits.confirm_refund(charge_id):
+        purchase = await payments.credits.find_purchase(charge_id)
+        CREDITS.labels("refunded").inc(purchase.credits if purchase else 0)
+        log.info("Refund of %s confirmed by Telegram", charge_id)
 
 
 async def balance(message: Message, payments: Payments, policy: Policy) -> None:

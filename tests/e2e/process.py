@@ -35,6 +35,8 @@ SETTINGS = (
     "DATABASE_URL",
     "REDIS_URL",
     "PLAYGROUND_PORT",
+    "LOG_FORMAT",
+    "METRICS_TOKEN",
 )
 
 

@@ -6,6 +6,7 @@ replica) is skipped, as nginx's `proxy_next_upstream error` does.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import aiohttp
@@ -64,3 +65,52 @@ class RoundRobinProxy:
             except aiohttp.ClientConnectionError:
                 continue  # that replica is gone: the next one
         return web.Response(status=502)
+
+
+class TcpRelay:
+    """Relays TCP connections to a server, and can cut them all (a server gone, a cable out)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Accept connections on 127.0.0.1:port and relay them (again, after `cut`)."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and break the open ones, as a dead server would."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        pipes = [
+            asyncio.create_task(_pipe(reader, upstream_writer)),
+            asyncio.create_task(_pipe(upstream_reader, writer)),
+        ]
+        self._pipes.update(pipes)
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+                self._pipes.discard(pipe)
+            writer.close()
+            upstream_writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -21,10 +23,12 @@ from tests.e2e.harness import (
     BotHarness,
     edits_and_sends,
     has_keyboard,
+    make_harness,
     post,
     results,
     snapshot,
     texts,
+    until,
     userapi_webhook_url,
     wait_in_flight,
     wait_text,
@@ -334,3 +338,97 @@ async def test_a_result_whose_image_is_gone_is_told_once_with_its_buttons(
     assert await harness.app.jobs.deliver_pending() == 0
     assert len([c for c in tg.calls("sendMessage") if told(c)]) == 1
     assert not tg.calls("sendPhoto")
+
+
+class QueuedBehind(NamedTuple):
+    """A job that waited in the bot's queue, started, and said "waiting" at the API."""
+
+    chat_id: int
+    task_hash: str
+    notice_id: int
+
+
+async def start_behind_a_slow_result(harness: BotHarness, delete_notice: bool) -> QueuedBehind:
+    """One slot: Ann's job runs, Bea's waits with a notice; Ann's ends, Bea's is sent, and the
+    API says Bea's waits, all before Ann's result is out (Telegram holds it a second with a
+    429), so Bea's chat hears that her job started only after progress has shown it."""
+    tg, sim = harness.tg, harness.sim
+    ann_job = await quiet_job(harness, 4701, "a first kite", "done")
+    bea = tg.user(4702, "Bea")
+    bea_chat = tg.private_chat(bea)
+    chat_id = int(bea_chat["id"])
+    tg.send_message(bea_chat, bea, "/imagine a second kite")
+    notice = await tg.wait_for(
+        "sendMessage", lambda c: c.ok and in_chat(c, chat_id) and "in the queue" in shown(c)
+    )
+    notice_id = int(notice.result["message_id"])
+    if delete_notice:
+        tg.delete_as_user(chat_id, notice_id)
+
+    tg.fail_next("sendPhoto", retry_after=1)
+    await tell(harness, ann_job.task_hash, "done")
+    await until(lambda: len(sim.tasks) == 2, "Bea's job sent")
+    [task_hash] = [h for h in sim.tasks if h != ann_job.task_hash]
+    await sim.wait_for_status(task_hash, "waiting")
+    await tell(harness, task_hash, "waiting")
+    await wait_text(tg, chat_id, "Queued at Midjourney")
+    assert not results(tg, ann_job.chat_id), "premise lost: Ann's result came first"
+    await harness.photo_reply(ann_job.chat_id, has_keyboard)
+    await asyncio.sleep(SETTLE)
+    return QueuedBehind(chat_id, task_hash, notice_id)
+
+
+def at(call: ApiCall, chat_id: int, message_id: int) -> bool:
+    """Whether a call was about one message."""
+    return in_chat(call, chat_id) and call.params.get("message_id") == message_id
+
+
+def refused_but_the_429(tg: FakeTelegram) -> list[ApiCall]:
+    """Calls Telegram refused, but for the 429 the test asked for."""
+    return [c for c in tg.requests if not c.ok and c.status != 429]
+
+
+@pytest.fixture
+async def one_slot(tg: FakeTelegram, sim: Simulator, tmp_path: Path) -> AsyncIterator[BotHarness]:
+    """The bot with webhooks and one slot at Midjourney."""
+    async for runner in make_harness(tg, sim, tmp_path, webhooks=True, max_concurrent_jobs=1):
+        yield runner
+
+
+async def test_a_start_progress_already_showed_costs_no_edit(one_slot: BotHarness) -> None:
+    harness, tg = one_slot, one_slot.tg
+    bea = await start_behind_a_slow_result(harness, delete_notice=False)
+
+    # The notice became the status once, by progress; the late start changes nothing shown.
+    edits = [c for c in tg.calls("editMessageText") if in_chat(c, bea.chat_id)]
+    assert [c.params["message_id"] for c in edits] == [bea.notice_id]
+    assert "Queued at Midjourney" in shown(edits[0])
+    assert refused_but_the_429(tg) == []
+
+    await tell(harness, bea.task_hash, "done")
+    result = await harness.photo_reply(bea.chat_id, has_keyboard)
+    await asyncio.sleep(SETTLE)
+    assert [m["message_id"] for m in tg.bot_messages(bea.chat_id)] == [result["message_id"]]
+    assert refused_but_the_429(tg) == []
+
+
+async def test_a_notice_the_user_deleted_is_tried_once_and_the_result_still_comes(
+    one_slot: BotHarness,
+) -> None:
+    harness, tg = one_slot, one_slot.tg
+    bea = await start_behind_a_slow_result(harness, delete_notice=True)
+
+    # One edit learns the notice is gone; a new status message takes over, and is not
+    # edited again to say what it already says.
+    to_notice = [c for c in tg.requests if at(c, bea.chat_id, bea.notice_id)]
+    assert [c.response.get("description") for c in to_notice] == [EDIT_GONE]
+    assert [c.response.get("description") for c in refused_but_the_429(tg)] == [EDIT_GONE]
+    [status] = tg.bot_messages(bea.chat_id)
+    assert "Queued at Midjourney" in str(status.get("text"))
+
+    await tell(harness, bea.task_hash, "done")
+    result = await harness.photo_reply(bea.chat_id, has_keyboard)
+    await asyncio.sleep(SETTLE)
+    assert [m["message_id"] for m in tg.bot_messages(bea.chat_id)] == [result["message_id"]]
+    assert len(refused_but_the_429(tg)) == 1
+    assert [c for c in tg.requests if at(c, bea.chat_id, bea.notice_id)] == to_notice

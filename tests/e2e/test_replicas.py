@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from bot.playground.emulator import FakeTelegram
+import pytest
+
+from bot.playground.emulator import FakeTelegram, LimitedTelegram
 from bot.userapi.simulator import Simulator
 from storage.database import Database, database_url
 from tests.conftest import fresh_postgres_database
@@ -151,10 +154,23 @@ async def test_one_replica_polls_a_killed_leader_is_replaced_and_a_stopped_one_h
             await output.close()
 
 
+@pytest.fixture
+async def limited() -> AsyncIterator[LimitedTelegram]:
+    """A fake Telegram that answers 429 to whatever breaks Telegram's limits."""
+    fake = LimitedTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
 async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kill(
-    tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
+    limited: LimitedTelegram,
+    external_sim: Simulator,
+    tmp_path: Path,
+    postgres_url: str,
+    redis_url: str,
 ) -> None:
-    sim = external_sim
+    tg, sim = limited, external_sim
     database = await fresh_postgres_database(postgres_url)
     ports = [free_port(), free_port()]
     backends = [f"http://127.0.0.1:{port}" for port in ports]
@@ -219,6 +235,8 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
         assert [len(results(tg, chat["id"])) for chat in chats] == [1] * 40
         prompts = [r.json()["prompt"] for r in sim.requests_to(IMAGINE)[before:]]
         assert len(prompts) == len(set(prompts)) == 40, "each job submitted once"
+        # Both replicas sent within one budget: Telegram never had to say "too many".
+        assert not tg.refused, [call.params.get("chat_id") for call in tg.refused]
     finally:
         for process, output in replicas:
             if process.returncode is None:

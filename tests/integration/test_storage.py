@@ -194,7 +194,7 @@ async def delivered(repo: TaskRepo, user_id: int, type: str, prompt: str, n: int
     return record.id
 
 
-async def test_shareable_results_are_the_users_own_upscales_first_and_searchable(
+async def test_inline_results_are_the_users_own_upscales_first_and_searchable(
     repo: TaskRepo,
 ) -> None:
     grid = await delivered(repo, 1, "imagine", "A Red FOX in the snow", 1)
@@ -206,9 +206,7 @@ async def test_shareable_results_are_the_users_own_upscales_first_and_searchable
     await repo.mark_delivered(failed.id, message_id=5, file_id=None)
 
     async def ids(*words: str, offset: int = 0, limit: int = 50) -> list[int]:
-        found = await repo.shareable(
-            1, words=words, first=["upscale", "upsample"], offset=offset, limit=limit
-        )
+        found = await repo.gallery(1, words=list(words), offset=offset, limit=limit, upscaled=True)
         return [task.id for task in found]
 
     assert await ids() == [upscale, cat, grid]
@@ -221,3 +219,6 @@ async def test_shareable_results_are_the_users_own_upscales_first_and_searchable
     assert await ids("someone") == []
     assert await ids(offset=1, limit=1) == [cat]
     assert await ids(offset=3) == []
+    # Removed from history (the gallery's Remove): not offered any more.
+    assert await repo.hide(cat, 1)
+    assert await ids() == [upscale, grid]

@@ -16,6 +16,7 @@ from bot.playground.emulator.wire import (
 from bot.playground.emulator.world import World
 
 _BOT_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+_MENU_BUTTON_TYPES = ("commands", "web_app", "default")
 
 
 class Chats(World):
@@ -118,6 +119,22 @@ class Chats(World):
             "file_size": stored.size,
             "file_path": stored.file_path,
         }
+
+    async def _set_chat_menu_button(self, req: Req) -> bool:
+        button = req.get("menu_button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in _MENU_BUTTON_TYPES:
+            raise bad("can't parse menu button")
+        if button["type"] == "web_app":
+            url = str((button.get("web_app") or {}).get("url") or "")
+            if not button.get("text"):
+                raise bad("BUTTON_TEXT_EMPTY")
+            if not url.startswith("https://"):
+                raise bad("BUTTON_URL_INVALID")  # Mini Apps open over HTTPS only
+        chat_id = req.get_int("chat_id")
+        if chat_id is not None:
+            self._chat(req)
+        self.menu_buttons[chat_id] = copy.deepcopy(button)
+        return True
 
     async def _set_my_commands(self, req: Req) -> bool:
         commands = req.get("commands")

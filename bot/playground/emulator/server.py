@@ -57,7 +57,7 @@ class FakeTelegram(Editing, Payments, Chats, Updates, Users):
             "getMyCommands": self._get_my_commands,
             "setMyDescription": self._true,
             "setMyShortDescription": self._true,
-            "setChatMenuButton": self._true,
+            "setChatMenuButton": self._set_chat_menu_button,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,

@@ -89,6 +89,8 @@ class World:
         # Inline queries: query id -> the bot's answerInlineQuery, None while unanswered.
         self._inline_queries: dict[str, JSONDict | None] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        # setChatMenuButton: by chat id, None for the default every private chat shows.
+        self.menu_buttons: dict[int | None, JSONDict] = {}
         self._failures: dict[str, deque[Failure]] = {}
         self._drops: dict[str, int] = {}
         self._lost_answers: dict[str, int] = {}
