@@ -37,7 +37,7 @@ from bot.telegram.i18n import pick_locale
 from bot.userapi.models import TaskStatus, TaskType
 from bot.web.gallery_texts import page_texts
 from bot.web.pictures import Pictures, PictureUnavailable, Size, picture_tag
-from bot.web.region import STATIC_DIR, check_init_data
+from bot.web.region import STATIC_DIR, signed_user
 from bot.web.server import read_body
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRecord, TaskRepo
@@ -133,19 +133,7 @@ class GalleryApp:
         )
 
     async def _viewer(self, request: web.Request) -> Viewer:
-        header = request.headers.get("Authorization", "")
-        scheme, _, init_data = header.partition(" ")
-        checked = (
-            check_init_data(init_data, self._token, self._max_age)
-            if scheme.lower() == "tma"
-            else None
-        )
-        if checked is None or checked.user is None:
-            log.info("Gallery request with invalid or stale initData refused")
-            raise web.HTTPForbidden(text="invalid or expired Telegram initData")
-        user = checked.user
-        if self._policy is not None and await self._policy.is_banned(user.id):
-            raise web.HTTPForbidden(text="banned")
+        user = await signed_user(request, self._token, self._max_age, self._policy)
         name = " ".join(part for part in (user.first_name, user.last_name) if part) or None
         return Viewer(user.id, name, user.language_code)
 

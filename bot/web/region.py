@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiogram.utils.i18n import I18n
-from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
+from aiogram.utils.web_app import WebAppInitData, WebAppUser, safe_parse_webapp_init_data
 from aiohttp import web
 
 from bot.jobs.actions import is_animation
@@ -88,6 +88,21 @@ def check_init_data(init_data: str, token: str, max_age: float) -> WebAppInitDat
     if age > max_age or age < -60:
         return None
     return parsed
+
+
+async def signed_user(
+    request: web.Request, token: str, max_age: float, policy: Policy | None
+) -> WebAppUser:
+    """The Telegram user a Mini App request speaks for (`Authorization: tma <initData>`);
+    403 unless initData is signed with the bot's token, fresh, and its user not banned."""
+    scheme, _, init_data = request.headers.get("Authorization", "").partition(" ")
+    checked = check_init_data(init_data, token, max_age) if scheme.lower() == "tma" else None
+    if checked is None or checked.user is None:
+        log.info("Mini App request with invalid or stale initData refused (%s)", request.path)
+        raise web.HTTPForbidden(text="invalid or expired Telegram initData")
+    if policy is not None and await policy.is_banned(checked.user.id):
+        raise web.HTTPForbidden(text="banned")
+    return checked.user
 
 
 def upscale_size(task: TaskRecord) -> tuple[int, int] | None:
@@ -182,19 +197,7 @@ class RegionApp:
         )
 
     async def _allowed(self, request: web.Request) -> _Allowed:
-        header = request.headers.get("Authorization", "")
-        scheme, _, init_data = header.partition(" ")
-        checked = (
-            check_init_data(init_data, self._token, self._max_age)
-            if scheme.lower() == "tma"
-            else None
-        )
-        if checked is None or checked.user is None:
-            log.info("Mini App request with invalid or stale initData refused")
-            raise web.HTTPForbidden(text="invalid or expired Telegram initData")
-        user_id = checked.user.id
-        if self._policy is not None and await self._policy.is_banned(user_id):
-            raise web.HTTPForbidden(text="banned")
+        user_id = (await signed_user(request, self._token, self._max_age, self._policy)).id
         task = await self._tasks.get(int(request.match_info["task_id"]))
         if task is None or user_id not in (task.user_id, task.chat_id):
             raise web.HTTPForbidden(text="not your image")
