@@ -75,6 +75,11 @@ async def start(message: Message, settings: Settings, payments: Payments) -> Non
     username = me.username if me and me.username else "bot"
     text = help_text(username) + "\n\n"
     text += todays_midjourney(username, translation=settings.translate_url is not None)
+    if settings.mini_app_base is not None:
+        text += "\n\n" + _(
+            "<b>Your gallery</b>: <code>/gallery</code> (or the menu button) shows your "
+            "images to browse, search, re-run and share."
+        )
     if me is not None and me.supports_inline_queries:
         text += "\n\n" + _(
             "<b>Share anywhere</b>: in any chat, type <code>@{username}</code> and a word of "

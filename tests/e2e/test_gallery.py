@@ -311,6 +311,8 @@ async def test_without_https_or_in_a_group_the_gallery_says_where_it_opens(
     ann.send("/gallery")
     reply = await ann.text_reply("HTTPS")
     assert "reply_markup" not in reply.params
+    ann.send("/help")
+    assert "/gallery" not in str((await ann.text_reply("/imagine")).params["text"])
     group = bot.tg.group_chat(-100777, "Friends")
     bot.overrides["webapp_url"] = f"https://127.0.0.1:{bot.port}"
     await bot.stop()
@@ -321,3 +323,6 @@ async def test_without_https_or_in_a_group_the_gallery_says_where_it_opens(
         "sendMessage", lambda c: c.ok and int(c.params["chat_id"]) == -100777, timeout=10
     )
     assert "private chat" in str(said.params["text"]) and "reply_markup" not in said.params
+    # With HTTPS, /help names the gallery.
+    ann.send("/help")
+    assert "/gallery" in str((await ann.text_reply("Your gallery")).params["text"])
