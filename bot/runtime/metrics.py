@@ -64,6 +64,13 @@ TELEGRAM_REQUESTS = Counter(
     ["method", "outcome"],
     registry=REGISTRY,
 )
+EDITS = Counter(
+    "mjbot_telegram_edits",
+    "Status and queue message edits by what became of them: shown, or not sent because it "
+    "would change nothing (unchanged), the message is gone, or a newer edit made it moot.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 TELEGRAM_REQUEST_SECONDS = Histogram(
     "mjbot_telegram_request_seconds",
     "Seconds a Telegram request took on the wire (waiting for the rate limit not counted).",
@@ -131,6 +138,8 @@ for _source in ("userapi", "telegram"):
         WEBHOOKS.labels(_source, _outcome)
 for _direction in ("bought", "spent", "refunded"):
     CREDITS.labels(_direction)
+for _edit in ("shown", "unchanged", "gone", "moot"):
+    EDITS.labels(_edit)
 
 
 class QueueGauges(Collector):

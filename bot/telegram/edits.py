@@ -19,6 +19,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, InputMediaPhoto
 
+from bot.runtime.metrics import EDITS
 from bot.telegram.ratelimit import UnwantedError, only_if
 from bot.telegram.session import is_gone
 
@@ -45,6 +46,12 @@ class Gone(Enum):
     REMOVED = "removed"
     # Telegram says it is not there: the user deleted it.
     MISSING = "missing"
+
+
+def counted(outcome: Edit) -> Edit:
+    """Count an edit by what became of it (mjbot_telegram_edits_total), and return it."""
+    EDITS.labels(outcome.value).inc()
+    return outcome
 
 
 def not_modified(error: TelegramBadRequest) -> bool:
@@ -116,14 +123,16 @@ class EditPlan:
 
         `still`, asked when the edit's slot comes, may drop it then (Edit.MOOT).
         """
-        return await self._edit(
-            chat_id,
-            message_id,
-            look(text, markup),
-            lambda: self._bot.edit_message_text(
-                chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
-            ),
-            still,
+        return counted(
+            await self._edit(
+                chat_id,
+                message_id,
+                look(text, markup),
+                lambda: self._bot.edit_message_text(
+                    chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup
+                ),
+                still,
+            )
         )
 
     async def edit_caption(
@@ -134,28 +143,32 @@ class EditPlan:
         markup: InlineKeyboardMarkup | None = None,
     ) -> Edit:
         """Show a new caption (and buttons) under a photo unless that changes nothing."""
-        return await self._edit(
-            chat_id,
-            message_id,
-            look(caption, markup),
-            lambda: self._bot.edit_message_caption(
-                chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=markup
-            ),
-            None,
+        return counted(
+            await self._edit(
+                chat_id,
+                message_id,
+                look(caption, markup),
+                lambda: self._bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=markup
+                ),
+                None,
+            )
         )
 
     async def edit_media(self, chat_id: int, message_id: int, media: InputMediaPhoto) -> Edit:
         """Show a new photo (always a change) with its caption, unless the message is gone."""
         after = look(str(media.caption or ""))
-        return await self._edit(
-            chat_id,
-            message_id,
-            None,
-            lambda: self._bot.edit_message_media(
-                chat_id=chat_id, message_id=message_id, media=media
-            ),
-            None,
-            after=after,
+        return counted(
+            await self._edit(
+                chat_id,
+                message_id,
+                None,
+                lambda: self._bot.edit_message_media(
+                    chat_id=chat_id, message_id=message_id, media=media
+                ),
+                None,
+                after=after,
+            )
         )
 
     async def _edit(

@@ -22,6 +22,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.delivery.notices import TelegramQueueNotices
 from bot.delivery.results import TelegramView
 from bot.playground.emulator import NOT_MODIFIED, ApiCall, FakeTelegram
+from bot.runtime.metrics import REGISTRY
 from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.i18n import build_i18n
 from bot.telegram.ratelimit import Limits, Priority, RateLimiter, priority
@@ -108,6 +109,12 @@ async def sent_text(bot: Bot, plan: EditPlan, text: str) -> int:
     return message.message_id
 
 
+def edits(outcome: str) -> float:
+    """How many edits the metrics counted with this outcome so far."""
+    value = REGISTRY.get_sample_value("mjbot_telegram_edits_total", {"outcome": outcome})
+    return value or 0.0
+
+
 def keyboard() -> InlineKeyboardMarkup:
     """One button."""
     return InlineKeyboardMarkup(
@@ -118,9 +125,12 @@ def keyboard() -> InlineKeyboardMarkup:
 async def test_an_edit_that_would_change_nothing_is_not_sent(fake: FakeTelegram, bot: Bot) -> None:
     plan = EditPlan(bot)
     message_id = await sent_text(bot, plan, "⏳ Queued")
+    unchanged, shown = edits("unchanged"), edits("shown")
 
     assert await plan.edit_text(USER_ID, message_id, "⏳ Queued") is Edit.UNCHANGED
     assert await plan.edit_text(USER_ID, message_id, "🎨 10%") is Edit.SHOWN
+    # What became of each edit is counted for Prometheus (mjbot_telegram_edits_total).
+    assert (edits("unchanged") - unchanged, edits("shown") - shown) == (1, 1)
     assert await plan.edit_text(USER_ID, message_id, "🎨 10%") is Edit.UNCHANGED
     # Buttons are part of what a message shows: adding them, or taking them away, is a change.
     assert await plan.edit_text(USER_ID, message_id, "🎨 10%", keyboard()) is Edit.SHOWN
