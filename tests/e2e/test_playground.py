@@ -176,6 +176,24 @@ async def test_describe_a_photo_gives_four_prompts(playground: Playground) -> No
         assert (await labels(result))[0] == ["1", "2", "3", "4"]
 
 
+async def test_a_message_telegram_refuses_gives_the_draft_back(playground: Playground) -> None:
+    async with chromium() as browser:
+        page = await open_page(browser, playground.url)
+        broken: FilePayload = {"name": "fox.jpg", "mimeType": "image/jpeg", "buffer": b"no jpeg"}
+        await page.set_input_files("#file", files=[broken])
+        await page.locator("#attach-previews img").wait_for()
+        await send(page, "a caption worth keeping")
+
+        alert = page.locator("dialog#alert")
+        await alert.wait_for()
+        assert "IMAGE_PROCESS_FAILED" in await alert.inner_text()
+        await alert.get_by_role("button", name="OK").click()
+        # Nothing typed or attached is lost: the text and the photo wait in the composer.
+        assert await page.input_value("#input") == "a caption worth keeping"
+        assert await page.locator("#attach-previews img").count() == 1
+        assert await page.locator(".row.out").filter(has_text="a caption worth").count() == 0
+
+
 async def test_vary_region_opens_the_mini_app_beside_the_chat(playground: Playground) -> None:
     async with chromium() as browser:
         page = await open_page(browser, playground.url)

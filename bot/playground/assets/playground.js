@@ -700,20 +700,28 @@ async function send() {
   form.append("chat_id", state.current.id);
   form.append("user_id", sender());
   form.append("text", text);
-  if (state.replyTo) form.append("reply_to", state.replyTo.message_id);
-  for (const photo of state.photos) form.append("photo", photo, photo.name);
-  try {
-    await api("/api/send", { method: "POST", body: form });
-  } catch (error) {
-    alertBox(error.message);
-    return;
-  }
+  const reply = state.replyTo;
+  const photos = state.photos;
+  if (reply) form.append("reply_to", reply.message_id);
+  for (const photo of photos) form.append("photo", photo, photo.name);
+  // Clear the composer before the request, as Telegram does: the message can reach the chat
+  // (over the event stream) before the request returns, and the reply bar must not outlive it.
   input.value = "";
   autosize();
   setPhotos([]);
   $("#file").value = "";
   cancelReply();
   hideSuggestions();
+  try {
+    await api("/api/send", { method: "POST", body: form });
+  } catch (error) {
+    // Give the draft back so nothing typed is lost.
+    input.value = text;
+    autosize();
+    setPhotos(photos);
+    if (reply) startReply(reply);
+    alertBox(error.message);
+  }
 }
 
 function sendText(text) {
