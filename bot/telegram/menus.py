@@ -73,21 +73,39 @@ async def set_admin_menus(
                 break
 
 
+def gallery_button(gallery_url: str) -> MenuButtonWebApp:
+    """The menu button that opens the gallery, labelled in the current language."""
+    return MenuButtonWebApp(text=_("Gallery"), web_app=WebAppInfo(url=gallery_url))
+
+
 async def set_menu_button(bot: Bot, i18n: I18n, gallery_url: str | None) -> None:
     """Make the chat menu button open the gallery Mini App (Telegram's default without one).
 
     Telegram opens Mini Apps over HTTPS only: without an HTTPS address the button goes back to
     Telegram's default, so a button set by an earlier run never points at a dead address. The
-    default button is one for everyone, so its text is in the default language.
+    default button is one for everyone, so its text is in the default language; chats in
+    another language get their own (`set_chat_menu_button`).
     """
     if gallery_url is None:
         button: MenuButtonWebApp | MenuButtonDefault = MenuButtonDefault()
     else:
         with i18n.context(), i18n.use_locale(DEFAULT_LOCALE):
-            text = _("Gallery")
-        button = MenuButtonWebApp(text=text, web_app=WebAppInfo(url=gallery_url))
+            button = gallery_button(gallery_url)
+    await _set_button(bot, button)
+
+
+async def set_chat_menu_button(bot: Bot, chat_id: int, gallery_url: str) -> None:
+    """Label one private chat's gallery button in the language the user reads the bot in."""
+    # Telegram's setChatMenuButton has no language_code (setMyCommands has): a chat of its own
+    # is the only way to a translated label. One call per /start or language change.
+    await _set_button(bot, gallery_button(gallery_url), chat_id)
+
+
+async def _set_button(
+    bot: Bot, button: MenuButtonWebApp | MenuButtonDefault, chat_id: int | None = None
+) -> None:
     try:
-        await bot.set_chat_menu_button(menu_button=button)
+        await bot.set_chat_menu_button(chat_id=chat_id, menu_button=button)
     except TelegramAPIError as error:
-        # The commands still work without it: a refused button is not worth failing start-up.
+        # The commands still work without it: a refused button is not worth failing for.
         log.warning("Chat menu button not set: %s", error.message)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
+from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from bot.owner.payments import Payments
-from bot.telegram.i18n import _
+from bot.telegram.i18n import DEFAULT_LOCALE, _
+from bot.telegram.menus import set_chat_menu_button
+from bot.web.gallery import gallery_url
 
 
 def todays_midjourney(username: str, *, translation: bool) -> str:
@@ -94,9 +98,19 @@ async def start(message: Message, settings: Settings, payments: Payments) -> Non
     await message.answer(text)
 
 
+async def welcome(message: Message, settings: Settings, payments: Payments, i18n: I18n) -> None:
+    """`/start`: the help, and the gallery button labelled in the user's language."""
+    await start(message, settings, payments)
+    base = settings.mini_app_base
+    private = message.chat.type == ChatType.PRIVATE
+    # The bot-wide button is in the default language; only other languages need a call.
+    if base is not None and private and i18n.current_locale != DEFAULT_LOCALE and message.bot:
+        await set_chat_menu_button(message.bot, message.chat.id, gallery_url(base))
+
+
 def build_router() -> Router:
     """The router for /start and /help."""
     router = Router(name="start")
-    router.message.register(start, CommandStart())
+    router.message.register(welcome, CommandStart())
     router.message.register(start, Command("help"))
     return router

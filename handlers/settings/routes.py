@@ -6,6 +6,7 @@ import re
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
@@ -17,6 +18,8 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from bot.telegram.i18n import _
+from bot.telegram.menus import set_chat_menu_button
+from bot.web.gallery import gallery_url
 from handlers.settings.menu import (
     CODE_FLAGS,
     SettingsCallback,
@@ -104,6 +107,10 @@ async def on_settings(
         settings_text(mine, speeds=speeds, translation=translation),
         reply_markup=settings_keyboard(mine, translation=translation),
     )
+    base = settings.mini_app_base
+    if field == "locale" and base and message.chat.type == ChatType.PRIVATE and query.bot:
+        # The gallery button's label follows the language (a chat of its own; see menus).
+        await set_chat_menu_button(query.bot, message.chat.id, gallery_url(base))
 
 
 async def on_code(

@@ -326,3 +326,37 @@ async def test_without_https_or_in_a_group_the_gallery_says_where_it_opens(
     # With HTTPS, /help names the gallery.
     ann.send("/help")
     assert "/gallery" in str((await ann.text_reply("Your gallery")).params["text"])
+
+
+async def test_the_menu_button_speaks_the_users_language(bot: BotHarness) -> None:
+    tg = bot.tg
+    ivan = tg.user(2501, "Иван", language_code="ru")
+    ivan_chat = tg.private_chat(ivan)
+    ann = ImageUser(bot)
+    ann.send("/start")
+    await ann.text_reply("/imagine")
+    tg.send_message(ivan_chat, ivan, "/start")
+    await tg.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == ivan_chat["id"])
+
+    # Telegram's button has no language_code: Ivan's chat gets one of its own, in Russian.
+    async def labelled() -> bool:
+        return ivan_chat["id"] in tg.menu_buttons
+
+    await until(labelled, "Ivan's menu button")
+    button = tg.menu_buttons[ivan_chat["id"]]
+    assert button["text"] == "Галерея" and button["web_app"] == tg.menu_buttons[None]["web_app"]
+    # English is the bot-wide button's language: Ann's /start costs no call.
+    assert ann.chat_id not in tg.menu_buttons
+    assert tg.menu_buttons[None]["text"] == "Gallery"
+
+    # Ann picks Russian with /language: her button follows.
+    ann.send("/language")
+    picker = await tg.wait_for(
+        "sendMessage", lambda c: "Русский" in str(c.params.get("reply_markup"))
+    )
+    ann.press(picker.result, "Русский")
+
+    async def followed() -> bool:
+        return tg.menu_buttons.get(ann.chat_id, {}).get("text") == "Галерея"
+
+    await until(followed, "Ann's button in Russian")
