@@ -23,6 +23,8 @@ ALBUM_LIMIT = 10
 PING_SECONDS = 15.0
 # Telegram gives a bot ten seconds to answer a pre-checkout query.
 CHECKOUT_SECONDS = 10.0
+# How long an app waits for the bot's answer to an inline query (Telegram's apps give up too).
+INLINE_SECONDS = 10.0
 _CLOSING: JSONDict = {"type": "closing"}
 
 
@@ -52,12 +54,15 @@ class Cast:
 
 
 class ChatPage:
-    """The page's routes: its files, the chats' state, sending, presses, payments, live events."""
+    """The page's routes: files, the chats' state, sending, presses, payments, inline, events."""
 
-    def __init__(self, telegram: FakeTelegram, cast: Cast) -> None:
-        """Serve `cast`'s chats of `telegram`."""
+    def __init__(
+        self, telegram: FakeTelegram, cast: Cast, *, inline_seconds: float = INLINE_SECONDS
+    ) -> None:
+        """Serve `cast`'s chats of `telegram`; an inline query waits `inline_seconds`."""
         self._telegram = telegram
         self._cast = cast
+        self._inline_seconds = inline_seconds
         self._streams: set[asyncio.Queue[JSONDict]] = set()
 
     def register(self, app: web.Application) -> None:
@@ -72,6 +77,8 @@ class ChatPage:
         app.router.add_post("/api/press", self._press)
         app.router.add_post("/api/pay", self._pay)
         app.router.add_post("/api/webapp", self._web_app)
+        app.router.add_post("/api/inline", self._inline)
+        app.router.add_post("/api/inline/choose", self._choose)
         app.on_shutdown.append(self._close_streams)
 
     # ------------------------------------------------------------------ reading
@@ -228,6 +235,45 @@ class ChatPage:
         chat = self._cast.chat(body.get("chat_id"))
         user = self._user(chat, body.get("user_id"))
         return {"init_data": self._telegram.open_web_app(user)}
+
+    async def _inline(self, request: web.Request) -> web.Response:
+        """A user typing `@bot query` in a chat: the bot's answer, once it comes."""
+        return await _answer(self._read_inline, request)
+
+    async def _read_inline(self, request: web.Request) -> JSONDict:
+        body = await _json(request)
+        chat = self._cast.chat(body.get("chat_id"))
+        user = self._user(chat, body.get("user_id"))
+        telegram = self._telegram
+        query_id = telegram.inline_query(
+            user,
+            str(body.get("query") or ""),
+            offset=str(body.get("offset") or ""),
+            chat_type=telegram.inline_chat_type(self._chat_object(chat), user),
+        )
+        try:
+            answer = await telegram.wait_inline_answer(query_id, self._inline_seconds)
+        except TimeoutError:
+            raise PageError("the bot did not answer the inline query in time") from None
+        fields = ("results", "next_offset", "button")
+        return {"query_id": query_id, **{key: answer[key] for key in fields if key in answer}}
+
+    async def _choose(self, request: web.Request) -> web.Response:
+        """A user picking an inline result: it goes into the chat as theirs, "via @bot"."""
+        return await _answer(self._read_choose, request)
+
+    async def _read_choose(self, request: web.Request) -> JSONDict:
+        body = await _json(request)
+        chat = self._cast.chat(body.get("chat_id"))
+        user = self._user(chat, body.get("user_id"))
+        message = self._telegram.choose_inline_result(
+            self._chat_object(chat),
+            user,
+            str(body.get("query_id")),
+            str(body.get("result_id")),
+            reply_to_message_id=_int_or_none(body.get("reply_to")),
+        )
+        return {"message": message}
 
     # ------------------------------------------------------------------ lookups
 

@@ -70,6 +70,8 @@ def emulator(settings: Settings) -> FakeTelegram:
         bot_name=BOT_NAME,
         test_environment=True,
     )
+    # Inline feedback stays off, as BotFather leaves it: the bot handles no chosen_inline_result.
+    telegram.inline_feedback = False
     you = telegram.user(YOU, "You", username="you")
     friend = telegram.user(FRIEND, "Alex", username="alex")
     telegram.private_chat(you)

@@ -12,6 +12,7 @@ from bot.playground.emulator.entities import (
 )
 from bot.playground.emulator.sending import Sending
 from bot.playground.emulator.wire import (
+    CACHED_RESULTS,
     INLINE_ID_LIMIT,
     INLINE_RESULTS_LIMIT,
     MEDIA_KEYS,
@@ -25,14 +26,6 @@ from bot.playground.emulator.wire import (
     bad,
 )
 
-# Inline results that send a file Telegram holds: the field naming it, and its kind of file.
-CACHED_RESULTS = {
-    "photo": ("photo_file_id", "photo"),
-    "mpeg4_gif": ("mpeg4_file_id", "animation"),
-    "gif": ("gif_file_id", "animation"),
-    "document": ("document_file_id", "document"),
-    "video": ("video_file_id", "video"),
-}
 _START_PARAMETER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

@@ -44,6 +44,16 @@ INLINE_RESULTS_LIMIT = 50
 INLINE_ID_LIMIT = 64
 
 
+# Inline results that send a file Telegram holds: the field naming it, and its kind of file.
+CACHED_RESULTS = {
+    "photo": ("photo_file_id", "photo"),
+    "mpeg4_gif": ("mpeg4_file_id", "animation"),
+    "gif": ("gif_file_id", "animation"),
+    "document": ("document_file_id", "document"),
+    "video": ("video_file_id", "video"),
+}
+
+
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup"
     " are exactly the same as a current content and reply markup of the message"
