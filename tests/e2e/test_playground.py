@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from bot.playground.play import BOT_USERNAME
 from tests.e2e.browser import chromium
 from tests.e2e.harness import free_port
 from tests.e2e.process import Output, clean_env, start_bot
@@ -333,3 +334,39 @@ async def test_an_album_blends_and_an_animation_plays_as_video(playground: Playg
             response = await http.get(f"{playground.url}{source.lstrip('/')}")
         assert response.headers["content-type"] == "video/mp4"
         assert response.content[4:8] == b"ftyp"
+
+
+async def test_inline_mode_lists_your_results_and_sends_one_via_the_bot(
+    playground: Playground,
+) -> None:
+    mention = f"@{BOT_USERNAME}"
+    async with chromium() as browser:
+        page = await open_page(browser, playground.url)
+        assert await page.locator(".inline-hint").inner_text() == mention
+        await imagine_and_upscale(page, "a copper kettle on a stove")
+
+        # As in Telegram: `@bot words` asks the bot, and its answer shows above the text box.
+        await page.fill("#input", f"{mention} kettle")
+        results = page.locator("#inline .inline-result img")
+        await shown(results.first)
+        assert await results.count() == 2  # the upscale, then the grid
+        await results.first.click()
+        sent = page.locator(".row.out").filter(has=page.locator(".via", has_text=f"via {mention}"))
+        await shown(sent.locator(".media img"))
+        assert "a copper kettle on a stove" in await sent.locator(".text").inner_text()
+        assert await sent.locator(".keyboard").count() == 0
+        assert await page.input_value("#input") == ""
+        assert await page.locator("#inline").is_hidden()
+
+        # A word in no prompt: no results, and the bot's button, which opens its chat.
+        await page.fill("#input", f"{mention} zebra")
+        button = page.locator("#inline-button")
+        await button.wait_for()
+        assert await button.inner_text() == "Nothing matches: open the bot"
+        assert await page.locator("#inline .inline-result").count() == 0
+        await page.press("#input", "Escape")
+        await page.locator("#inline").wait_for(state="hidden")
+        await page.fill("#input", f"{mention} zebras")
+        await button.click()
+        await page.locator(".row.out .text", has_text="/start inline").wait_for()
+        assert await page.locator("#inline").is_hidden()

@@ -12,6 +12,10 @@ const ACTIONS = {
   upload_document: "sending a file…",
   record_video: "recording a video…",
 };
+// Inline mode: typing pauses this long before the query goes out, as in Telegram's apps; a
+// query holds at most this many characters.
+const INLINE_DEBOUNCE_MS = 300;
+const INLINE_QUERY_LIMIT = 256;
 
 const state = {
   bot: null,
@@ -27,6 +31,9 @@ const state = {
   menu: [], // the command menu of the chat on screen
   actionTimer: null,
   atBottom: true, // whether the chat is scrolled to its newest message
+  // `@bot query` being typed: the query shown, the next page's offset, and a number that
+  // makes answers to older queries (or to a closed panel) stale.
+  inline: { timer: null, query: null, nextOffset: "", loading: false, generation: 0 },
 };
 
 // ------------------------------------------------------------------ talking to the server
@@ -81,6 +88,9 @@ function applyState(snapshot) {
   for (const chat of snapshot.chats) chat.messages.forEach(keep);
   if (!state.current || !chatById(state.current.id)) state.current = state.chats[0];
   else state.current = chatById(state.current.id);
+  document.querySelectorAll(".inline-hint").forEach((hint) => {
+    hint.textContent = `@${state.bot.username}`;
+  });
 }
 
 // ------------------------------------------------------------------ live events
@@ -211,6 +221,7 @@ function renderSender() {
     button.setAttribute("aria-pressed", String(sender() === id));
     button.addEventListener("click", () => {
       state.senders.set(chat.id, id);
+      closeInline();
       renderSender();
       renderMessages();
       loadMenu();
@@ -223,6 +234,7 @@ function openChat(chat) {
   state.current = chat;
   state.unread.delete(chat.id);
   cancelReply();
+  closeInline();
   $("#chat-title").textContent = chat.type === "private" ? state.bot.first_name : chat.title;
   const avatar = $("#chat-avatar");
   avatar.className = `avatar ${chat.type === "private" ? "" : "group"}`;
@@ -297,10 +309,12 @@ function messageRow(message) {
   row.className = `row ${mine ? "out" : "in"}`;
   const bubble = document.createElement("div");
   bubble.className = "msg";
-  if (state.current.type !== "private" && !mine) {
+  const named = state.current.type !== "private" && !mine;
+  if (named || message.via_bot) {
     const from = document.createElement("div");
     from.className = "from";
-    from.textContent = userName(message.from);
+    if (named) from.append(userName(message.from));
+    if (message.via_bot) from.append(viaBot(message.via_bot, named));
     bubble.append(from);
   }
   if (message.reply_to_message) bubble.append(replyQuote(message.reply_to_message));
@@ -333,6 +347,20 @@ function messageRow(message) {
   reply.addEventListener("click", () => startReply(message));
   row.append(stack, reply);
   return row;
+}
+
+// "via @bot" on a message sent from inline results; pressing it starts another inline query.
+function viaBot(bot, named) {
+  const via = document.createElement("button");
+  via.type = "button";
+  via.className = "via";
+  via.textContent = `${named ? " " : ""}via @${bot.username}`;
+  via.addEventListener("click", () => {
+    $("#input").value = `@${bot.username} `;
+    $("#input").focus();
+    inlineInput();
+  });
+  return via;
 }
 
 function serviceText(message) {
@@ -712,6 +740,7 @@ async function send() {
   $("#file").value = "";
   cancelReply();
   hideSuggestions();
+  closeInline();
   try {
     await api("/api/send", { method: "POST", body: form });
   } catch (error) {
@@ -801,6 +830,181 @@ function hideSuggestions() {
   $("#suggest").hidden = true;
 }
 
+// ------------------------------------------------------------------ inline mode
+
+// The query of text that mentions the bot first (`@bot words`), or null when it does not.
+function inlineQueryOf(text) {
+  const prefix = `@${state.bot?.username} `;
+  if (!state.bot || text.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return null;
+  return text.slice(prefix.length, prefix.length + INLINE_QUERY_LIMIT);
+}
+
+function inlineInput() {
+  const inline = state.inline;
+  const query = inlineQueryOf($("#input").value);
+  clearTimeout(inline.timer);
+  if (query === null) {
+    closeInline();
+    return;
+  }
+  if (query === inline.query) return;
+  inline.timer = setTimeout(() => {
+    inline.query = query;
+    inline.generation += 1;
+    fetchInline(query, "", inline.generation);
+  }, INLINE_DEBOUNCE_MS);
+}
+
+function moreInline() {
+  const inline = state.inline;
+  if (inline.loading || !inline.nextOffset || $("#inline").hidden) return;
+  fetchInline(inline.query, inline.nextOffset, inline.generation);
+}
+
+// One page of the bot's answer: the first replaces what the panel shows, the next add to it.
+async function fetchInline(query, offset, generation) {
+  const inline = state.inline;
+  inline.loading = true;
+  $("#inline").classList.add("loading");
+  let answer;
+  try {
+    answer = await postJSON("/api/inline", {
+      chat_id: state.current.id,
+      user_id: sender(),
+      query,
+      offset,
+    });
+  } catch (error) {
+    if (generation === inline.generation) showInline(null, offset, error.message);
+    return;
+  } finally {
+    if (generation === inline.generation) {
+      inline.loading = false;
+      $("#inline").classList.remove("loading");
+    }
+  }
+  if (generation === inline.generation) showInline(answer, offset);
+}
+
+function showInline(answer, offset, error) {
+  const panel = $("#inline");
+  const list = $("#inline-results");
+  const first = offset === "";
+  if (first) list.replaceChildren();
+  state.inline.nextOffset = answer?.next_offset || "";
+  for (const result of answer?.results || []) list.append(inlineResult(result, answer.query_id));
+  if (first) renderInlineButton(answer?.button);
+  const note = $("#inline-note");
+  note.textContent = error ? `${error[0].toUpperCase()}${error.slice(1)}.` : "No results.";
+  note.hidden = !error && (list.childElementCount > 0 || Boolean(answer?.button));
+  panel.hidden = false;
+  hideSuggestions();
+  // A page that does not fill the panel can't be scrolled to its end: ask for the next now.
+  if (scrolledToEnd(panel)) moreInline();
+}
+
+function scrolledToEnd(box) {
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+}
+
+function renderInlineButton(button) {
+  const element = $("#inline-button");
+  element.hidden = !button;
+  if (!button) return;
+  element.textContent = button.text;
+  element.onclick = () => {
+    $("#input").value = "";
+    autosize();
+    closeInline();
+    if (button.web_app) {
+      openWebApp(button.web_app.url, button.text);
+      return;
+    }
+    // As Telegram's apps do: the bot's own chat opens with `/start <parameter>`.
+    const own = state.chats.find((chat) => chat.type === "private" && chat.id === sender());
+    if (!own) {
+      toast("This user has no chat with the bot in the playground.");
+      return;
+    }
+    openChat(own);
+    sendText(`/start ${button.start_parameter}`);
+  };
+}
+
+// A result as Telegram's apps list it: its picture, or its title for an article.
+function inlineResult(result, queryId) {
+  const item = document.createElement("button");
+  item.type = "button";
+  item.className = "inline-result";
+  item.setAttribute("role", "option");
+  const label = result.title || result.description || result.caption || "Result";
+  item.title = label;
+  item.setAttribute("aria-label", label);
+  const fileId = result.photo_file_id || result.mpeg4_file_id || result.gif_file_id
+    || result.video_file_id;
+  if (result.photo_file_id) {
+    const image = document.createElement("img");
+    image.src = `/media/${encodeURIComponent(fileId)}`;
+    image.alt = label;
+    image.loading = "lazy";
+    item.append(image);
+  } else if (fileId) {
+    const video = document.createElement("video");
+    video.src = `/media/${encodeURIComponent(fileId)}`;
+    video.muted = true;
+    video.loop = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    item.append(video);
+  } else {
+    item.classList.add("article");
+    const title = document.createElement("b");
+    title.textContent = label;
+    const description = document.createElement("span");
+    description.textContent = result.description || "";
+    item.append(title, description);
+  }
+  item.addEventListener("click", () => chooseInline(result, queryId));
+  return item;
+}
+
+async function chooseInline(result, queryId) {
+  const input = $("#input");
+  const text = input.value;
+  const reply = state.replyTo;
+  const body = {
+    chat_id: state.current.id,
+    user_id: sender(),
+    query_id: queryId,
+    result_id: result.id,
+  };
+  if (reply) body.reply_to = reply.message_id;
+  // As a sent message does: the composer empties at once, and gets the draft back on failure.
+  input.value = "";
+  autosize();
+  cancelReply();
+  closeInline();
+  try {
+    await postJSON("/api/inline/choose", body);
+  } catch (error) {
+    input.value = text;
+    autosize();
+    if (reply) startReply(reply);
+    alertBox(error.message);
+  }
+}
+
+function closeInline() {
+  const inline = state.inline;
+  clearTimeout(inline.timer);
+  inline.query = null;
+  inline.nextOffset = "";
+  inline.loading = false;
+  inline.generation += 1;
+  $("#inline").hidden = true;
+  $("#inline").classList.remove("loading");
+}
+
 // ------------------------------------------------------------------ toasts, alerts, theme
 
 function toast(text) {
@@ -842,6 +1046,7 @@ function start() {
       send();
     } else if (event.key === "Escape") {
       hideSuggestions();
+      closeInline();
       $("#menu").hidden = true;
       cancelReply();
     }
@@ -849,6 +1054,7 @@ function start() {
   input.addEventListener("input", () => {
     autosize();
     suggest();
+    inlineInput();
   });
   $("#composer").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -861,6 +1067,9 @@ function start() {
   });
   $("#reply-cancel").addEventListener("click", cancelReply);
   $("#menu-button").addEventListener("click", toggleMenu);
+  $("#inline").addEventListener("scroll", () => {
+    if (scrolledToEnd($("#inline"))) moreInline();
+  });
   $("#webapp-close").addEventListener("click", closeWebApp);
   $("#messages").addEventListener("scroll", () => {
     state.atBottom = nearBottom();
