@@ -30,6 +30,10 @@ from bot.playground.emulator.wire import (
 class World:
     """Everything Telegram knows about one bot, kept in memory."""
 
+    # BotFather's /setinlinefeedback: off, as for a new bot. On, a user's choice of an inline
+    # result also reaches the bot as chosen_inline_result (if its allowed_updates take it).
+    inline_feedback = False
+
     def __init__(
         self,
         token: str = "123456:TEST-token",
@@ -57,9 +61,6 @@ class World:
         # BotFather's /setinline: on here, so the playground and the tests can type `@bot`
         # (a new real bot has it off until its owner turns it on).
         self.supports_inline_queries = True
-        # BotFather's /setinlinefeedback: off, as for a new bot. On, a user's choice of an inline
-        # result also reaches the bot as chosen_inline_result (if its allowed_updates take it).
-        self.inline_feedback = False
 
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -91,8 +92,7 @@ class World:
         self._callbacks: dict[str, JSONDict | None] = {}
         # Inline queries: query id -> the bot's answerInlineQuery, None while unanswered.
         self._inline_queries: dict[str, JSONDict | None] = {}
-        # ...and the inline_query update each came as (who asked what, where).
-        self._inline_asked: dict[str, JSONDict] = {}
+        self._inline_asked: dict[str, JSONDict] = {}  # ... and the inline_query itself
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         # setChatMenuButton: by chat id, None for the default every private chat shows.
         self.menu_buttons: dict[int | None, JSONDict] = {}
