@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from bot.telegram.metered import ObserveUpdates
 from handlers import get_routers
+from handlers.inline.share import not_shared_by_us
 from handlers.middlewares.access import AccessMiddleware
 from handlers.middlewares.language import UserLocaleMiddleware
 from storage.database import Database
@@ -83,6 +84,8 @@ def build_dispatcher(
     )
     dispatcher.update.outer_middleware(ObserveUpdates())
     dispatcher.update.outer_middleware(handlers)
+    # A root filter: no router below sees a result shared back through inline mode.
+    dispatcher.message.filter(not_shared_by_us)
     dispatcher.include_routers(*get_routers())
     UserLocaleMiddleware(i18n).setup(dispatcher)
     access_middleware = AccessMiddleware()

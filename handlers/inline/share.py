@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.types import (
     InlineQuery,
     InlineQueryResultCachedMpeg4Gif,
     InlineQueryResultCachedPhoto,
     InlineQueryResultsButton,
+    Message,
 )
 
 from bot.delivery.texts import result_title, shared_caption
@@ -88,6 +89,13 @@ async def share(query: InlineQuery, tasks: TaskRepo, policy: Policy) -> None:
         next_offset=str(offset + PAGE_SIZE) if len(found) > PAGE_SIZE else None,
         button=button,
     )
+
+
+def not_shared_by_us(message: Message, bot: Bot) -> bool:
+    """False for a message a user sent "via @bot": one of our results, shared, not a request."""
+    # Shared into the bot's own chat (or a group it reads), the photo would otherwise open the
+    # photo menu, or be taken as the photo a flow waits for (a Vary (Region) mask).
+    return message.via_bot is None or message.via_bot.id != bot.id
 
 
 def build_router() -> Router:

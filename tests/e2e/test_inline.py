@@ -79,6 +79,27 @@ async def test_a_users_inline_query_lists_their_own_results_by_file_id(
     await tg.wait_for("sendMessage", said(CAROL, "type <code>@mj_test_bot</code>"))
 
 
+async def test_a_result_shared_into_the_bots_own_chat_is_not_a_request(
+    harness: BotHarness,
+) -> None:
+    tg = harness.tg
+    ann = tg.user(ANN, "Ann")
+    chat = tg.private_chat(ann)
+    tg.send_message(chat, ann, "/imagine a paper boat")
+    await harness.photo_reply(ANN, has_keyboard)
+    query_id = tg.inline_query(ann, "boat", chat_type="sender")
+    answer = await tg.wait_inline_answer(query_id)
+    before = len(tg.requests)
+    shared = tg.choose_inline_result(chat, ann, query_id, answer["results"][0]["id"])
+    assert shared["via_bot"]["id"] == tg.bot_user["id"] and shared["photo"]
+
+    # The next message is answered; the shared photo, handled before it, asked nothing of the bot.
+    tg.send_message(chat, ann, "/help")
+    await tg.wait_for("sendMessage", said(ANN, "/imagine"), count=1)
+    sent = [call for call in tg.requests[before:] if call.method.startswith("send")]
+    assert [call.method for call in sent] == ["sendMessage"] and said(ANN, "/imagine")(sent[0])
+
+
 async def test_answers_page_past_fifty_results(polling_harness: BotHarness) -> None:
     harness, tg = polling_harness, polling_harness.tg
     ann = tg.user(ANN, "Ann")
