@@ -22,6 +22,8 @@ logger = logging.getLogger("bot.userapi.client")
 
 # Redirects followed by a download (each one checked like the first URL).
 MAX_REDIRECTS = 5
+# Every file fetched counts under one metrics endpoint: its URL is no label (unbounded, private).
+DOWNLOAD = "download"
 
 
 class Downloads:
@@ -79,7 +81,9 @@ class Downloads:
                 addresses = await self._urls.check(target)
                 with pinned(target, addresses):
                     async with self._http.stream("GET", target) as response:
-                        log_exchange("GET", label, response.status_code, started)
+                        log_exchange(
+                            "GET", label, response.status_code, started, endpoint=DOWNLOAD
+                        )
                         location = response.headers.get("location")
                         if not (response.is_redirect and location):
                             return await self._receive(response, label, max_bytes, sink)
@@ -87,10 +91,10 @@ class Downloads:
                 label = f"{target.host}{target.path}"
             raise UserAPIError(None, f"too many redirects fetching {label}")
         except httpx.TimeoutException as exc:
-            log_exchange("GET", label, None, started)
+            log_exchange("GET", label, None, started, endpoint=DOWNLOAD)
             raise UserAPIError(None, f"timed out fetching {label}") from exc
         except httpx.TransportError as exc:
-            log_exchange("GET", label, None, started)
+            log_exchange("GET", label, None, started, endpoint=DOWNLOAD)
             raise UserAPIError(
                 None, f"network error fetching {label}: {type(exc).__name__}"
             ) from exc

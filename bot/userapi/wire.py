@@ -146,11 +146,17 @@ def snippet(text: str) -> str:
     return " ".join(text.split())[:_SNIPPET_CHARS]
 
 
-def log_exchange(method: str, path: str, status: int | None, started: float) -> None:
-    """One debug line and the metrics per HTTP exchange (never the headers, so never the key)."""
+def log_exchange(
+    method: str, path: str, status: int | None, started: float, *, endpoint: str | None = None
+) -> None:
+    """One debug line and the metrics per HTTP exchange (never the headers, so never the key).
+
+    The metric's endpoint is an API path without its version prefix (a fixed set, params never
+    in it), or what the caller names: a download's URL would make a new series per file.
+    """
     elapsed = time.monotonic() - started
     logger.debug("%s %s -> %s in %.0f ms", method, path, status or "no response", elapsed * 1000)
-    # The endpoint is the path without its version prefix: a fixed set, params never in it.
-    endpoint = path.removeprefix("/midjourney/v2/").strip("/")
+    if endpoint is None:
+        endpoint = path.removeprefix("/midjourney/v2/").strip("/")
     USERAPI_REQUESTS.labels(endpoint, str(status) if status else "network").inc()
     USERAPI_REQUEST_SECONDS.labels(endpoint).observe(elapsed)

@@ -129,7 +129,7 @@ class UserAPIWebhook:
     async def _take(self, request: web.Request) -> str:
         """Check one webhook and pass it on; how it was taken (accepted, duplicate, refused)."""
         given = request.match_info.get("secret", "")
-        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+        if not same_secret(given, self._secret):
             raise web.HTTPNotFound()
         if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
             raise web.HTTPRequestEntityTooLarge(
@@ -207,13 +207,20 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Whether a secret a request carries is the expected one (compared in constant time)."""
+    # compare_digest refuses str with non-ASCII characters (a 500 for a forged header); bytes
+    # compare anything. aiohttp decodes headers with surrogateescape, so encode them back so.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 def metrics_allowed(remote: str | None, headers: Mapping[str, str], token: str | None) -> bool:
     """Whether a request may read /metrics: the token, or a private address reaching us directly.
 
     A request a proxy forwarded comes from the proxy's private address on behalf of anyone,
     so an address counts only without forwarding headers.
     """
-    if token and hmac.compare_digest(headers.get("Authorization", ""), f"Bearer {token}"):
+    if token and same_secret(headers.get("Authorization", ""), f"Bearer {token}"):
         return True
     if any(name in headers for name in FORWARDING_HEADERS) or remote is None:
         return False

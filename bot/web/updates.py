@@ -10,7 +10,6 @@ when an answer is slow) finds it stored and is told 200 without handling it twic
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from typing import Any
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from bot.runtime.background import Background
 from bot.runtime.metrics import WEBHOOKS
-from bot.web.server import MAX_WEBHOOK_BYTES, read_body
+from bot.web.server import MAX_WEBHOOK_BYTES, read_body, same_secret
 from storage.claims import UpdateInbox
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ class CommittedUpdates:
     async def receive(self, request: web.Request) -> web.Response:
         """Check the secret, store the update, answer 200, then handle it."""
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(given, self.secret_token):
+        if not same_secret(given, self.secret_token):
             WEBHOOKS.labels("telegram", "refused").inc()
             return web.Response(status=401)
         body = await read_body(request, MAX_WEBHOOK_BYTES)

@@ -46,7 +46,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def scrape(harness: BotHarness, headers: Mapping[str, str] | None = None) -> httpx.Response:
+async def scrape(
+    harness: BotHarness, headers: Mapping[str, str] | Mapping[bytes, bytes] | None = None
+) -> httpx.Response:
     async with httpx.AsyncClient() as http:
         return await http.get(f"http://127.0.0.1:{harness.port}/metrics", headers=headers)
 
@@ -91,6 +93,14 @@ async def test_metrics_count_an_imagine_and_an_upscale(webhook_harness: BotHarne
     assert grew("mjbot_userapi_requests_total", endpoint="imagine", status="200") == 1
     assert grew("mjbot_userapi_requests_total", endpoint="upscale", status="200") == 1
     assert grew("mjbot_userapi_request_seconds_count", endpoint="imagine") == 1
+    # The two results were fetched from the image host: one series for every file, not one each.
+    assert grew("mjbot_userapi_requests_total", endpoint="download", status="200") >= 2
+    endpoints = {
+        dict(labels)["endpoint"]
+        for name, labels in after
+        if name == "mjbot_userapi_requests_total"
+    }
+    assert not [endpoint for endpoint in endpoints if "." in endpoint], endpoints
     # The simulator calls back at each step of both jobs: at least a start and a done each.
     assert grew("mjbot_webhooks_total", source="userapi", outcome="accepted") >= 4
     assert value(after, "mjbot_webhooks_configured", source="userapi") == 1
@@ -116,6 +126,9 @@ async def test_metrics_answer_only_the_owner(
         assert (await scrape(harness, forwarded)).status_code == 403
         wrong = {**forwarded, "Authorization": "Bearer not-the-token"}
         assert (await scrape(harness, wrong)).status_code == 403
+        # Any bytes at all in the header: refused, not a server error.
+        odd = {b"X-Forwarded-For": b"203.0.113.7", b"Authorization": "Bearer tökén".encode()}
+        assert (await scrape(harness, odd)).status_code == 403
         right = {**forwarded, "Authorization": f"Bearer {METRICS_TOKEN}"}
         assert "mjbot_jobs_queued" in (await scrape(harness, right)).text
         # Loopback, directly: Prometheus next to the bot.
@@ -126,6 +139,7 @@ def test_metrics_refuse_public_addresses() -> None:
     assert not metrics_allowed("203.0.113.7", {}, None)
     assert not metrics_allowed("2001:db8::1", {}, None)
     assert not metrics_allowed("8.8.8.8", {}, "token-of-the-owner")
+    assert not metrics_allowed("8.8.8.8", {"Authorization": "Bearer tökén"}, "token-of-the-owner")
     assert metrics_allowed(
         "8.8.8.8", {"Authorization": "Bearer token-of-the-owner"}, "token-of-the-owner"
     )

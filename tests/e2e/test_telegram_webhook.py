@@ -76,8 +76,12 @@ async def test_a_forged_update_without_the_secret_is_refused(
         wrong = await client.post(
             url, json=forged, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
         )
+        odd = await client.post(
+            url, json=forged, headers={b"X-Telegram-Bot-Api-Secret-Token": "güess".encode()}
+        )
     assert missing.status_code == 401
     assert wrong.status_code == 401
+    assert odd.status_code == 401
     # A real update afterwards is handled; the forged ones never were.
     ann = tg.user(8, "Bob")
     chat = tg.private_chat(ann)
