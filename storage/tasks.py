@@ -9,6 +9,7 @@ from typing import Any
 
 from storage.claims import CLAIM_SECONDS, TaskClaims
 from storage.database import Row, holding
+from storage.status.turns import StatusTurns
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -67,6 +68,8 @@ class TaskRecord:
     sent_at: float | None = None
     # When the user removed it from their gallery and /history; None while shown.
     hidden_at: float | None = None
+    # The preview the status message shows when it is a photo (storage/status/turns.py).
+    status_preview: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -113,7 +116,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class TaskRepo(TaskClaims):
+class TaskRepo(TaskClaims, StatusTurns):
     """Reads and writes tasks; every state change is a single conditional UPDATE."""
 
     async def create(
@@ -231,21 +234,6 @@ class TaskRepo(TaskClaims):
                    status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
                WHERE id = :id""",
             {"hash": task_hash, "now": time.time(), "id": task_id},
-        )
-
-    async def set_status_message(self, task_id: int, message_id: int, *, is_photo: bool) -> None:
-        """Remember which message shows the task's progress."""
-        await self._db.execute(
-            """UPDATE tasks SET status_message_id = :message_id, status_is_photo = :is_photo
-               WHERE id = :id""",
-            {"message_id": message_id, "is_photo": int(is_photo), "id": task_id},
-        )
-
-    async def clear_status_message(self, task_id: int) -> None:
-        """Forget a status message that no longer exists (the user deleted it)."""
-        await self._db.execute(
-            "UPDATE tasks SET status_message_id = NULL, status_is_photo = 0 WHERE id = :id",
-            {"id": task_id},
         )
 
     async def apply(self, update: TaskUpdate) -> TaskRecord | None:

@@ -7,6 +7,12 @@ is removed once the result is out. Edits are best-effort and never hold up a res
 Every edit goes through one loop per task, newest state only, and through the `EditPlan`: an
 edit that would change nothing, or whose message was deleted or replaced meanwhile, is never
 sent.
+
+Replicas: a task's progress reaches any of them, so the database, not a process, says which
+message shows a task (and which preview), and the message is changed only in a turn
+(storage/status/turns.py): one process at a time, reading the task as stored when its turn begins.
+A process whose turn follows another's no longer trusts what its `EditPlan` knows of the
+message: at worst one edit Telegram answers "not modified", never a stale text kept.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot
@@ -28,11 +34,16 @@ from bot.delivery.texts import status_text
 from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.ratelimit import Priority, priority
 from bot.userapi import UserAPIClient, UserAPIError
+from storage.status.turns import TURN_SECONDS
 from storage.tasks import TaskRecord, TaskRepo, status_rank
 
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
+# How often a turn another process holds is asked for again (turns last one edit or post).
+TURN_POLL = 0.2
+# A holder sends nothing this close to its turn's expiry: by then another may have taken it.
+TURN_MARGIN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,34 @@ class StatusMessage:
 
     message_id: int
     is_photo: bool
+    # The preview a photo shows (None for a text, and for photos stored before previews were).
+    preview: str | None = None
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> StatusMessage | None:
+        """The status message a task has, as stored."""
+        if task.status_message_id is None:
+            return None
+        return cls(task.status_message_id, task.status_is_photo, task.status_preview)
+
+
+@dataclass(slots=True)
+class Turn:
+    """This process's turn to change a task's status message."""
+
+    # The task as stored when the turn began (no other process changes its status message).
+    task: TaskRecord
+    number: int
+    # When (monotonic) this turn stops sending.
+    ends: float
+    status: StatusMessage | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.status = StatusMessage.of(self.task)
+
+    def lasts(self) -> bool:
+        """Whether the turn still holds: a request sent now can't overlap another's turn."""
+        return time.monotonic() < self.ends
 
 
 @contextmanager
@@ -87,33 +126,74 @@ class ProgressMessages:
         self._reached: dict[int, tuple[int, int]] = {}
         self._flush: dict[int, asyncio.Task[None]] = {}
         self._last_edit: dict[int, float] = {}
-        # The status message may move (text -> photo preview); this is the current one.
-        self._status: dict[int, StatusMessage] = {}
-        self._preview_url: dict[int, str] = {}
+        # The number of this process's last turn per task: the next one tells whether
+        # another process had a turn in between.
+        self._turns: dict[int, int] = {}
         # Tasks whose edit loop is posting a new status message (cut off midway, the message
         # could exist with nobody knowing its id), and tasks whose outcome is being sent.
         self._posting: set[int] = set()
         self._ending: set[int] = set()
 
-    def status_of(self, task: TaskRecord) -> StatusMessage | None:
-        """The message showing a task's progress now, if any."""
-        if task.id in self._status:
-            return self._status[task.id]
-        if task.status_message_id is not None:
-            return StatusMessage(task.status_message_id, task.status_is_photo)
-        return None
+    @asynccontextmanager
+    async def turn(self, task_id: int) -> AsyncIterator[Turn]:
+        """Wait for, and hold, the turn to change a task's status message."""
+        number = await self._take_turn(task_id)
+        ends = time.monotonic() + TURN_SECONDS - TURN_MARGIN
+        try:
+            turn = Turn(await self._repo.require(task_id), number, ends)
+            if turn.status is not None and self._turns.get(task_id) != number - 1:
+                # Another process may have edited it since this one last did.
+                self.edits.unsure(turn.task.chat_id, turn.status.message_id)
+            self._turns[task_id] = number
+            yield turn
+        finally:
+            await self._repo.end_status_turn(task_id, number)
 
-    async def _set_status(self, task: TaskRecord, message_id: int, *, is_photo: bool) -> None:
-        self._status[task.id] = StatusMessage(message_id, is_photo)
-        await self._repo.set_status_message(task.id, message_id, is_photo=is_photo)
+    async def _take_turn(self, task_id: int) -> int:
+        """Take a task's turn, asking the database again while another process holds it."""
+        while True:
+            number = await self._repo.take_status_turn(task_id)
+            if number is not None:
+                return number
+            await asyncio.sleep(TURN_POLL)
+
+    async def _keep(self, turn: Turn, status: StatusMessage) -> bool:
+        """Store the message showing the task now; False if the turn ended before that."""
+        kept = await self._repo.set_status_message(
+            turn.task.id,
+            status.message_id,
+            is_photo=status.is_photo,
+            preview=status.preview,
+            turn=turn.number,
+        )
+        if kept:
+            turn.status = status
+        return kept
+
+    async def _post(self, turn: Turn, message_id: int, *, preview: str | None = None) -> bool:
+        """Make a just-sent message the status message; False (and it goes) if too late."""
+        if await self._keep(turn, StatusMessage(message_id, preview is not None, preview)):
+            return True
+        # Another process's turn began, reading the old message: this one is nobody's.
+        await self.delete(turn.task.chat_id, message_id)
+        return False
 
     async def started(self, task: TaskRecord) -> None:
         """Show the status message that progress will edit (the queue notice becomes it)."""
-        if self.status_of(task) is not None:
-            # The queue notice: it turns into the status through the progress loop, the one
-            # path that edits it, so this never races a progress edit (or follows one late).
-            await self.progress(task)
-            return
+        async with self.turn(task.id) as turn:
+            task = turn.task
+            if task.is_final:
+                return
+            if turn.status is None:
+                await self._post_status(turn)
+                return
+        # The queue notice: it turns into the status through the progress loop, the one
+        # path that edits it, so this never races a progress edit (or follows one late).
+        await self.progress(task)
+
+    async def _post_status(self, turn: Turn) -> None:
+        """Post the first status message of a task."""
+        task = turn.task
         with speaking(self._i18n, task):
             text = status_text(task)
         try:
@@ -123,7 +203,7 @@ class ProgressMessages:
             return
         self.edits.sent(task.chat_id, message.message_id, look(text))
         self._reached[task.id] = (status_rank(task.status), task.progress)
-        await self._set_status(task, message.message_id, is_photo=False)
+        await self._post(turn, message.message_id)
         self._last_edit[task.id] = time.monotonic()
 
     async def progress(self, task: TaskRecord) -> None:
@@ -145,75 +225,85 @@ class ProgressMessages:
                 wait = self._last_edit.get(task_id, 0.0) + self._edit_interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                task = self._latest.pop(task_id, None)
-                if task is None:
+                if self._latest.pop(task_id, None) is None:
                     return
                 self._last_edit[task_id] = time.monotonic()
-                await self._edit(task)
+                await self._edit(task_id)
         finally:
             if self._flush.get(task_id) is asyncio.current_task():
                 del self._flush[task_id]
 
-    async def _edit(self, task: TaskRecord) -> None:
-        """One progress edit; best-effort, so its failures are logged, not raised."""
+    async def _edit(self, task_id: int) -> None:
+        """One progress edit, of the state stored; best-effort: failures are logged."""
         try:
-            with speaking(self._i18n, task), priority(Priority.PROGRESS):
-                status = self.status_of(task)
-                shown = await self._show_progress(task, status)
-            if (
-                shown is Edit.GONE
-                and status is not None
-                and self.edits.gone(task.chat_id, status.message_id) is Gone.MISSING
-                and self.status_of(task) == status
-                and task.id not in self._ending
-            ):
-                # The user deleted it; a message the bot removed itself is not posted again.
-                await self._status_anew(task)
+            async with self.turn(task_id) as turn:
+                if turn.task.is_final:
+                    # Whoever delivers it removes the status message; nothing more is shown.
+                    self._drop(task_id)
+                    return
+                if task_id not in self._ending:
+                    await self._edit_in(turn)
         except TelegramBadRequest as error:
-            log.debug("Progress edit for task %d skipped: %s", task.id, error.message)
+            log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
         except (TelegramAPIError, UserAPIError) as error:
             # Telegram refused for good, or the preview could not be fetched: the next state
             # (or the result) will show instead.
-            log.info("Progress edit for task %d failed: %s", task.id, error)
+            log.info("Progress edit for task %d failed: %s", task_id, error)
 
-    async def _status_anew(self, task: TaskRecord) -> None:
+    async def _edit_in(self, turn: Turn) -> None:
+        task, status = turn.task, turn.status
+        with speaking(self._i18n, task), priority(Priority.PROGRESS):
+            shown = await self._show_progress(turn)
+        if (
+            shown is Edit.GONE
+            and status is not None
+            and self.edits.gone(task.chat_id, status.message_id) is Gone.MISSING
+            and turn.status == status
+            and task.id not in self._ending
+        ):
+            # The user deleted it; a message the bot removed itself is not posted again.
+            await self._status_anew(turn)
+
+    async def _status_anew(self, turn: Turn) -> None:
         """The status message was deleted: post a fresh one so progress stays visible."""
-        self._status.pop(task.id, None)
-        self._preview_url.pop(task.id, None)
+        task = turn.task
         self._posting.add(task.id)
         try:
             with speaking(self._i18n, task), priority(Priority.PROGRESS):
                 text = status_text(task)
                 message = await self._bot.send_message(text=text, **reply_to(task))
             self.edits.sent(task.chat_id, message.message_id, look(text))
-            await self._set_status(task, message.message_id, is_photo=False)
+            await self._post(turn, message.message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as error:
             log.debug("No new status message for task %d: %s", task.id, error.message)
         finally:
             self._posting.discard(task.id)
 
-    async def _show_progress(self, task: TaskRecord, status: StatusMessage | None) -> Edit | None:
+    async def _show_progress(self, turn: Turn) -> Edit | None:
         """Show a state on the status message; what became of the edit (None: a new message)."""
+        task, status = turn.task, turn.status
         preview = task.result.get("url") if isinstance(task.result, dict) else None
-        if preview and preview != self._preview_url.get(task.id):
-            self._preview_url[task.id] = preview
+        if preview and (status is None or preview != status.preview):
             data = await self._client.fetch(preview, max_bytes=PREVIEW_MAX_BYTES)
             photo = BufferedInputFile(data, filename="preview.png")
             caption = status_text(task)
             if status and status.is_photo:
-                return await self.edits.edit_media(
+                shown = await self.edits.edit_media(
                     task.chat_id,
                     status.message_id,
                     InputMediaPhoto(media=photo, caption=caption),
+                    still=turn.lasts,
                 )
+                if shown is Edit.SHOWN:
+                    await self._keep(turn, StatusMessage(status.message_id, True, preview))
+                return shown
             self._posting.add(task.id)
             try:
                 message = await self._bot.send_photo(
                     photo=photo, caption=caption, **reply_to(task)
                 )
                 self.edits.sent(task.chat_id, message.message_id, look(caption))
-                await self._set_status(task, message.message_id, is_photo=True)
-                if status:
+                if await self._post(turn, message.message_id, preview=preview) and status:
                     # Replaced by the preview: no edit goes to the text any more.
                     await self.delete(task.chat_id, status.message_id)
             finally:
@@ -223,14 +313,16 @@ class ProgressMessages:
             return None
         if status.is_photo:
             return await self.edits.edit_caption(
-                task.chat_id, status.message_id, status_text(task)
+                task.chat_id, status.message_id, status_text(task), still=turn.lasts
             )
-        return await self.edits.edit_text(task.chat_id, status.message_id, status_text(task))
+        return await self.edits.edit_text(
+            task.chat_id, status.message_id, status_text(task), still=turn.lasts
+        )
 
     def stop(self, task_id: int) -> asyncio.Task[None] | None:
         """No more progress for a finished task; return its edit loop, if one runs."""
         # The loop is cancelled, unless it is posting a new status message: that one is left
-        # to land, so its id is known when the status message is removed.
+        # to land, so its id is stored when the status message is removed.
         self._ending.add(task_id)
         self._latest.pop(task_id, None)
         loop = self._flush.get(task_id)
@@ -238,20 +330,24 @@ class ProgressMessages:
             loop.cancel()
         return loop
 
-    def forget(self, task_id: int) -> StatusMessage | None:
-        """Drop what was kept for a finished task's progress; return its status message."""
+    def forget(self, task_id: int) -> None:
+        """Drop what was kept for a finished task's progress."""
         self._ending.discard(task_id)
+        self._drop(task_id)
+
+    def _drop(self, task_id: int) -> None:
         self._reached.pop(task_id, None)
         self._last_edit.pop(task_id, None)
-        self._preview_url.pop(task_id, None)
-        return self._status.pop(task_id, None)
+        self._turns.pop(task_id, None)
 
     async def delete(self, chat_id: int, message_id: int) -> None:
         """Remove a status message (best-effort: it may be gone already)."""
         try:
             await self.edits.delete(chat_id, message_id)
-        except (TelegramBadRequest, TelegramForbiddenError) as error:
-            log.debug("Status message %d not deleted: %s", message_id, error.message)
+        except TelegramAPIError as error:
+            # A status message left behind is a blemish; failing here would send the result
+            # it gives way to again.
+            log.info("Status message %d not deleted: %s", message_id, error)
 
     async def close(self) -> None:
         """Cancel progress edits, waiting or under way (their jobs resume after a restart)."""

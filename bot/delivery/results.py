@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     FSInputFile,
     InputFile,
@@ -28,7 +28,13 @@ from PIL import UnidentifiedImageError
 
 from bot.delivery.keyboards import result_keyboard
 from bot.delivery.progress import ProgressMessages, StatusMessage, reply_to, speaking
-from bot.delivery.texts import caption_for, failure_text, result_unavailable_text, type_label
+from bot.delivery.texts import (
+    caption_for,
+    failure_text,
+    original_failed_text,
+    result_unavailable_text,
+    type_label,
+)
 from bot.jobs.actions import is_animation
 from bot.jobs.values import Delivered, UndeliverableError
 from bot.telegram.edits import Edit, EditPlan
@@ -93,26 +99,41 @@ class TelegramView:
         """Send the result (or the failure) and remove the status message."""
         edit = self.progress.stop(task.id)
         try:
-            if edit is not None and task.status != TaskStatus.DONE:
-                # A failure is written over the status message: after the last edit, not under.
-                await asyncio.wait([edit])
-            try:
-                with speaking(self._i18n, task), priority(Priority.RESULT):
-                    delivered = await self._send_outcome(task, self.progress.status_of(task))
-            except TelegramForbiddenError as error:
+            with speaking(self._i18n, task), priority(Priority.RESULT):
+                return await self._finish(task, edit)
+        except TelegramForbiddenError as error:
+            raise UndeliverableError(error.message) from error
+        except TelegramBadRequest as error:
+            if "chat not found" in error.message.lower():
                 raise UndeliverableError(error.message) from error
-            except TelegramBadRequest as error:
-                if "chat not found" in error.message.lower():
-                    raise UndeliverableError(error.message) from error
-                raise
+            raise
+        finally:
+            self.progress.forget(task.id)
+
+    async def _finish(self, task: TaskRecord, edit: asyncio.Task[None] | None) -> Delivered:
+        """Send the outcome, then remove the status message (as stored: any replica's)."""
+        if task.status == TaskStatus.DONE:
+            # The result goes first; the status message it replaces waits.
+            delivered = await self._send_outcome(task, None)
             if edit is not None:
                 await asyncio.wait([edit])
-        finally:
-            status = self.progress.forget(task.id) or self.progress.status_of(task)
-        if status and status.message_id != delivered.message_id:
-            with priority(Priority.RESULT):
-                await self.progress.delete(task.chat_id, status.message_id)
+            async with self.progress.turn(task.id) as turn:
+                await self._remove_status(task, turn.status, delivered)
+            return delivered
+        # A failure is written over the status message: after the last edit, not under.
+        if edit is not None:
+            await asyncio.wait([edit])
+        async with self.progress.turn(task.id) as turn:
+            delivered = await self._send_failure(task, turn.status)
+            await self._remove_status(task, turn.status, delivered)
         return delivered
+
+    async def _remove_status(
+        self, task: TaskRecord, status: StatusMessage | None, delivered: Delivered
+    ) -> None:
+        """Delete the status message, unless it became the outcome (a failure written over)."""
+        if status and status.message_id != delivered.message_id:
+            await self.progress.delete(task.chat_id, status.message_id)
 
     async def _send_outcome(
         self,
@@ -206,14 +227,20 @@ class TelegramView:
             reply_markup=keyboard,
             **reply_to(task),
         )
+        delivered = Delivered(message.message_id, _photo_file_id(message))
         if (
             task.type in UPSCALED_TYPES
             and size <= DOCUMENT_MAX_BYTES
             and (photo.compressed or await self._wants_originals(task.user_id))
         ):
-            # A shrunk upscale is wanted at full quality; some users want every original.
+            # A shrunk upscale is wanted at full quality; some users want every original. The
+            # photo is what was asked for: stored as delivered first, so nothing that happens
+            # to the extra file can send it again.
+            await self._repo.mark_delivered(
+                task.id, message_id=delivered.message_id, file_id=delivered.file_id
+            )
             await self._send_original(task, message, FSInputFile(source, filename=filename))
-        return Delivered(message.message_id, _photo_file_id(message))
+        return delivered
 
     async def _convert(self, work: Callable[..., T], *args: Any) -> T:
         """Run image work on the media threads."""
@@ -222,11 +249,21 @@ class TelegramView:
     async def _send_original(
         self, task: TaskRecord, photo_message: Message, original: InputFile
     ) -> None:
+        """Send an upscale's file under its photo; if it can't go, say so (the photo stays)."""
         kwargs = reply_to(task)
         kwargs["reply_parameters"] = ReplyParameters(
             message_id=photo_message.message_id, allow_sending_without_reply=True
         )
-        await self._bot.send_document(document=original, caption=_("Original file"), **kwargs)
+        try:
+            await self._bot.send_document(document=original, caption=_("Original file"), **kwargs)
+        except TelegramForbiddenError as error:
+            log.warning("Original of task %d not sent: %s", task.id, error.message)
+        except TelegramAPIError as error:
+            log.warning("Original of task %d not sent: %s", task.id, error)
+            try:
+                await self._bot.send_message(text=original_failed_text(), **kwargs)
+            except TelegramAPIError as again:
+                log.warning("Nor could task %d's chat be told: %s", task.id, again)
 
     async def close(self) -> None:
         """Cancel progress edits, waiting or under way (their jobs resume after a restart)."""

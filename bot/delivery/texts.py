@@ -130,6 +130,11 @@ def result_unavailable_text(task: TaskRecord) -> str:
     ).format(job=html.escape(type_label(task.type)))
 
 
+def original_failed_text() -> str:
+    """An upscale's original file (a document under its photo) that Telegram didn't take."""
+    return _("⚠️ The original file couldn't be sent; the photo above is the result.")
+
+
 def failure_text(task: TaskRecord) -> str:
     """Why a task failed, in words."""
     label = html.escape(type_label(task.type))

@@ -101,6 +101,12 @@ class EditPlan:
         found = self._messages.get((chat_id, message_id))
         return found.gone if found is not None else None
 
+    def unsure(self, chat_id: int, message_id: int) -> None:
+        """Another process (a replica) may have edited this message: what it shows is unknown."""
+        found = self._messages.get((chat_id, message_id))
+        if found is not None:
+            found.look = None
+
     def removed(self, chat_id: int, message_id: int) -> None:
         """The bot is done with this message (deleted or replaced): edits waiting are dropped."""
         self._message(chat_id, message_id).gone = Gone.REMOVED
@@ -141,6 +147,8 @@ class EditPlan:
         message_id: int,
         caption: str,
         markup: InlineKeyboardMarkup | None = None,
+        *,
+        still: Callable[[], bool] | None = None,
     ) -> Edit:
         """Show a new caption (and buttons) under a photo unless that changes nothing."""
         return counted(
@@ -151,11 +159,18 @@ class EditPlan:
                 lambda: self._bot.edit_message_caption(
                     chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=markup
                 ),
-                None,
+                still,
             )
         )
 
-    async def edit_media(self, chat_id: int, message_id: int, media: InputMediaPhoto) -> Edit:
+    async def edit_media(
+        self,
+        chat_id: int,
+        message_id: int,
+        media: InputMediaPhoto,
+        *,
+        still: Callable[[], bool] | None = None,
+    ) -> Edit:
         """Show a new photo (always a change) with its caption, unless the message is gone."""
         after = look(str(media.caption or ""))
         return counted(
@@ -166,7 +181,7 @@ class EditPlan:
                 lambda: self._bot.edit_message_media(
                     chat_id=chat_id, message_id=message_id, media=media
                 ),
-                None,
+                still,
                 after=after,
             )
         )

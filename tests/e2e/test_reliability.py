@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from bot.playground.emulator import ApiCall
+from storage.tasks import TaskRepo
 from tests.e2e.harness import (
     SETTLE,
     BotHarness,
@@ -210,6 +211,36 @@ async def test_12_mb_results_arrive_as_photos_and_the_upscale_original_as_a_docu
     # The grid is not an upscale: only the upscale's original is sent as a file.
     assert len(tg.calls("sendDocument")) == 1
     assert not [c for c in tg.requests if not c.ok and c.method != "getUpdates"]
+
+
+async def test_an_original_telegram_refuses_is_said_and_the_photo_goes_once(
+    polling_harness: BotHarness,
+) -> None:
+    harness, tg = polling_harness, polling_harness.tg
+    bea = tg.user(2502, "Bea")
+    chat = tg.private_chat(bea)
+    grid = await imagine_and_wait(harness, chat, bea, "static on a screen sim:big")
+    tg.fail_next(
+        "sendDocument",
+        error_code=400,
+        description="Bad Request: failed to send the document",
+        retry_after=None,
+    )
+    tg.press(grid, button_data(grid, "U3"), bea)
+    upscale = await harness.photo_reply(chat["id"], has_keyboard, count=2)
+    said = await tg.wait_for(
+        "sendMessage", lambda c: c.ok and "original file couldn't" in str(c.params.get("text"))
+    )
+    assert said.result["reply_to_message"]["message_id"] == upscale["message_id"]
+    assert [c.ok for c in tg.calls("sendDocument")] == [False]
+
+    # The upscale's photo is stored as delivered, so no sweep sends it again.
+    assert harness.app is not None
+    repo = TaskRepo(harness.app.db)
+    [task] = [t for t in await repo.recent_for_user(bea["id"]) if t.type == "upscale"]
+    assert (task.delivery, task.result_message_id) == ("delivered", upscale["message_id"])
+    await harness.app.jobs.deliver_pending()
+    assert len(results(tg, chat["id"])) == 2
 
 
 # ------------------------------------------------------------------------------ API failures

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.playground.emulator import FakeTelegram, LimitedTelegram
+from bot.playground.emulator import ApiCall, FakeTelegram, LimitedTelegram
 from bot.userapi.simulator import Simulator
+from bot.web.server import USERAPI_WEBHOOK_PREFIX, derive_secret
 from storage.database import Database, database_url
 from tests.conftest import fresh_postgres_database
-from tests.e2e.harness import button_data, free_port, results, said, until
+from tests.e2e.harness import button_data, free_port, post, results, said, snapshot, until
 from tests.e2e.image_session import labels_of, picture
 from tests.e2e.process import API_KEY, Output, clean_env, start_bot, wait_healthy
 from tests.e2e.proxy import RoundRobinProxy
@@ -244,3 +245,86 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
                 await process.wait()
             await output.close()
         await proxy.stop()
+
+
+async def test_progress_alternating_between_replicas_leaves_only_the_result_in_the_chat(
+    tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    sim = external_sim
+    sim.config.send_webhooks = False  # the test posts each webhook to the replica it chooses
+    database = await fresh_postgres_database(postgres_url)
+    ports = [free_port(), free_port()]
+    backends = [f"http://127.0.0.1:{port}" for port in ports]
+    proxy = RoundRobinProxy(backends)
+    await proxy.start()
+    replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
+    for port in ports:
+        env = clean_env(
+            BOT_TOKEN=tg.token,
+            TELEGRAM_API_URL=tg.base_url,
+            USERAPI_KEY=API_KEY,
+            USERAPI_BASE_URL=sim.base_url,
+            WEB_HOST="127.0.0.1",
+            WEB_PORT=str(port),
+            PUBLIC_URL=proxy.url,
+            TELEGRAM_WEBHOOK="true",
+            DATABASE_URL=database,
+            REDIS_URL=redis_url,
+            PROGRESS_EDIT_INTERVAL="0.2",
+        )
+        replicas.append(await start_bot(env, tmp_path))
+    hook = USERAPI_WEBHOOK_PREFIX + derive_secret(tg.token, "userapi-webhook")
+    try:
+        for backend in backends:
+            await wait_healthy(f"{backend}/healthz")
+        ann = tg.user(9800, "Ann")
+        chat = tg.private_chat(ann)
+        chat_id = int(chat["id"])
+        # Replica A takes the request and posts the status message.
+        proxy.pinned = backends[0]
+        tg.send_message(chat, ann, "/imagine a heron at dawn")
+        await tg.wait_for("sendMessage", lambda c: c.ok and int(c.params["chat_id"]) == chat_id)
+        await until(lambda: len(sim.tasks) == 1, "the job at Midjourney")
+        proxy.pinned = None
+        [task_hash] = list(sim.tasks)
+        await sim.wait_for_status(task_hash, "done")
+        previews = [t["progress"] for t in sim.history[task_hash] if t["status"] == "progress"]
+        assert len(previews) >= 2
+
+        def shown_previews() -> int:
+            methods = ("sendPhoto", "editMessageMedia")
+            return sum(
+                1
+                for method in methods
+                for c in tg.calls(method)
+                if c.ok and int(c.params["chat_id"]) == chat_id and not has_buttons(c)
+            )
+
+        # Replica B shows the first preview (a photo in place of A's text), then replica A,
+        # which posted the text, shows the second: on the same photo, not a new one.
+        steps = zip(backends[::-1], previews[:2], strict=True)
+        for turn, (backend, progress) in enumerate(steps, 1):
+            body = snapshot(sim, task_hash, "progress", progress)
+            assert await post(backend + hook, body) == 200
+            await until(lambda: shown_previews() == turn, f"preview {turn}")  # noqa: B023
+        deletions = len(tg.calls("deleteMessage"))
+        assert await post(backends[1] + hook, snapshot(sim, task_hash, "done")) == 200
+        await until(lambda: bool(results(tg, chat_id)), "the result")
+        # The result's replica then deletes the status message (as it knows it).
+        await tg.wait_for("deleteMessage", count=deletions + 1)
+        assert [m["message_id"] for m in tg.bot_messages(chat_id)] == [
+            results(tg, chat_id)[0].result["message_id"]
+        ]
+        assert len(tg.calls("sendPhoto")) == 2, "one preview photo, then the result"
+    finally:
+        for process, output in replicas:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+            await output.close()
+        await proxy.stop()
+
+
+def has_buttons(call: ApiCall) -> bool:
+    """Whether a call put buttons under its message (a result does; a preview doesn't)."""
+    return bool(call.params.get("reply_markup"))

@@ -9,6 +9,7 @@ the test lets go. That is the moment the plan decides whether the edit is still 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ from bot.telegram.ratelimit import Limits, Priority, RateLimiter, priority
 from bot.telegram.session import create_session
 from bot.userapi import UserAPIClient
 from storage.database import Database
-from storage.tasks import TaskRecord, TaskRepo
-from tests.factories import task_record
+from storage.tasks import TaskRecord, TaskRepo, status_rank
+from tests.factories import stored, task_record
 
 USER_ID = 2001
 EDITS = ("editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup")
@@ -221,15 +222,21 @@ async def test_the_callers_check_is_asked_when_the_slot_comes(
 
 
 @pytest.fixture
-async def view(bot: Bot, tmp_path: Path) -> AsyncIterator[TelegramView]:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """The bot's database, where the view reads which message shows a job."""
+    database = await Database.open(tmp_path / "bot.sqlite3")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def view(bot: Bot, db: Database) -> AsyncIterator[TelegramView]:
     """The bot's Telegram view of jobs, edits unthrottled."""
-    db = await Database.open(tmp_path / "bot.sqlite3")
     client = UserAPIClient(base_url="http://127.0.0.1:9", api_key="k")
     telegram_view = TelegramView(bot, TaskRepo(db), client, build_i18n(), edit_interval=0.0)
     yield telegram_view
     await telegram_view.close()
     await client.aclose()
-    await db.close()
 
 
 def job(**fields: Any) -> TaskRecord:
@@ -237,16 +244,27 @@ def job(**fields: Any) -> TaskRecord:
     return task_record(id=7, chat_id=USER_ID, user_id=USER_ID, prompt="a red kite", **fields)
 
 
-async def queue_notice(fake: FakeTelegram, bot: Bot, view: TelegramView, tmp_path: Path) -> int:
-    """Post the job's "number 1 in the queue" notice as the bot does; its message id."""
-    db = await Database.open(tmp_path / "notices.sqlite3")
-    try:
-        notices = TelegramQueueNotices(bot, build_i18n(), TaskRepo(db), view.edits)
-        await notices.queued(job(status="queued", progress=0), 1)
-    finally:
-        await db.close()
+async def queue_notice(fake: FakeTelegram, bot: Bot, view: TelegramView, db: Database) -> int:
+    """Store the job and post its "number 1 in the queue" notice as the bot does; its id."""
+    queued = await stored(db, job(status="queued", progress=0))
+    notices = TelegramQueueNotices(bot, build_i18n(), TaskRepo(db), view.edits)
+    await notices.queued(queued, 1)
     [notice] = fake.bot_messages(USER_ID)
     return int(notice["message_id"])
+
+
+async def as_stored(db: Database, record: TaskRecord) -> TaskRecord:
+    """The job's new state, stored as an update from the API is before the view hears of it."""
+    await db.execute(
+        "UPDATE tasks SET status = :status, status_rank = :rank, result = :result WHERE id = :id",
+        {
+            "status": record.status,
+            "rank": status_rank(record.status),
+            "result": json.dumps(record.result) if record.result is not None else None,
+            "id": record.id,
+        },
+    )
+    return record
 
 
 async def settled(check: Callable[[], bool], what: str) -> None:
@@ -267,10 +285,10 @@ async def no_more_calls(fake: FakeTelegram) -> None:
 
 
 async def test_a_start_that_progress_already_showed_costs_no_edit(
-    fake: FakeTelegram, bot: Bot, view: TelegramView, tmp_path: Path
+    fake: FakeTelegram, bot: Bot, view: TelegramView, db: Database
 ) -> None:
-    notice_id = await queue_notice(fake, bot, view, tmp_path)
-    waiting = job(status="waiting", progress=0, status_message_id=notice_id)
+    notice_id = await queue_notice(fake, bot, view, db)
+    waiting = await as_stored(db, job(status="waiting", progress=0, status_message_id=notice_id))
 
     # The API said "waiting" before the bot got round to saying the job started.
     await view.job_progress(waiting)
@@ -284,17 +302,18 @@ async def test_a_start_that_progress_already_showed_costs_no_edit(
 
 
 async def test_a_start_noticed_after_the_result_leaves_nothing_behind(
-    fake: FakeTelegram, bot: Bot, view: TelegramView, limiter: RateLimiter, tmp_path: Path
+    fake: FakeTelegram, bot: Bot, view: TelegramView, limiter: RateLimiter, db: Database
 ) -> None:
-    notice_id = await queue_notice(fake, bot, view, tmp_path)
+    notice_id = await queue_notice(fake, bot, view, db)
     held = HeldSlot(limiter)
     # The job left the queue; the edit that says so waits for its slot...
-    started = asyncio.create_task(
-        view.job_started(job(status="waiting", progress=0, status_message_id=notice_id))
-    )
+    waiting = await as_stored(db, job(status="waiting", progress=0, status_message_id=notice_id))
+    started = asyncio.create_task(view.job_started(waiting))
     await waiting_for_a_slot(limiter)
     # ...and the job ends meanwhile: its result goes first, and the notice is removed.
-    done = job(status="done", result={"seed": 42}, status_message_id=notice_id)
+    done = await as_stored(
+        db, job(status="done", result={"seed": 42}, status_message_id=notice_id)
+    )
     delivered = await view.job_finished(done)
     held.release()
     await asyncio.wait_for(started, 5)

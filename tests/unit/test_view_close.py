@@ -17,7 +17,7 @@ from bot.telegram.i18n import build_i18n
 from bot.userapi import UserAPIClient
 from storage.database import Database
 from storage.tasks import TaskRecord, TaskRepo
-from tests.factories import task_record
+from tests.factories import stored, task_record
 
 
 class StalledSession(BaseSession):
@@ -68,7 +68,7 @@ async def test_close_cancels_an_edit_already_sending(tmp_path: Path) -> None:
     bot = Bot(token="42:TEST", session=session)
     view = TelegramView(bot, TaskRepo(db), client, build_i18n(), edit_interval=0.0)
     try:
-        await view.job_progress(progress_record())
+        await view.job_progress(await stored(db, progress_record()))
         # Past its throttle wait the edit is sending: close() must still cancel it.
         await asyncio.wait_for(session.sending.wait(), 5)
         await view.close()
