@@ -18,6 +18,10 @@ from bot.config import Settings
 log = logging.getLogger("bot")
 
 
+class Crashed(Exception):
+    """The running bot failed (logged already, with its traceback); the process exits 1."""
+
+
 def load_settings(settings: type[Settings] = Settings, **given: Any) -> Settings:
     """Settings from the environment (and `given`), or a one-line explanation and exit code 2."""
     try:
@@ -83,14 +87,23 @@ async def run(settings: Settings, started: Callable[[], None] | None = None) -> 
     if started is not None:
         started()
     main = asyncio.create_task(app.wait())
+    failure = None
     try:
         await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if main.done():
+            failure = main.exception()
+        if failure is not None:
+            # Told before the stop, with its traceback: the stop may take a while or fail too.
+            log.critical("The bot failed and stops", exc_info=failure)
     finally:
         log.info("Stopping")
         await app.stop()
         for task in (main, stop):
             task.cancel()
         await asyncio.gather(main, stop, return_exceptions=True)
+    if failure is not None:
+        # A failure must not exit 0: a supervisor restarts only a process that failed.
+        raise Crashed from failure
 
 
 def main() -> None:
@@ -113,8 +126,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 def serve(running: Coroutine[Any, Any, None]) -> None:
-    """Run the bot to its end; a failed start is one line in the log and the exit code."""
-    # Imported here for the same reason as in run(); the process reports its failure in one line.
+    """Run the bot to its end; a failed start (one line) or a crash (traceback) exits non-zero."""
+    # Imported here for the same reason as in run().
     from bot.telegram.session import StartupError
 
     try:
@@ -124,6 +137,8 @@ def serve(running: Coroutine[Any, Any, None]) -> None:
     except StartupError as error:
         log.error("%s", error)
         raise SystemExit(error.exit_code) from None
+    except Crashed:
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

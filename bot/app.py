@@ -131,6 +131,10 @@ class App:
             if self.updates is not None:
                 sweep = asyncio.create_task(self.updates.sweep())
                 try:
+                    # The sweep ends only by failing: that must end the lead, not go unseen.
+                    await asyncio.wait({poller, sweep}, return_when=asyncio.FIRST_COMPLETED)
+                    if sweep.done():
+                        sweep.result()
                     await poller
                 finally:
                     sweep.cancel()

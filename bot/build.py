@@ -59,6 +59,11 @@ from storage.usage import UsageRepo
 
 log = logging.getLogger(__name__)
 
+# How long a Redis command (or connecting) may take: ours answer within milliseconds, and with
+# redis-py's 5 s each Telegram message would wait that long for the shared budget while Redis
+# hangs, before the local limits take over. `?socket_timeout=` in REDIS_URL overrides it.
+REDIS_TIMEOUT_SECONDS = 1.0
+
 
 def protect_secrets(settings: Settings, stack: contextlib.AsyncExitStack) -> RedactSecrets:
     """Mask the bot token and the keys in every log record from now on."""
@@ -272,7 +277,11 @@ async def build_redis(settings: Settings, stack: contextlib.AsyncExitStack) -> R
                 "share Telegram's limits, waiting states and the polling lead through Redis."
             )
         return None
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
     stack.push_async_callback(redis.aclose)
     try:
         await redis.ping()

@@ -17,6 +17,9 @@ from storage.database import Database
 # renews its claims every CLAIM_RENEW seconds, so a dead one's are taken over within this.
 CLAIM_SECONDS = 20.0
 CLAIM_RENEW = 5.0
+# A handled Telegram update is remembered this long, so a resend is not handled twice:
+# Telegram stops resending an update within a day (it keeps undelivered ones for 24 hours).
+HANDLED_KEPT_SECONDS = 2 * 24 * 3600.0
 # This process, as the owner of its claims.
 PROCESS = f"{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -58,7 +61,8 @@ class TaskClaims:
                 "UPDATE tasks SET claim_expires = :until WHERE claimed_by = :me", self._claim()
             )
             return held + await statements.execute(
-                "UPDATE telegram_updates SET claim_expires = :until WHERE claimed_by = :me",
+                """UPDATE telegram_updates SET claim_expires = :until
+                   WHERE claimed_by = :me AND handled_at IS NULL""",
                 self._claim(),
             )
 
@@ -119,7 +123,12 @@ class TaskClaims:
 
 
 class UpdateInbox:
-    """Telegram updates stored before Telegram hears they arrived, until they are handled."""
+    """Telegram updates stored before Telegram hears they arrived, until handled, then marked.
+
+    A handled update stays as a tombstone (`handled_at`, its body dropped) so that Telegram
+    resending it (the 200 was lost on the way back) is told apart from news; Telegram gives
+    up on an update within a day, so tombstones are forgotten after HANDLED_KEPT_SECONDS.
+    """
 
     def __init__(self, db: Database, owner: str = PROCESS) -> None:
         self._db = db
@@ -143,32 +152,46 @@ class UpdateInbox:
         return changed == 1
 
     async def done(self, update_id: int) -> None:
-        """The update was handled: forget it."""
+        """The update was handled: keep only the fact, so a resend of it is a duplicate."""
         await self._db.execute(
-            "DELETE FROM telegram_updates WHERE update_id = :id", {"id": update_id}
+            """UPDATE telegram_updates
+               SET handled_at = :now, body = '', claimed_by = NULL, claim_expires = NULL
+               WHERE update_id = :id""",
+            {"id": update_id, "now": time.time()},
         )
 
-    async def orphans(self) -> list[tuple[int, str]]:
-        """Updates whose replica died before handling them: now ours, oldest first."""
+    async def hand_back(self, update_id: int) -> None:
+        """Not handled after all (cut off by a stop): the leader's next sweep takes it."""
+        await self._db.execute(
+            """UPDATE telegram_updates SET claimed_by = NULL, claim_expires = 0
+               WHERE update_id = :id AND claimed_by = :me AND handled_at IS NULL""",
+            {"id": update_id, "me": self.owner},
+        )
+
+    async def orphans(self) -> list[int]:
+        """Updates whose replica died (or gave them back) before handling them, oldest first."""
         rows = await self._db.fetch_all(
-            "SELECT update_id FROM telegram_updates WHERE claim_expires < :now ORDER BY update_id",
+            """SELECT update_id FROM telegram_updates
+               WHERE handled_at IS NULL AND claim_expires < :now ORDER BY update_id""",
             {"now": time.time()},
         )
-        taken = []
-        for row in rows:
-            now = time.time()
-            async with self._db.transaction() as statements:
-                kept = await statements.fetch_one(
-                    """UPDATE telegram_updates SET claimed_by = :me, claim_expires = :until
-                       WHERE update_id = :id AND claim_expires < :now
-                       RETURNING update_id, body""",
-                    {
-                        "me": self.owner,
-                        "until": now + CLAIM_SECONDS,
-                        "now": now,
-                        "id": row["update_id"],
-                    },
-                )
-            if kept is not None:
-                taken.append((int(kept["update_id"]), str(kept["body"])))
-        return taken
+        return [int(row["update_id"]) for row in rows]
+
+    async def take(self, update_id: int) -> str | None:
+        """Claim an orphan to handle it now: its body, or None if another process took it."""
+        # One at a time, just before handling: a sweep cut short leaves the rest unclaimed.
+        now = time.time()
+        async with self._db.transaction() as statements:
+            kept = await statements.fetch_one(
+                """UPDATE telegram_updates SET claimed_by = :me, claim_expires = :until
+                   WHERE update_id = :id AND handled_at IS NULL AND claim_expires < :now
+                   RETURNING body""",
+                {"me": self.owner, "until": now + CLAIM_SECONDS, "now": now, "id": update_id},
+            )
+        return None if kept is None else str(kept["body"])
+
+    async def forget_handled(self, before: float) -> int:
+        """Drop the tombstones of updates handled before `before` (a UNIX time); how many."""
+        return await self._db.execute(
+            "DELETE FROM telegram_updates WHERE handled_at < :before", {"before": before}
+        )

@@ -1,4 +1,4 @@
-"""Runs pruning (storage/retention.py) at start and then once a day."""
+"""Runs pruning (storage/retention.py, handled Telegram updates) at start and once a day."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import aiosqlite
 
 from bot.runtime.background import every
+from storage.claims import HANDLED_KEPT_SECONDS, UpdateInbox
 from storage.database import STORAGE_ERRORS, Database
 from storage.retention import prune
 
@@ -20,6 +21,8 @@ async def prune_old(db: Database, days: int) -> None:
     """Prune once: what is older than `days` days and no longer of use."""
     try:
         pruned = await prune(db, time.time() - days * DAY)
+        # Not the retention's days: a resend comes within one, and bodies are dropped anyway.
+        forgotten = await UpdateInbox(db).forget_handled(time.time() - HANDLED_KEPT_SECONDS)
     except aiosqlite.Error as error:
         # A busy or odd database delays pruning to the next run; the bot works on.
         log.warning("Pruning old records failed, trying again later: %s", error)
@@ -34,6 +37,8 @@ async def prune_old(db: Database, days: int) -> None:
             pruned.uploads,
             pruned.waiting_states,
         )
+    if forgotten:
+        log.info("Forgot %d Telegram updates handled over two days ago", forgotten)
 
 
 async def prune_daily(db: Database, days: int, interval: float = DAY) -> None:

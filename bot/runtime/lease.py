@@ -65,12 +65,18 @@ class RedisLease:
         ttl: float = 15.0,
         renew: float = 4.0,
         retry: float = 2.0,
+        margin: float = 1.0,
     ) -> None:
         self._redis = redis
         self.key = f"mjbot:lease:{name}"
         self.ttl = ttl
         self.renew = renew
         self.retry = retry
+        # The lead is given up this long before the key may expire: the leader's work takes
+        # a moment to stop, and must have stopped before a standby can start.
+        self.margin = margin
+        if not 0 <= margin < ttl - renew:
+            raise ValueError("the lease's margin must leave time to renew within its ttl")
         # Who we are in the key's value: unique per process and per lease.
         self.holder = secrets.token_hex(8)
 
@@ -81,7 +87,9 @@ class RedisLease:
     @contextlib.asynccontextmanager
     async def leading(self) -> AsyncIterator[asyncio.Event]:
         """Wait until the lease is ours; keep it renewed inside; let it go on the way out."""
+        loop = asyncio.get_running_loop()
         while True:
+            asked = loop.time()
             try:
                 if await self._claim():
                     break
@@ -91,7 +99,7 @@ class RedisLease:
             await asyncio.sleep(self.retry)
         log.info("Leading (%s)", self.key)
         lost = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(lost))
+        keeper = asyncio.create_task(self._keep(lost, asked + self.ttl))
         try:
             yield lost
         finally:
@@ -103,23 +111,31 @@ class RedisLease:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.eval(_RELEASE, 1, self.key, self.holder)
 
-    async def _keep(self, lost: asyncio.Event) -> None:
-        """Renew until the lease can't be kept; then say it was lost."""
+    async def _keep(self, lost: asyncio.Event, expires: float) -> None:
+        """Renew until the lease can't be kept, or may expire soon; then say it was lost."""
+        # `expires` (loop time) is the soonest the key may expire: `ttl` after the last renewal
+        # that succeeded was sent (Redis set the expiry a little later). With Redis out of reach
+        # the lead ends `margin` before then, a renewal still waiting cut short: a standby may
+        # lead from then on, and two leaders would poll Telegram in turn (409 Conflict).
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
         while True:
-            await asyncio.sleep(self.renew)
+            deadline = expires - self.margin
+            await asyncio.sleep(max(0.0, min(self.renew, deadline - loop.time())))
+            asked = loop.time()
+            if asked >= deadline:
+                log.warning("Lost the lead (%s): not renewed in time", self.key)
+                break
             try:
-                if not await self._claim():
-                    log.warning("Lost the lead (%s): another replica holds it", self.key)
-                    break
-                renewed = loop.time()
-            except (RedisError, OSError) as error:
-                log.warning("Lease %s not renewed: %s", self.key, error)
-                # Redis unreachable: once the key may have expired, a standby may lead, so
-                # stop leading before that moment.
-                if loop.time() - renewed + self.renew >= self.ttl:
-                    break
+                async with asyncio.timeout_at(deadline):
+                    held = await self._claim()
+            except (RedisError, OSError) as error:  # OSError covers the timeout too
+                reason = str(error) or type(error).__name__
+                log.warning("Lease %s not renewed: %s", self.key, reason)
+                continue
+            if not held:
+                log.warning("Lost the lead (%s): another replica holds it", self.key)
+                break
+            expires = asked + self.ttl
         lost.set()
 
 

@@ -2,9 +2,10 @@
 
 aiogram's own handler answers first and handles in memory, so a replica killed right after
 answering would lose the update. Here the update is committed to the database first; the
-replica that stored it handles it and forgets it, and if that replica dies first, the leader
-finds the update unclaimed (`sweep`) and handles it. Telegram resending an update (it does
-when an answer is slow) finds it stored and is told 200 without handling it twice.
+replica that stored it handles it and marks it handled, and if that replica dies first (or
+stops before the update is handled), the leader finds the update unclaimed (`sweep`) and
+handles it. Telegram resending an update (it does when an answer is slow or lost), before or
+after it was handled, finds it stored and is told 200 without handling it twice.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiohttp import web
 
-from bot.runtime.background import Background
+from bot.runtime.background import Background, every
 from bot.runtime.metrics import WEBHOOKS
 from bot.web.server import MAX_WEBHOOK_BYTES, read_body, same_secret
 from storage.claims import UpdateInbox
+from storage.database import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +69,38 @@ class CommittedUpdates:
     async def _handle(self, update_id: int, update: dict[str, Any]) -> None:
         try:
             await self.dispatcher.feed_raw_update(self.bot, update)
-        finally:
-            # Handled, or failed while handled (aiogram logged why): not tried again.
-            await self.inbox.done(update_id)
+        except asyncio.CancelledError:
+            # Cut off by a stop, not handled: given back for the leader to handle again.
+            try:
+                await self.inbox.hand_back(update_id)
+            except STORAGE_ERRORS as error:
+                # The cancellation must go on; the claim, no longer renewed, expires instead.
+                log.warning("Update %d not given back (%s); its claim expires", update_id, error)
+            raise
+        except Exception:
+            # A handler's bug or an update nobody can read: marked handled all the same, as
+            # by long polling. Tried again it would fail again, forever, and a handler that
+            # failed half way (a job sent, then an error) would repeat what it did.
+            log.exception("Update %d failed; it is not tried again", update_id)
+        await self.inbox.done(update_id)
 
     async def sweep(self) -> None:
         """Leader: handle what dead replicas stored and never handled, for as long as it leads."""
-        while True:
-            for update_id, body in await self.inbox.orphans():
-                log.warning("Handling update %d a stopped replica left", update_id)
-                await self._handle(update_id, json.loads(body))
-            await asyncio.sleep(SWEEP_SECONDS)
+        # The database out of reach ends a round, not the sweep: every update a replica
+        # leaves later would otherwise wait for the next change of leader.
+        await every(SWEEP_SECONDS, self.sweep_once, survives=STORAGE_ERRORS, first=True)
+
+    async def sweep_once(self) -> int:
+        """One round of the sweep: handle each orphan found now; how many were handled."""
+        handled = 0
+        for update_id in await self.inbox.orphans():
+            body = await self.inbox.take(update_id)
+            if body is None:  # another replica's sweep took it first
+                continue
+            log.warning("Handling update %d a stopped replica left", update_id)
+            await self._handle(update_id, json.loads(body))
+            handled += 1
+        return handled
 
     async def drain(self, grace: float) -> None:
         """Let updates being handled finish (within `grace`)."""

@@ -75,6 +75,8 @@ class TcpRelay:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         """Accept connections on 127.0.0.1:port and relay them (again, after `cut`)."""
@@ -89,6 +91,10 @@ class TcpRelay:
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
+    def stall(self) -> None:
+        """Hold what either side sends, unanswered and unrefused, as a hung server would."""
+        self._flowing.clear()
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
@@ -96,8 +102,8 @@ class TcpRelay:
             writer.close()
             return
         pipes = [
-            asyncio.create_task(_pipe(reader, upstream_writer)),
-            asyncio.create_task(_pipe(upstream_reader, writer)),
+            asyncio.create_task(_pipe(reader, upstream_writer, self._flowing)),
+            asyncio.create_task(_pipe(upstream_reader, writer, self._flowing)),
         ]
         self._pipes.update(pipes)
         try:
@@ -110,7 +116,10 @@ class TcpRelay:
             upstream_writer.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     while data := await reader.read(65536):
+        await flowing.wait()
         writer.write(data)
         await writer.drain()

@@ -161,7 +161,7 @@ async def test_an_update_is_stored_before_the_answer_and_one_a_dead_replica_left
     tg.send_message(chat, ann, "/help")
     await until(lambda: bool(tg.webhook_deliveries), "the update delivered")
 
-    # Handled and forgotten: nothing stays stored.
+    # Handled: nothing stays waiting (the update is remembered only as handled).
     async def handled() -> bool:
         return await _stored(db) == 0 and any(c.ok for c in tg.calls("sendMessage"))
 
@@ -190,5 +190,6 @@ async def test_an_update_is_stored_before_the_answer_and_one_a_dead_replica_left
 
 
 async def _stored(db: Database) -> int:
-    row = await db.fetch_one("SELECT COUNT(*) AS n FROM telegram_updates")
+    """Updates stored and not yet handled."""
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM telegram_updates WHERE handled_at IS NULL")
     return int(row["n"]) if row else 0
