@@ -2,7 +2,6 @@
 
 A task's progress webhooks reach any replica; each changes the task's status message only in
 its turn (numbered, with an expiry, like a claim), reading from here which message that is.
-Another branch may add its own 0016; renumber on merge.
 """
 
 from __future__ import annotations

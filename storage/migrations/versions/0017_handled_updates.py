@@ -1,7 +1,4 @@
-"""Telegram updates marked handled instead of deleted, so a resend is known as a duplicate.
-
-Another branch may add its own 0016; renumber on merge.
-"""
+"""Telegram updates marked handled instead of deleted, so a resend is known as a duplicate."""
 
 from __future__ import annotations
 
@@ -10,8 +7,8 @@ from alembic import op
 
 from storage.migrations.columns import TIME, where
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 
 
 def upgrade() -> None:
