@@ -181,11 +181,11 @@ class RedisAlbumParts:
         found = await self._take(keys=[_prefix(key) + ":parts"], args=args)
         if isinstance(found, int):
             return found / 1000
-        fields = dict(zip(found[::2], found[1::2], strict=True))
+        names = [name.decode() if isinstance(name, bytes) else name for name in found[::2]]
         parts = [
             Message.model_validate_json(value, context={"bot": bot})
-            for name, value in fields.items()
-            if name.startswith(b"part:")
+            for name, value in zip(names, found[1::2], strict=True)
+            if name.startswith("part:")
         ]
         return sorted(parts, key=lambda part: part.message_id)
 
