@@ -274,7 +274,8 @@ async def build_redis(settings: Settings, stack: contextlib.AsyncExitStack) -> R
         if settings.database_url is not None:
             log.warning(
                 "DATABASE_URL without REDIS_URL: run this bot as a single replica. Replicas "
-                "share Telegram's limits, waiting states and the polling lead through Redis."
+                "share Telegram's limits, waiting states, albums, flood counters and the "
+                "polling lead through Redis."
             )
         return None
     redis = Redis.from_url(

@@ -14,11 +14,21 @@ from aiogram.types import TelegramObject
 from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
 
+from bot.telegram.albums import (
+    AlbumParts,
+    LocalAlbumParts,
+    LocalRecentAlbums,
+    RecentAlbums,
+    RedisAlbumParts,
+    RedisRecentAlbums,
+)
 from bot.telegram.metered import ObserveUpdates
 from handlers import get_routers
 from handlers.inline.share import not_shared_by_us
 from handlers.middlewares.access import AccessMiddleware
+from handlers.middlewares.albums import AlbumMiddleware
 from handlers.middlewares.language import UserLocaleMiddleware
+from handlers.middlewares.throttle import FloodGate, RedisThrottle, Throttle
 from storage.database import Database
 from storage.fsm import DatabaseStorage
 from storage.prompts import PromptRequestRepo
@@ -69,11 +79,21 @@ def build_dispatcher(
     """The dispatcher: the routers, the middlewares every update passes, and what handlers get."""
     # Waiting states survive a restart: in the database, or in Redis where replicas share
     # them (and take turns on one user's updates, so two replicas never interleave a flow).
+    # So do albums being gathered, albums seen lately and flood counters: any replica may
+    # take any update, so what one update leaves for the next is where every replica looks.
     storage: BaseStorage = DatabaseStorage(db)
     isolation: BaseEventIsolation = SimpleEventIsolation()
+    parts: AlbumParts = LocalAlbumParts()
+    recent: RecentAlbums = LocalRecentAlbums()
+    throttle: FloodGate = Throttle()
     if redis is not None:
         storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
         isolation = RedisEventIsolation(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+        parts, recent, throttle = (
+            RedisAlbumParts(redis),
+            RedisRecentAlbums(redis),
+            RedisThrottle(redis),
+        )
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -86,9 +106,9 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(handlers)
     # A root filter: no router below sees a result shared back through inline mode.
     dispatcher.message.filter(not_shared_by_us)
-    dispatcher.include_routers(*get_routers())
+    dispatcher.include_routers(*get_routers(AlbumMiddleware(parts=parts, recent=recent)))
     UserLocaleMiddleware(i18n).setup(dispatcher)
-    access_middleware = AccessMiddleware()
+    access_middleware = AccessMiddleware(throttle=throttle)
     dispatcher.message.outer_middleware(access_middleware)
     dispatcher.callback_query.outer_middleware(access_middleware)
     return dispatcher

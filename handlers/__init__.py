@@ -22,10 +22,10 @@ from handlers.payments import stars
 from handlers.settings import routes as settings
 
 
-def images_router() -> Router:
+def images_router(albums: AlbumMiddleware | None = None) -> Router:
     """The photo flows under one router whose middlewares hand them whole albums."""
     router = Router(name="images")
-    albums = AlbumMiddleware()
+    albums = albums or AlbumMiddleware()
     router.message.outer_middleware(albums)
     # Polling stops by emitting shutdown (App.stop awaits it): albums still gathering go then.
     router.shutdown.register(albums.drain)
@@ -43,8 +43,11 @@ def images_router() -> Router:
     return router
 
 
-def get_routers() -> list[Router]:
-    """Fresh routers in the order they must see updates (prompt replies before plain text)."""
+def get_routers(albums: AlbumMiddleware | None = None) -> list[Router]:
+    """Fresh routers in the order they must see updates (prompt replies before plain text).
+
+    `albums` gathers albums where the replicas share them; by default, in this process.
+    """
     return [
         stars.build_router(),
         start.build_router(),
@@ -55,6 +58,6 @@ def get_routers() -> list[Router]:
         gallery.build_router(),
         share.build_router(),
         actions.build_router(),
-        images_router(),
+        images_router(albums),
         imagine.build_router(),
     ]

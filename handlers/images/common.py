@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +31,6 @@ MAX_IMAGE_PROMPTS = 5
 # Style and character references take several images; an omni reference takes one.
 MAX_REFERENCES = {"sref": 5, "cref": 5, "oref": 1}
 REFERENCE_COMMANDS = ("sref", "oref", "cref")
-# Albums remembered per chat, so `/imagine` replying to one photo of an album takes them all.
-ALBUMS_KEPT = 200
 # Telegram cuts ForceReply placeholders at 64 characters.
 PLACEHOLDER_LIMIT = 64
 IMAGE_EXTENSIONS = frozenset(
@@ -59,34 +56,6 @@ class ImageMenu(CallbackData, prefix="im1"):
     """A press on the photo menu or the Blend button."""
 
     do: str
-
-
-class RecentAlbums:
-    """The images of albums seen lately, by chat and media_group_id (bounded)."""
-
-    def __init__(self, limit: int = ALBUMS_KEPT) -> None:
-        self._limit = limit
-        self._albums: OrderedDict[tuple[int, str], dict[int, ImageRef]] = OrderedDict()
-
-    def add(self, message: Message) -> None:
-        """Note one part of an album as it arrives (a reply may name any part of it)."""
-        ref = image_of(message)
-        if message.media_group_id is None or ref is None:
-            return
-        key = (message.chat.id, message.media_group_id)
-        self._albums.setdefault(key, {})[message.message_id] = ref
-        self._albums.move_to_end(key)
-        while len(self._albums) > self._limit:
-            self._albums.popitem(last=False)
-
-    def images_of(self, message: Message) -> list[ImageRef]:
-        """The images a replied-to message stands for: its album if known, else its own."""
-        if message.media_group_id is not None:
-            album = self._albums.get((message.chat.id, message.media_group_id))
-            if album:
-                return [album[message_id] for message_id in sorted(album)]
-        ref = image_of(message)
-        return [ref] if ref is not None else []
 
 
 # -- words -----------------------------------------------------------------------------------

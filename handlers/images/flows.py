@@ -27,8 +27,9 @@ from bot.jobs.service import Jobs
 from bot.jobs.values import Requester
 from bot.prompts.rules import MAX_PROMPT_LENGTH, PromptError, normalize_prompt
 from bot.prompts.translate import Translator
+from bot.telegram.albums import AlbumKey, RecentAlbums
 from bot.telegram.i18n import _
-from bot.telegram.uploads import ImageProblem, ImageRef, Uploaded, upload_images
+from bot.telegram.uploads import ImageProblem, ImageRef, Uploaded, image_of, upload_images
 from bot.userapi import UserAPIClient, UserAPIError
 from bot.userapi.models import TaskType
 from bot.web.region import region_url, upscale_size
@@ -39,7 +40,6 @@ from handlers.images.common import (
     MAX_REFERENCES,
     MIN_BLEND,
     Flow,
-    RecentAlbums,
     blend_count_problem,
     describe_prompt,
     looks_like_image,
@@ -291,11 +291,18 @@ async def describe_button(
     await jobs.start(requester, request, type=kind, prompt=prompt, parent=task, action=action.key)
 
 
-async def replied_images(message: Message, recent: RecentAlbums) -> list[ImageRef] | None:
+async def replied_images(
+    message: Message, recent: RecentAlbums, bot: Bot
+) -> list[ImageRef] | None:
     """The images a command replying to a photo names (its whole album if seen); None if bad."""
     replied = message.reply_to_message
     assert replied is not None  # the router's filter saw it
     if not looks_like_image(replied):
         await message.reply(problem_text(ImageProblem("not_image")))
         return None
-    return recent.images_of(replied)
+    key = AlbumKey.of(bot, replied)
+    album = await recent.images(key) if key is not None else []
+    if album:
+        return album
+    ref = image_of(replied)
+    return [ref] if ref is not None else []

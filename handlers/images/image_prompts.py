@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
+from bot.telegram.albums import RecentAlbums
 from handlers.common import requester_of
-from handlers.images.common import Flow, PhotoIntent, Photos, RecentAlbums, refs_of
+from handlers.images.common import Flow, PhotoIntent, Photos, refs_of
 from handlers.images.flows import ImageFlows, replied_images
 
 
 async def imagine_on_photo(
-    message: Message, command: CommandObject, recent_albums: RecentAlbums, image_flows: ImageFlows
+    message: Message,
+    command: CommandObject,
+    recent_albums: RecentAlbums,
+    image_flows: ImageFlows,
+    bot: Bot,
 ) -> None:
     """`/imagine <prompt>` replying to a photo (or an album's photo): they are image prompts."""
-    refs = await replied_images(message, recent_albums)
+    refs = await replied_images(message, recent_albums, bot)
     if refs is None:
         return
     draft = await image_flows.draft(message, command.args, images=len(refs))

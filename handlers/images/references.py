@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
+from bot.telegram.albums import RecentAlbums
 from bot.telegram.i18n import _
 from handlers.common import requester_of
 from handlers.images.common import (
@@ -15,7 +16,6 @@ from handlers.images.common import (
     Flow,
     PhotoIntent,
     Photos,
-    RecentAlbums,
     bot_username,
     menu_too_old,
     parse_command,
@@ -30,9 +30,10 @@ async def reference_on_photo(
     recent_albums: RecentAlbums,
     state: FSMContext,
     image_flows: ImageFlows,
+    bot: Bot,
 ) -> None:
     """`/sref`, `/oref`, `/cref` (with or without a prompt) or `/ref` replying to a photo."""
-    refs = await replied_images(message, recent_albums)
+    refs = await replied_images(message, recent_albums, bot)
     if refs is None:
         return
     name = command.command.lower()

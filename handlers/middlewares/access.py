@@ -15,7 +15,7 @@ from bot.owner.limits import Policy
 from bot.telegram.i18n import _
 from handlers.common import GROUP_COMMANDS, command_name, requester_of
 from handlers.images.common import Flow, ImageMenu, looks_like_image, parse_command
-from handlers.middlewares.throttle import LRU, TRACKED, Throttle
+from handlers.middlewares.throttle import LRU, TRACKED, FloodGate, Throttle
 from storage.users import UserRepo
 
 log = logging.getLogger(__name__)
@@ -108,14 +108,14 @@ async def _addressed_to_us(message: Message) -> bool:
 class AccessMiddleware(BaseMiddleware):
     """Decides, before any handler spends anything, whether an update is heard at all.
 
-    In order: floods are cut (in memory, before any database read); messages sent as a
+    In order: floods are cut (in memory or Redis, before any database read); messages sent as a
     channel or an anonymous admin are refused; banned users, switched-off groups and, in
     allowlist mode, outsiders are turned away; and an update that would download or upload
     images is checked against the requester's limits first. Jobs.start checks again: it is
     the authority, this is the early, cheap refusal.
     """
 
-    def __init__(self, *, throttle: Throttle | None = None, tracked: int = TRACKED) -> None:
+    def __init__(self, *, throttle: FloodGate | None = None, tracked: int = TRACKED) -> None:
         self.throttle = throttle or Throttle(tracked=tracked)
         self._seen: LRU[int, tuple[str | None, str | None, str | None]] = LRU(tracked)
         self._seen_chats: LRU[int, bool] = LRU(tracked)
@@ -137,8 +137,9 @@ class AccessMiddleware(BaseMiddleware):
         sender_chat = event.sender_chat if isinstance(event, Message) else None
         admin = policy.is_admin(user.id) and sender_chat is None
         if not admin and await self._speaks_to_us(event):
-            verdict = self.throttle.check(
-                sender_chat.id if sender_chat is not None else user.id,
+            sender = sender_chat.id if sender_chat is not None else user.id
+            verdict = await self.throttle.check(
+                f"{data['bot'].id}:{sender}",
                 event.media_group_id if isinstance(event, Message) else None,
             )
             if verdict is False:

@@ -8,10 +8,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
 from aiogram.types import Message, TelegramObject
 
-from handlers.images.common import RecentAlbums
+from bot.telegram.albums import (
+    AlbumKey,
+    AlbumParts,
+    LocalAlbumParts,
+    LocalRecentAlbums,
+    RecentAlbums,
+)
 from handlers.images.flows import ImageFlows
 
 log = logging.getLogger(__name__)
@@ -28,53 +34,77 @@ class AlbumMiddleware(BaseMiddleware):
     """Hands the image handlers a whole album (`album`: its messages) as one update.
 
     Telegram sends an album as separate messages sharing media_group_id. Every part is
-    remembered (a later reply may name any of them) and returns at once; once the parts have
-    stopped coming for `quiet` seconds, the handlers run once, for the first message, from a
-    task of this middleware's, so no update slot is held while the album arrives. At shutdown
-    (`drain`, on the router's shutdown) albums stop waiting and are handled as they are.
+    remembered in `recent` (a later reply may name any of them) and kept in `parts`, and its
+    update returns at once; once the parts have stopped coming for `quiet` seconds, the
+    handlers run once, for the first message, from a task of this middleware's, so no update
+    slot is held while the album arrives. With parts shared in Redis, every replica holding a
+    part waits, and the one that takes the album handles it (bot/telegram/albums.py). At
+    shutdown (`drain`, on the router's shutdown) albums stop waiting and are handled as they are.
     """
 
-    def __init__(self, quiet: float = ALBUM_QUIET_SECONDS) -> None:
+    def __init__(
+        self,
+        quiet: float = ALBUM_QUIET_SECONDS,
+        *,
+        parts: AlbumParts | None = None,
+        recent: RecentAlbums | None = None,
+    ) -> None:
         self.quiet = quiet
-        self.recent = RecentAlbums()
-        self._parts: dict[tuple[int, str], list[Message]] = {}
+        self.parts = parts or LocalAlbumParts()
+        self.recent = recent or LocalRecentAlbums()
+        # The generation this process waits on, per album: one task each.
+        self._gathering: dict[AlbumKey, str] = {}
         self._waiting: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Pass single messages on; gather an album's parts and pass the album on once."""
         data["recent_albums"] = self.recent
+        bot: Bot = data["bot"]
         if not isinstance(event, Message) or event.media_group_id is None:
             return await handler(event, data)
         if not (event.photo or event.document):
             return await handler(event, data)  # a video of an album is no image: not collected
-        self.recent.add(event)
-        key = (event.chat.id, event.media_group_id)
-        parts = self._parts.get(key)
-        if parts is not None:
-            parts.append(event)
-            return None
-        self._parts[key] = [event]
-        task = asyncio.create_task(self._when_quiet(key, handler, data))
+        key = AlbumKey(bot.id, event.chat.id, event.media_group_id)
+        await self.recent.add(key, event)
+        generation = await self.parts.add(key, event)
+        if self._gathering.get(key) == generation:
+            return None  # this process waits for that album already
+        self._gathering[key] = generation
+        task = asyncio.create_task(self._when_quiet(key, generation, handler, data))
         self._waiting.add(task)
         task.add_done_callback(self._waiting.discard)
         return None
 
     async def _when_quiet(
-        self, key: tuple[int, str], handler: Handler, data: dict[str, Any]
+        self, key: AlbumKey, generation: str, handler: Handler, data: dict[str, Any]
     ) -> None:
-        seen = 0
-        while seen != len(self._parts[key]) and not self._closing.is_set():
-            seen = len(self._parts[key])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.quiet)
-        album = sorted(self._parts.pop(key), key=lambda m: m.message_id)
+        try:
+            album = await self._gather(key, generation, data["bot"])
+        except Exception:
+            # Out of the update's own task, so the dispatcher can't log it: this does.
+            log.exception("Gathering album %s failed", key.group)
+            return
+        finally:
+            if self._gathering.get(key) == generation:
+                del self._gathering[key]
+        if not album:
+            return  # another replica took it
         data["album"] = album
         try:
             await handler(album[0], data)
         except Exception:
-            # Out of the update's own task, so the dispatcher can't log it: this does.
-            log.exception("Handling album %s failed", key[1])
+            log.exception("Handling album %s failed", key.group)
+
+    async def _gather(self, key: AlbumKey, generation: str, bot: Bot) -> list[Message]:
+        """Wait until the parts stop coming (or shutdown), then take them; [] if taken."""
+        while True:
+            quiet = 0.0 if self._closing.is_set() else self.quiet
+            found = await self.parts.take(key, generation, quiet, bot)
+            if isinstance(found, list):
+                return found
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), found)
 
     async def drain(self, grace: float = ALBUM_GRACE_SECONDS) -> None:
         """Handle the albums received so far now (no more parts will come), within `grace`."""

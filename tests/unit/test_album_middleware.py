@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.types import Chat, Message, PhotoSize, Update, User
 
-from handlers.images.common import RecentAlbums
+from bot.telegram.albums import AlbumKey, RecentAlbums
 from handlers.middlewares.albums import AlbumMiddleware
 
 QUIET = 0.4
@@ -71,9 +71,8 @@ async def test_an_album_reaches_the_handler_once_whole_and_no_update_waits() -> 
     await asyncio.sleep(QUIET * 1.5)  # no second call for the other parts
     assert seen.albums == [[10, 11, 12]]
     assert seen.recent is not None
-    part = photo_update(11, "g1").message
-    assert part is not None
-    assert [ref.file_id for ref in seen.recent.images_of(part)] == ["f10", "f11", "f12"]
+    album = await seen.recent.images(AlbumKey(bot.id, 7, "g1"))
+    assert [ref.file_id for ref in album] == ["f10", "f11", "f12"]
     await bot.session.close()
 
 

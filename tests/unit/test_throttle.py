@@ -15,33 +15,33 @@ class Clock:
         return self.now
 
 
-def test_a_flood_is_cut_and_told_once() -> None:
+async def test_a_flood_is_cut_and_told_once() -> None:
     clock = Clock()
     throttle = Throttle(burst=3, per_second=1.0, clock=clock)
-    verdicts = [throttle.check(1) for _ in range(6)]
+    verdicts = [await throttle.check(1) for _ in range(6)]
     assert verdicts == [True, True, True, False, None, None]
-    assert throttle.check(2) is True  # someone else is not held back
+    assert await throttle.check(2) is True  # someone else is not held back
     clock.now += 1.0
-    assert throttle.check(1) is True  # one refilled
-    assert throttle.check(1) is None  # still the same flood: no second notice
+    assert await throttle.check(1) is True  # one refilled
+    assert await throttle.check(1) is None  # still the same flood: no second notice
     clock.now += 3.0  # quiet until full: a later flood is told again
-    assert [throttle.check(1) for _ in range(4)] == [True, True, True, False]
+    assert [await throttle.check(1) for _ in range(4)] == [True, True, True, False]
 
 
-def test_an_album_counts_once() -> None:
+async def test_an_album_counts_once() -> None:
     throttle = Throttle(burst=4, per_second=0.0, clock=Clock())
-    assert all(throttle.check(1, album="a") for _ in range(ALBUM_SIZE))  # 1 token
-    assert throttle.check(1) is True  # 2
-    assert all(throttle.check(1, album="b") for _ in range(ALBUM_SIZE))  # 3
+    assert all([await throttle.check(1, album="a") for _ in range(ALBUM_SIZE)])  # 1 token
+    assert await throttle.check(1) is True  # 2
+    assert all([await throttle.check(1, album="b") for _ in range(ALBUM_SIZE)])  # 3
     # Parts beyond what an album can hold pay like any message.
-    assert throttle.check(1, album="b") is True  # 4
-    assert throttle.check(1, album="b") is False
+    assert await throttle.check(1, album="b") is True  # 4
+    assert await throttle.check(1, album="b") is False
 
 
-def test_memory_is_bounded() -> None:
+async def test_memory_is_bounded() -> None:
     throttle = Throttle(tracked=100, clock=Clock())
     for user_id in range(10_000):
-        throttle.check(user_id)
+        await throttle.check(user_id)
     assert len(throttle) == 100
     table: LRU[int, int] = LRU(3)
     for key in range(5):
