@@ -51,8 +51,8 @@ from bot.web.gallery import gallery_url
 from bot.web.server import Readiness, derive_secret
 from bot.web.updates import CommittedUpdates
 from handlers.admin.texts import admin_commands
-from storage.claims import CLAIM_RENEW, UpdateInbox
 from storage.database import STORAGE_ERRORS, Database, database_url
+from storage.replicas.claims import CLAIM_RENEW, UpdateInbox
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
 from storage.usage import UsageRepo

@@ -50,9 +50,9 @@ from bot.web.server import (
 )
 from bot.web.updates import CommittedUpdates
 from storage.access import AccessRepo
-from storage.claims import UpdateInbox
 from storage.credits import CreditsRepo
 from storage.database import Database
+from storage.replicas.claims import UpdateInbox
 from storage.settings import UserSettingsRepo
 from storage.tasks import TaskRepo
 from storage.usage import UsageRepo

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any
 
-from storage.claims import CLAIM_SECONDS, TaskClaims
 from storage.database import Row, holding
-from storage.status.turns import StatusTurns
+from storage.replicas.claims import CLAIM_SECONDS, TaskClaims
+from storage.replicas.turns import StatusTurns
 
 # Updates only move forward along this order: a late `progress` never undoes `done`.
 # `queued` and `created` are ours: a queued job waits for a free slot and was never sent; a
@@ -68,7 +68,7 @@ class TaskRecord:
     sent_at: float | None = None
     # When the user removed it from their gallery and /history; None while shown.
     hidden_at: float | None = None
-    # The preview the status message shows when it is a photo (storage/status/turns.py).
+    # The preview the status message shows when it is a photo (storage/replicas/turns.py).
     status_preview: str | None = None
 
     @property

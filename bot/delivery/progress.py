@@ -10,7 +10,8 @@ sent.
 
 Replicas: a task's progress reaches any of them, so the database, not a process, says which
 message shows a task (and which preview), and the message is changed only in a turn
-(storage/status/turns.py): one process at a time, reading the task as stored when its turn begins.
+(storage/replicas/turns.py): one process at a time, reading the task as stored when its turn
+begins.
 A process whose turn follows another's no longer trusts what its `EditPlan` knows of the
 message: at worst one edit Telegram answers "not modified", never a stale text kept.
 """
@@ -34,7 +35,7 @@ from bot.delivery.texts import status_text
 from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.ratelimit import Priority, priority
 from bot.userapi import UserAPIClient, UserAPIError
-from storage.status.turns import TURN_SECONDS
+from storage.replicas.turns import TURN_SECONDS
 from storage.tasks import TaskRecord, TaskRepo, status_rank
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import time
 import aiosqlite
 
 from bot.runtime.background import every
-from storage.claims import HANDLED_KEPT_SECONDS, UpdateInbox
 from storage.database import STORAGE_ERRORS, Database
+from storage.replicas.claims import HANDLED_KEPT_SECONDS, UpdateInbox
 from storage.retention import prune
 
 log = logging.getLogger(__name__)

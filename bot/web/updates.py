@@ -21,8 +21,8 @@ from aiohttp import web
 from bot.runtime.background import Background, every
 from bot.runtime.metrics import WEBHOOKS
 from bot.web.server import MAX_WEBHOOK_BYTES, read_body, same_secret
-from storage.claims import UpdateInbox
 from storage.database import STORAGE_ERRORS
+from storage.replicas.claims import UpdateInbox
 
 log = logging.getLogger(__name__)
 

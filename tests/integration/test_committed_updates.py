@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.owner.retention import prune_old
 from bot.web import updates as updates_module
 from bot.web.updates import CommittedUpdates
-from storage.claims import HANDLED_KEPT_SECONDS, UpdateInbox
 from storage.database import Database
+from storage.replicas.claims import HANDLED_KEPT_SECONDS, UpdateInbox
 from tests.e2e.harness import until
 
 SECRET = "s" * 32
