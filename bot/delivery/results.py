@@ -96,7 +96,7 @@ class TelegramView:
         await self.progress.progress(task)
 
     async def job_finished(self, task: TaskRecord) -> Delivered:
-        """Send the result (or the failure) and remove the status message."""
+        """Send the result (or the failure), store it as delivered, remove the status message."""
         edit = self.progress.stop(task.id)
         try:
             with speaking(self._i18n, task), priority(Priority.RESULT):
@@ -115,6 +115,7 @@ class TelegramView:
         if task.status == TaskStatus.DONE:
             # The result goes first; the status message it replaces waits.
             delivered = await self._send_outcome(task, None)
+            await self._store(task, delivered)
             if edit is not None:
                 await asyncio.wait([edit])
             async with self.progress.turn(task.id) as turn:
@@ -125,8 +126,19 @@ class TelegramView:
             await asyncio.wait([edit])
         async with self.progress.turn(task.id) as turn:
             delivered = await self._send_failure(task, turn.status)
+            await self._store(task, delivered)
             await self._remove_status(task, turn.status, delivered)
         return delivered
+
+    async def _store(self, task: TaskRecord, delivered: Delivered) -> None:
+        """Record the outcome as delivered the moment Telegram has it.
+
+        Before the status message is removed (that waits for the chat's next slot): a process
+        stopped or killed meanwhile leaves at worst that message, never a result sent twice.
+        """
+        await self._repo.mark_delivered(
+            task.id, message_id=delivered.message_id, file_id=delivered.file_id
+        )
 
     async def _remove_status(
         self, task: TaskRecord, status: StatusMessage | None, delivered: Delivered
@@ -236,9 +248,7 @@ class TelegramView:
             # A shrunk upscale is wanted at full quality; some users want every original. The
             # photo is what was asked for: stored as delivered first, so nothing that happens
             # to the extra file can send it again.
-            await self._repo.mark_delivered(
-                task.id, message_id=delivered.message_id, file_id=delivered.file_id
-            )
+            await self._store(task, delivered)
             await self._send_original(task, message, FSInputFile(source, filename=filename))
         return delivered
 

@@ -325,19 +325,19 @@ class Jobs:
     async def _deliver_claimed(self, record: TaskRecord) -> None:
         if not await self._repo.claim_delivery(record.id):
             return  # someone else delivers it, or already did
-        message_id = file_id = None
         try:
-            delivered = await self.view.job_finished(record)
-            message_id, file_id = delivered.message_id, delivered.file_id
+            # The view stores the delivery the moment Telegram has the outcome.
+            await self.view.job_finished(record)
         except UndeliverableError as error:
             log.warning("Task %d can't be delivered: %s", record.id, error)
+            await self._repo.mark_delivered(record.id, message_id=None, file_id=None)
         except Exception:
             # Any failure here (Telegram down, the image host down) must not lose the result:
-            # hand it back so the next sweep retries, and let the caller go on.
+            # hand it back so the next sweep retries (unless it was stored as delivered: the
+            # sweep takes only undelivered tasks), and let the caller go on.
             log.exception("Delivering task %d failed; will retry", record.id)
             await self._repo.unclaim(record.id)
             return
-        await self._repo.mark_delivered(record.id, message_id=message_id, file_id=file_id)
         count_finished(record)
 
     async def give_up(self, record: TaskRecord, reason: str = Failure.STUCK) -> None:

@@ -85,7 +85,7 @@ class JobView(Protocol):
         """Show a new intermediate state (may be coalesced and throttled)."""
 
     async def job_finished(self, task: TaskRecord) -> Delivered:
-        """Show the result or the failure; raise to have it retried later."""
+        """Show the result or the failure and store it as delivered; raise to retry it later."""
 
     async def show_again(self, task: TaskRecord) -> None:
         """Show a finished task's result once more (a repeated press of a one-shot button)."""

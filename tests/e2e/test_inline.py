@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.playground.emulator import FakeTelegram, JSONDict
 from bot.userapi.simulator import Simulator
-from tests.e2e.harness import BotHarness, button_data, has_keyboard, said, started_bots
+from tests.e2e.harness import BotHarness, button_data, has_keyboard, said, started_bots, until
 
 ANN, BOB, CAROL = 1001, 1002, 1003
 
@@ -87,6 +87,18 @@ async def test_a_result_shared_into_the_bots_own_chat_is_not_a_request(
     chat = tg.private_chat(ann)
     tg.send_message(chat, ann, "/imagine a paper boat")
     await harness.photo_reply(ANN, has_keyboard)
+    app = harness.app
+    assert app is not None
+
+    async def shareable() -> bool:
+        # Telegram's file id is stored a moment after the photo arrived.
+        row = await app.db.fetch_one(
+            "SELECT COUNT(*) AS n FROM tasks WHERE user_id = :user AND result_file_id IS NOT NULL",
+            {"user": ANN},
+        )
+        return row is not None and int(row["n"]) == 1
+
+    await until(shareable, "the grid stored with its file id")
     query_id = tg.inline_query(ann, "boat", chat_type="sender")
     answer = await tg.wait_inline_answer(query_id)
     before = len(tg.requests)

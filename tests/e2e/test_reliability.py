@@ -17,6 +17,7 @@ from tests.e2e.harness import (
     has_keyboard,
     post,
     results,
+    said,
     snapshot,
     userapi_webhook_url,
     wait_in_flight,
@@ -118,6 +119,36 @@ async def test_delivery_cut_off_mid_retry_is_sent_once_after_restart(
     tg.send_message(chat, ann, "/imagine a glass bird")
     await tg.wait_for("sendPhoto", lambda c: not c.ok)
     await restart_delivers_once(harness, chat, ann, "a glass fish")
+
+
+async def test_a_stop_while_the_status_message_goes_never_resends_the_result(
+    polling_harness: BotHarness,
+) -> None:
+    harness, tg = polling_harness, polling_harness.tg
+    ann = tg.user(2301, "Ann")
+    chat = tg.private_chat(ann)
+    # Telegram fails deletions for a while: the progress loop, replacing the status text with
+    # the preview, retries its deletion and holds the status message's turn; the result goes
+    # out and its delivery waits for that turn to remove the preview when the bot is stopped.
+    tg.fail_next(
+        "deleteMessage",
+        error_code=500,
+        description="Internal Server Error",
+        retry_after=None,
+        times=5,
+    )
+    await imagine_and_wait(harness, chat, ann, "a tin lighthouse")
+    await harness.stop()
+    assert len(results(tg, chat["id"])) == 1
+
+    # Stored as delivered when Telegram took it: the restarted bot doesn't send it again.
+    await harness.start()
+    tg.send_message(chat, ann, "/help")
+    await tg.wait_for("sendMessage", said(2301, "/imagine"))
+    await imagine_and_wait(harness, chat, ann, "a tin ship", count=2)
+    await asyncio.sleep(SETTLE)
+    captions = [str(call.params.get("caption")) for call in results(tg, chat["id"])]
+    assert len(captions) == 2 and "tin ship" in captions[1], captions
 
 
 # ------------------------------------------------------------------------------ webhooks
