@@ -347,12 +347,12 @@ class TaskRepo(TaskClaims, StatusTurns):
     async def gallery(
         self, user_id: int, *, words: list[str], offset: int, limit: int, upscaled: bool = False
     ) -> list[TaskRecord]:
-        """A user's shown still results with a file id, prompt holding every word, newest first."""
+        """A user's shown results with a file id, prompt holding every word, newest first."""
         match = "".join(f" AND LOWER(prompt) LIKE :w{n} ESCAPE '!'" for n in range(len(words)))
         order = "CASE WHEN type IN ('upscale', 'upsample') THEN 0 ELSE 1 END, " * upscaled
         rows = await self._db.fetch_all(
             f"""SELECT * FROM tasks WHERE user_id = :user_id AND result_file_id IS NOT NULL
-                  AND hidden_at IS NULL AND type <> 'animate'{match}
+                  AND hidden_at IS NULL{match}
                 ORDER BY {order}id DESC LIMIT :limit OFFSET :offset""",
             {f"w{n}": holding(word.lower()) for n, word in enumerate(words)}
             | {"user_id": user_id, "limit": limit, "offset": offset},

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.delivery.keyboards import task_action_rows
 from bot.delivery.texts import type_label
-from bot.jobs.actions import Action, flat_actions, follow_up
+from bot.jobs.actions import Action, flat_actions, follow_up, is_animation
 from bot.jobs.request import ImagineRequest
 from bot.jobs.service import Jobs
 from bot.jobs.values import Requester
@@ -172,6 +172,8 @@ class GalleryApp:
             "type": task.type,
             "label": type_label(task.type),
             "created_at": task.created_at,
+            # Its full picture is a video (an Animate result): the page plays it.
+            "animation": is_animation(task.result),
         }
 
     async def listing(self, request: web.Request) -> web.Response:

@@ -20,7 +20,14 @@ from typing import Literal
 from aiogram import Bot
 from PIL import Image, ImageOps
 
-from bot.telegram.media import RESULT_FORMATS, ImageTooLargeError, WorkersBusyError, open_image
+from bot.jobs.actions import is_animation
+from bot.telegram.media import (
+    RESULT_FORMATS,
+    ImageTooLargeError,
+    WorkersBusyError,
+    check_size,
+    open_image,
+)
 from bot.telegram.uploads import WORKERS, ImageProblem, ImageRef, download
 from bot.userapi import UserAPIClient, UserAPIError
 from storage.tasks import TaskRecord
@@ -37,6 +44,7 @@ MAX_FULL_BYTES = 64 * 1024 * 1024
 CACHE_BYTES = 48 * 1024 * 1024
 FETCHES_AT_ONCE = 4
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+MP4 = "video/mp4"
 
 
 class PictureUnavailable(Exception):
@@ -69,11 +77,31 @@ def make_thumbnail(data: bytes) -> bytes:
     """A JPEG at most THUMB_SIDE px on its longer side (runs on the image threads)."""
     with open_image(io.BytesIO(data), RESULT_FORMATS) as image:
         image.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG decodes at a smaller scale
-        small = ImageOps.exif_transpose(image).convert("RGB")
-        small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        small.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
-        return out.getvalue()
+        return _jpeg(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def make_video_thumbnail(data: bytes) -> bytes:
+    """A JPEG of an MP4's first frame (an Animate result as Telegram keeps it)."""
+    # PyAV loads FFmpeg's libraries: only a gallery with animations pays for them.
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.video[0]
+            # Bounded before a frame is decoded, as images are.
+            check_size(stream.codec_context.width, stream.codec_context.height)
+            frame = next(container.decode(stream))
+            first = frame.to_image()  # type: ignore[no-untyped-call]
+    except (av.FFmpegError, IndexError, StopIteration) as error:
+        raise ValueError(f"no frame in the video: {error}") from error
+    return _jpeg(first.convert("RGB"))
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return out.getvalue()
 
 
 class Pictures:
@@ -95,8 +123,9 @@ class Pictures:
             return picture
         if size == "thumb":
             full = await self.get(task, "full")
+            make = make_video_thumbnail if full.content_type == MP4 else make_thumbnail
             try:
-                data = await WORKERS.run(make_thumbnail, full.data)
+                data = await WORKERS.run(make, full.data)
             except WorkersBusyError as error:
                 raise PictureUnavailable("busy") from error
             except (OSError, ValueError, ImageTooLargeError, Image.DecompressionBombError) as err:
@@ -116,8 +145,9 @@ class Pictures:
             except ImageProblem as problem:
                 log.info("Telegram's copy of task %d unavailable: %s", task.id, problem.code)
             else:
-                # Delivered results are Telegram photos, which Telegram stores as JPEG.
-                return Picture(data, "image/jpeg")
+                # Delivered results are Telegram photos, which Telegram stores as JPEG, or, for
+                # Animate, the MP4 the bot made of Midjourney's animated WebP.
+                return Picture(data, MP4 if is_animation(task.result) else "image/jpeg")
         url = _result_url(task)
         if not url:
             raise PictureUnavailable("gone")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from bot.playground.emulator.users import sign_init_data
 from tests.e2e.browser import chromium
@@ -360,3 +362,39 @@ async def test_the_menu_button_speaks_the_users_language(bot: BotHarness) -> Non
         return tg.menu_buttons.get(ann.chat_id, {}).get("text") == "Галерея"
 
     await until(followed, "Ann's button in Russian")
+
+
+async def test_an_animation_is_a_video_with_a_still_thumbnail(bot: BotHarness) -> None:
+    ann = ImageUser(bot)
+    grid = await imagine(ann, HARBOUR, 1)
+    ann.press(grid, "U1")
+    upscale = await ann.result_photo(count=2)
+    ann.press(upscale, "Animate (Low motion)")
+    await bot.tg.wait_for(
+        "sendAnimation", lambda c: c.ok and int(c.params["chat_id"]) == ann.chat_id, timeout=20
+    )
+    app = bot.app
+    assert app is not None
+
+    async def stored() -> bool:
+        row = await app.db.fetch_one(
+            "SELECT COUNT(*) AS n FROM tasks WHERE delivery = 'delivered' AND type = 'animate'"
+        )
+        return row is not None and int(row["n"]) == 1
+
+    await until(stored, "the animation stored as delivered")
+    async with aiohttp.ClientSession() as http:
+        items = (await listing(http, bot, ann))["items"]
+        animation = items[0]
+        assert animation["type"] == "animate" and animation["animation"] is True
+        assert [item["animation"] for item in items[1:]] == [False, False]
+        # The full picture is Telegram's MP4 (the page plays it); the thumbnail is its first frame.
+        where = api(bot, f"/{animation['id']}")
+        async with http.get(where + "/image", headers=signed(bot, ann)) as response:
+            assert response.status == 200 and response.content_type == "video/mp4"
+            assert (await response.read())[4:8] == b"ftyp"
+        async with http.get(where + "/thumb", headers=signed(bot, ann)) as response:
+            assert response.status == 200 and response.content_type == "image/jpeg"
+            thumb = await response.read()
+    with Image.open(io.BytesIO(thumb)) as still:
+        assert still.format == "JPEG" and max(still.size) <= 360
