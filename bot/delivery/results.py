@@ -37,6 +37,7 @@ from bot.delivery.texts import (
 )
 from bot.jobs.actions import is_animation
 from bot.jobs.values import Delivered, UndeliverableError
+from bot.runtime.background import Background
 from bot.telegram.edits import Edit, EditPlan
 from bot.telegram.i18n import _
 from bot.telegram.media import ImageTooLargeError, animation_to_mp4, prepare_photo
@@ -59,6 +60,8 @@ MEDIA_AT_ONCE = 8
 # Images decoded at once to be re-encoded: each holds its pixels in memory (a 4096 px upscale
 # is 50 MB), so this bounds the bot's peak memory. Two keep both cores of a small host busy.
 CONVERT_AT_ONCE = 2
+# How long a stop waits for status messages still being removed after their results.
+TIDY_GRACE = 2.0
 
 
 class TelegramView:
@@ -83,6 +86,8 @@ class TelegramView:
         self.edits = EditPlan(bot)
         self.progress = ProgressMessages(bot, repo, client, i18n, edit_interval, self.edits)
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
+        # Status messages being removed after their results.
+        self._tidying = Background()
         # Its own threads: at most CONVERT_AT_ONCE images decoded at once, and image work
         # never queues behind other users of asyncio's shared pool (nor holds them up).
         self._converter = ThreadPoolExecutor(CONVERT_AT_ONCE, thread_name_prefix="media")
@@ -107,28 +112,44 @@ class TelegramView:
             if "chat not found" in error.message.lower():
                 raise UndeliverableError(error.message) from error
             raise
-        finally:
-            self.progress.forget(task.id)
 
     async def _finish(self, task: TaskRecord, edit: asyncio.Task[None] | None) -> Delivered:
         """Send the outcome, then remove the status message (as stored: any replica's)."""
         if task.status == TaskStatus.DONE:
             # The result goes first; the status message it replaces waits.
-            delivered = await self._send_outcome(task, None)
-            await self._store(task, delivered)
+            try:
+                delivered = await self._send_outcome(task, None)
+                await self._store(task, delivered)
+            except BaseException:
+                self.progress.forget(task.id)
+                raise
+            # In the background: a status turn another replica holds (or held when it died,
+            # until the turn expires) must not hold up this delivery, nor those behind it.
+            self._tidying.spawn(self._tidy(task, edit, delivered))
+            return delivered
+        # A failure is written over the status message: after the last edit, not under.
+        try:
+            if edit is not None:
+                await asyncio.wait([edit])
+            async with self.progress.turn(task.id) as turn:
+                delivered = await self._send_failure(task, turn.status)
+                await self._store(task, delivered)
+                await self._remove_status(task, turn.status, delivered)
+            return delivered
+        finally:
+            self.progress.forget(task.id)
+
+    async def _tidy(
+        self, task: TaskRecord, edit: asyncio.Task[None] | None, delivered: Delivered
+    ) -> None:
+        """Remove a delivered result's status message, once its last edit is over."""
+        try:
             if edit is not None:
                 await asyncio.wait([edit])
             async with self.progress.turn(task.id) as turn:
                 await self._remove_status(task, turn.status, delivered)
-            return delivered
-        # A failure is written over the status message: after the last edit, not under.
-        if edit is not None:
-            await asyncio.wait([edit])
-        async with self.progress.turn(task.id) as turn:
-            delivered = await self._send_failure(task, turn.status)
-            await self._store(task, delivered)
-            await self._remove_status(task, turn.status, delivered)
-        return delivered
+        finally:
+            self.progress.forget(task.id)
 
     async def _store(self, task: TaskRecord, delivered: Delivered) -> None:
         """Record the outcome as delivered the moment Telegram has it.
@@ -277,6 +298,8 @@ class TelegramView:
 
     async def close(self) -> None:
         """Cancel progress edits, waiting or under way (their jobs resume after a restart)."""
+        # Status messages still to be removed get a moment; one left behind is a blemish.
+        await self._tidying.drain(TIDY_GRACE)
         await self.progress.close()
         self._converter.shutdown(wait=False, cancel_futures=True)
 
