@@ -68,8 +68,10 @@ class TaskRecord:
     sent_at: float | None = None
     # When the user removed it from their gallery and /history; None while shown.
     hidden_at: float | None = None
-    # The preview the status message shows when it is a photo (storage/replicas/turns.py).
+    # The preview the status message shows when it is a photo, and the number of the last
+    # turn taken to change the status message (storage/replicas/turns.py).
     status_preview: str | None = None
+    status_turn: int = 0
 
     @property
     def is_final(self) -> bool:

@@ -138,10 +138,11 @@ class ProgressMessages:
     @asynccontextmanager
     async def turn(self, task_id: int) -> AsyncIterator[Turn]:
         """Wait for, and hold, the turn to change a task's status message."""
-        number = await self._take_turn(task_id)
+        task = await self._take_turn(task_id)
+        number = task.status_turn
         ends = time.monotonic() + TURN_SECONDS - TURN_MARGIN
         try:
-            turn = Turn(await self._repo.require(task_id), number, ends)
+            turn = Turn(task, number, ends)
             if turn.status is not None and self._turns.get(task_id) != number - 1:
                 # Another process may have edited it since this one last did.
                 self.edits.unsure(turn.task.chat_id, turn.status.message_id)
@@ -150,12 +151,12 @@ class ProgressMessages:
         finally:
             await self._repo.end_status_turn(task_id, number)
 
-    async def _take_turn(self, task_id: int) -> int:
-        """Take a task's turn, asking the database again while another process holds it."""
+    async def _take_turn(self, task_id: int) -> TaskRecord:
+        """Take a task's turn (the task as it is then), asking again while another holds it."""
         while True:
-            number = await self._repo.take_status_turn(task_id)
-            if number is not None:
-                return number
+            row = await self._repo.take_status_turn(task_id)
+            if row is not None:
+                return TaskRecord.from_row(row)
             await asyncio.sleep(TURN_POLL)
 
     async def _keep(self, turn: Turn, status: StatusMessage) -> bool:

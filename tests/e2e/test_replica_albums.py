@@ -10,11 +10,10 @@ import pytest
 
 from bot.playground.emulator import FakeTelegram
 from bot.userapi.simulator import Simulator
-from tests.conftest import fresh_postgres_database
-from tests.e2e.harness import free_port, results, texts, until
+from tests.e2e.harness import results, texts, until
 from tests.e2e.image_session import picture
-from tests.e2e.process import API_KEY, clean_env, start_bot, wait_healthy
 from tests.e2e.proxy import RoundRobinProxy
+from tests.e2e.replicas import webhook_replicas
 
 BLEND = "/midjourney/v2/blend"
 IMAGINE = "/midjourney/v2/imagine"
@@ -25,36 +24,8 @@ async def proxy(
     tg: FakeTelegram, external_sim: Simulator, tmp_path: Path, postgres_url: str, redis_url: str
 ) -> AsyncIterator[RoundRobinProxy]:
     """Two replicas on PostgreSQL and Redis, taking Telegram's webhook through the proxy."""
-    database = await fresh_postgres_database(postgres_url)
-    ports = [free_port(), free_port()]
-    proxy = RoundRobinProxy([f"http://127.0.0.1:{port}" for port in ports])
-    await proxy.start()
-    replicas = []
-    try:
-        for port in ports:
-            env = clean_env(
-                BOT_TOKEN=tg.token,
-                TELEGRAM_API_URL=tg.base_url,
-                USERAPI_KEY=API_KEY,
-                USERAPI_BASE_URL=external_sim.base_url,
-                WEB_HOST="127.0.0.1",
-                WEB_PORT=str(port),
-                PUBLIC_URL=proxy.url,
-                TELEGRAM_WEBHOOK="true",
-                DATABASE_URL=database,
-                REDIS_URL=redis_url,
-            )
-            replicas.append(await start_bot(env, tmp_path))
-        for backend in proxy.backends:
-            await wait_healthy(f"{backend}/healthz")
-        yield proxy
-    finally:
-        for process, output in replicas:
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
-            await output.close()
-        await proxy.stop()
+    async with webhook_replicas(tg, external_sim, tmp_path, postgres_url, redis_url) as replicas:
+        yield replicas.proxy
 
 
 async def test_an_album_split_across_replicas_is_blended_once_and_a_reply_takes_it_whole(

@@ -17,7 +17,7 @@ from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import button_data, free_port, post, results, said, snapshot, until
 from tests.e2e.image_session import labels_of, picture
 from tests.e2e.process import API_KEY, Output, clean_env, start_bot, wait_healthy
-from tests.e2e.proxy import RoundRobinProxy
+from tests.e2e.replicas import webhook_replicas
 
 IMAGINE = "/midjourney/v2/imagine"
 
@@ -172,30 +172,10 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
     redis_url: str,
 ) -> None:
     tg, sim = limited, external_sim
-    database = await fresh_postgres_database(postgres_url)
-    ports = [free_port(), free_port()]
-    backends = [f"http://127.0.0.1:{port}" for port in ports]
-    proxy = RoundRobinProxy(backends)
-    await proxy.start()
-    replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
-    for port in ports:
-        env = clean_env(
-            BOT_TOKEN=tg.token,
-            TELEGRAM_API_URL=tg.base_url,
-            USERAPI_KEY=API_KEY,
-            USERAPI_BASE_URL=sim.base_url,
-            WEB_HOST="127.0.0.1",
-            WEB_PORT=str(port),
-            PUBLIC_URL=proxy.url,
-            TELEGRAM_WEBHOOK="true",
-            DATABASE_URL=database,
-            REDIS_URL=redis_url,
-            MAX_CONCURRENT_JOBS="30",
-        )
-        replicas.append(await start_bot(env, tmp_path))
-    try:
-        for backend in backends:
-            await wait_healthy(f"{backend}/healthz")
+    async with webhook_replicas(
+        tg, sim, tmp_path, postgres_url, redis_url, MAX_CONCURRENT_JOBS="30"
+    ) as replicas:
+        proxy, backends = replicas.proxy, replicas.proxy.backends
         # A job started on one replica, its button pressed on the other.
         ann = tg.user(9500, "Ann")
         ann_chat = tg.private_chat(ann)
@@ -216,7 +196,7 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
             tg.send_message(chat, user, f"/imagine a crowd number {user['id']}")
         before = len(sim.requests_to(IMAGINE))
         await until(lambda: len(sim.requests_to(IMAGINE)) - before == 30, "30 jobs", timeout=30)
-        db = await Database.open(database_url(database, tmp_path), migrate=False)
+        db = await Database.open(database_url(replicas.database, tmp_path), migrate=False)
         try:
             await until(lambda: accepted(db, before + 30), "30 accepted")
             await until(lambda: waiting(db, 10), "10 waiting")
@@ -226,8 +206,8 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
         assert len(sim.requests_to(IMAGINE)) - before == 30, "never more than 30 at once"
 
         # One replica dies with jobs at Midjourney and jobs waiting; the other finishes all.
-        replicas[0][0].kill()
-        await replicas[0][0].wait()
+        replicas.processes[0][0].kill()
+        await replicas.processes[0][0].wait()
         sim.release()
         await until(
             lambda: all(results(tg, chat["id"]) for chat in chats), "every result", timeout=90
@@ -238,13 +218,6 @@ async def test_two_replicas_behind_a_load_balancer_share_slots_and_survive_a_kil
         assert len(prompts) == len(set(prompts)) == 40, "each job submitted once"
         # Both replicas sent within one budget: Telegram never had to say "too many".
         assert not tg.refused, [call.params.get("chat_id") for call in tg.refused]
-    finally:
-        for process, output in replicas:
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
-            await output.close()
-        await proxy.stop()
 
 
 async def test_progress_alternating_between_replicas_leaves_only_the_result_in_the_chat(
@@ -252,31 +225,11 @@ async def test_progress_alternating_between_replicas_leaves_only_the_result_in_t
 ) -> None:
     sim = external_sim
     sim.config.send_webhooks = False  # the test posts each webhook to the replica it chooses
-    database = await fresh_postgres_database(postgres_url)
-    ports = [free_port(), free_port()]
-    backends = [f"http://127.0.0.1:{port}" for port in ports]
-    proxy = RoundRobinProxy(backends)
-    await proxy.start()
-    replicas: list[tuple[asyncio.subprocess.Process, Output]] = []
-    for port in ports:
-        env = clean_env(
-            BOT_TOKEN=tg.token,
-            TELEGRAM_API_URL=tg.base_url,
-            USERAPI_KEY=API_KEY,
-            USERAPI_BASE_URL=sim.base_url,
-            WEB_HOST="127.0.0.1",
-            WEB_PORT=str(port),
-            PUBLIC_URL=proxy.url,
-            TELEGRAM_WEBHOOK="true",
-            DATABASE_URL=database,
-            REDIS_URL=redis_url,
-            PROGRESS_EDIT_INTERVAL="0.2",
-        )
-        replicas.append(await start_bot(env, tmp_path))
     hook = USERAPI_WEBHOOK_PREFIX + derive_secret(tg.token, "userapi-webhook")
-    try:
-        for backend in backends:
-            await wait_healthy(f"{backend}/healthz")
+    async with webhook_replicas(
+        tg, sim, tmp_path, postgres_url, redis_url, PROGRESS_EDIT_INTERVAL="0.2"
+    ) as replicas:
+        proxy, backends = replicas.proxy, replicas.proxy.backends
         ann = tg.user(9800, "Ann")
         chat = tg.private_chat(ann)
         chat_id = int(chat["id"])
@@ -316,13 +269,6 @@ async def test_progress_alternating_between_replicas_leaves_only_the_result_in_t
             results(tg, chat_id)[0].result["message_id"]
         ]
         assert len(tg.calls("sendPhoto")) == 2, "one preview photo, then the result"
-    finally:
-        for process, output in replicas:
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
-            await output.close()
-        await proxy.stop()
 
 
 def has_buttons(call: ApiCall) -> bool:
