@@ -107,6 +107,7 @@ def build_view(
         i18n,
         edit_interval=settings.progress_edit_interval,
         user_settings=user_settings,
+        shared=settings.redis_url is not None,  # replicas take status turns in the database
     )
     stack.push_async_callback(view.close)
     return view

@@ -113,8 +113,14 @@ class ProgressMessages:
         i18n: I18n,
         edit_interval: float,
         edits: EditPlan,
+        *,
+        shared: bool = True,
     ) -> None:
         self._bot = bot
+        # Replicas (Redis configured) take turns in the database; one process alone takes them
+        # in memory: a lock per task, no writes for each edit.
+        self._shared = shared
+        self._locks: dict[int, asyncio.Lock] = {}
         self.edits = edits
         self._repo = repo
         self._client = client
@@ -138,6 +144,10 @@ class ProgressMessages:
     @asynccontextmanager
     async def turn(self, task_id: int) -> AsyncIterator[Turn]:
         """Wait for, and hold, the turn to change a task's status message."""
+        if not self._shared:
+            async with self._locks.setdefault(task_id, asyncio.Lock()):
+                yield Turn(await self._repo.require(task_id), 0, float("inf"))
+            return
         task = await self._take_turn(task_id)
         number = task.status_turn
         ends = time.monotonic() + TURN_SECONDS - TURN_MARGIN
@@ -166,7 +176,7 @@ class ProgressMessages:
             status.message_id,
             is_photo=status.is_photo,
             preview=status.preview,
-            turn=turn.number,
+            turn=turn.number if self._shared else None,
         )
         if kept:
             turn.status = status
@@ -341,6 +351,7 @@ class ProgressMessages:
         self._reached.pop(task_id, None)
         self._last_edit.pop(task_id, None)
         self._turns.pop(task_id, None)
+        self._locks.pop(task_id, None)
 
     async def delete(self, chat_id: int, message_id: int) -> None:
         """Remove a status message (best-effort: it may be gone already)."""

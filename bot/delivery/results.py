@@ -76,6 +76,7 @@ class TelegramView:
         *,
         edit_interval: float = 3.0,
         user_settings: UserSettingsRepo | None = None,
+        shared: bool = True,
     ) -> None:
         self._bot = bot
         self._user_settings = user_settings
@@ -84,7 +85,9 @@ class TelegramView:
         self._client = client
         # What the bot's status messages and queue notices show: shared with the notices.
         self.edits = EditPlan(bot)
-        self.progress = ProgressMessages(bot, repo, client, i18n, edit_interval, self.edits)
+        self.progress = ProgressMessages(
+            bot, repo, client, i18n, edit_interval, self.edits, shared=shared
+        )
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
         # Status messages being removed after their results.
         self._tidying = Background()
