@@ -552,7 +552,13 @@ async def main(out: Path, only: str | None) -> None:
         if only in (None, "replicas"):
             from bench.replicas import replicas_phases
 
-            figures["replicas"] = await replicas_phases(tg, workdir)
+            # A fake Telegram of its own: the phases after it count calls and results afresh.
+            shared_tg = LimitedTelegram()
+            await shared_tg.start()
+            try:
+                figures["replicas"] = await replicas_phases(shared_tg, workdir)
+            finally:
+                await shared_tg.stop()
             if only == "replicas":
                 await tg.stop()
                 write_report(out, figures)
