@@ -101,11 +101,7 @@ class Users(Sending):
             if chat.get("is_forum"):
                 message["is_topic_message"] = True
         if reply_to_message_id is not None:
-            replied = self.message(chat["id"], reply_to_message_id)
-            if replied is None:
-                raise ValueError(f"no message {reply_to_message_id} in chat {chat['id']}")
-            replied.pop("reply_to_message", None)
-            message["reply_to_message"] = replied
+            message["reply_to_message"] = self._replied(chat, reply_to_message_id)
         if media_group_id is not None:
             message["media_group_id"] = media_group_id
         if text is not None:
@@ -188,6 +184,14 @@ class Users(Sending):
         self.queue_update({"inline_query": copy.deepcopy(self._inline_asked[query_id])})
         return query_id
 
+    def _replied(self, chat: JSONDict, message_id: int) -> JSONDict:
+        """The message a user's message answers, as Telegram embeds it (one level deep)."""
+        replied = self.message(chat["id"], message_id)
+        if replied is None:
+            raise ValueError(f"no message {message_id} in chat {chat['id']}")
+        replied.pop("reply_to_message", None)
+        return replied
+
     @staticmethod
     def inline_chat_type(chat: JSONDict, user: JSONDict) -> str:
         """What an inline query says of the chat it is typed in: "sender" is the bot's own."""
@@ -245,11 +249,7 @@ class Users(Sending):
             "via_bot": self.bot_user,
         }
         if reply_to_message_id is not None:
-            replied = self.message(chat["id"], reply_to_message_id)
-            if replied is None:
-                raise ValueError(f"no message {reply_to_message_id} in chat {chat['id']}")
-            replied.pop("reply_to_message", None)
-            message["reply_to_message"] = replied
+            message["reply_to_message"] = self._replied(chat, reply_to_message_id)
         message.update(content)
         if markup is not None:
             message["reply_markup"] = markup
