@@ -252,6 +252,7 @@ def build_jobs(
         queue_view=TelegramQueueNotices(bot, i18n, tasks, view.edits),
         observer=alerts,
         webhooks=webhooks,
+        progress_gap=settings.progress_edit_interval,  # progress stored as often as shown
     )
 
 

@@ -2,7 +2,8 @@
 
 A burst of progress webhooks for one task need not each reach the database and the chat: while
 one is handled, only the most advanced of those arriving meanwhile waits, and progress within
-one status is handled at most once a second per task (a new status never waits). And the API
+one status is handled at most once per progress edit interval per task (a new status never
+waits). And the API
 can call back before its answer to our POST (with the hash) has been stored: such an update is
 parked briefly and handled once the hash is known.
 """
@@ -26,11 +27,12 @@ V = TypeVar("V")
 # Webhooks for hashes we don't know yet are kept this long, and at most this many.
 EARLY_UPDATE_SECONDS = 30.0
 EARLY_UPDATE_LIMIT = 1000
-# Progress within one status is handled at most this often per task, the freshest of what came
-# meanwhile: the chat sees an edit every PROGRESS_EDIT_INTERVAL (3 s) at most, and each tick
-# handled is a database write. Bursts of ticks (Midjourney sends many) no longer reach the
-# database one by one; a new status (the result above all) is handled at once.
-PROGRESS_GAP = 1.0
+# Progress within one status is handled at most this often per task (by default; the bot passes
+# its PROGRESS_EDIT_INTERVAL), the freshest of what came meanwhile: the chat sees an edit that
+# often at most, so a tick handled in between would be a database write nobody sees. Bursts of
+# ticks (Midjourney sends many) no longer reach the database one by one; a new status (the
+# result above all) is handled at once.
+PROGRESS_GAP = 3.0
 
 
 def advance(task: Task) -> tuple[int, int]:
@@ -47,9 +49,11 @@ class WebhookInbox:
         self,
         handle: Callable[[Task], Awaitable[bool]],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        progress_gap: float = PROGRESS_GAP,
     ) -> None:
         self._handle = handle
         self._spawn = spawn
+        self._gap = progress_gap
         self._waiting: dict[str, Task] = {}
         self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
         # How far the latest handled update of each recent task went (to tell duplicates).
@@ -103,7 +107,7 @@ class WebhookInbox:
         last = self._progress_at.get(task.hash)
         if task.status is not TaskStatus.PROGRESS or last is None:
             return 0.0
-        return last + PROGRESS_GAP - time.monotonic()
+        return last + self._gap - time.monotonic()
 
     async def _hold(self, task_hash: str, seconds: float) -> None:
         """Wait `seconds`, or less if a new status for the task comes meanwhile."""

@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from bot.jobs.actions import Action, follow_up
-from bot.jobs.inbox import WebhookInbox
+from bot.jobs.inbox import PROGRESS_GAP, WebhookInbox
 from bot.jobs.queue import JobQueue, NoticeRefresher, QueueView, Slots
 from bot.jobs.remix import RemixCache
 from bot.jobs.request import (
@@ -61,6 +61,7 @@ class Jobs:
         queue_view: QueueView | None = None,
         observer: JobObserver | None = None,
         webhooks: WebhookWatch | None = None,
+        progress_gap: float = PROGRESS_GAP,
     ) -> None:
         self._repo = repo
         self.gate = gate
@@ -77,7 +78,7 @@ class Jobs:
         self._webhook_url = webhook_url
         self._background = Background()
         self.remix = RemixCache(client)
-        self.inbox = WebhookInbox(self.handle_update, self.spawn)
+        self.inbox = WebhookInbox(self.handle_update, self.spawn, progress_gap)
         # First queue notices being posted: a job leaving the queue waits for its notice, which
         # becomes its status message.
         self._posting_notice: dict[int, asyncio.Task[None]] = {}

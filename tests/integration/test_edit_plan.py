@@ -323,3 +323,35 @@ async def test_a_start_noticed_after_the_result_leaves_nothing_behind(
     assert edit_calls(fake) == []
     assert refused(fake) == []
     assert [m["message_id"] for m in fake.bot_messages(USER_ID)] == [delivered.message_id]
+
+
+async def test_one_process_edits_progress_without_reading_the_task(
+    fake: FakeTelegram, bot: Bot, db: Database
+) -> None:
+    client = UserAPIClient(base_url="http://127.0.0.1:9", api_key="k")
+    # No Redis: this process is the only one changing the job's status message.
+    view = TelegramView(bot, TaskRepo(db), client, build_i18n(), edit_interval=0.0, shared=False)
+    try:
+        notice_id = await queue_notice(fake, bot, view, db)
+        waiting = await as_stored(
+            db, job(status="waiting", progress=0, status_message_id=notice_id)
+        )
+        await view.job_started(waiting)
+        await settled(lambda: len(edit_calls(fake)) == 1, "the start's edit")
+        # Every statement reaching SQLite from now on (on PostgreSQL, each a round trip).
+        statements: list[str] = []
+        assert db._sqlite is not None
+        await db._sqlite.set_trace_callback(statements.append)
+
+        # The state in hand (stored by the webhook that brought it) goes to the message
+        # this process last stored, with nothing read again.
+        await view.job_progress(job(status="progress", progress=40, status_message_id=notice_id))
+        await settled(lambda: len(edit_calls(fake)) == 2, "the progress edit")
+    finally:
+        await view.close()
+        await client.aclose()
+
+    edit = edit_calls(fake)[-1]
+    assert edit.ok and edit.params["message_id"] == notice_id
+    assert "Drawing… 40%" in str(edit.params["text"])
+    assert statements == []

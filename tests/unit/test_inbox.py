@@ -6,9 +6,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-import pytest
-
-from bot.jobs import inbox as inbox_module
 from bot.jobs.inbox import WebhookInbox
 from bot.userapi import Task
 
@@ -36,12 +33,9 @@ class Recorder:
         await asyncio.gather(*self.tasks)
 
 
-async def test_a_burst_of_progress_reaches_the_handler_thinned_to_the_freshest(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(inbox_module, "PROGRESS_GAP", 0.3)
+async def test_a_burst_of_progress_reaches_the_handler_thinned_to_the_freshest() -> None:
     seen = Recorder()
-    inbox = WebhookInbox(seen.handle, seen.spawn)
+    inbox = WebhookInbox(seen.handle, seen.spawn, progress_gap=0.3)
     for progress in (10, 20, 30, 40):
         inbox.offer(update("progress", progress))
         await asyncio.sleep(0)
@@ -50,12 +44,9 @@ async def test_a_burst_of_progress_reaches_the_handler_thinned_to_the_freshest(
     assert seen.handled == [("progress", 10), ("progress", 40)]
 
 
-async def test_a_result_does_not_wait_for_the_progress_gap(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(inbox_module, "PROGRESS_GAP", 30.0)
+async def test_a_result_does_not_wait_for_the_progress_gap() -> None:
     seen = Recorder()
-    inbox = WebhookInbox(seen.handle, seen.spawn)
+    inbox = WebhookInbox(seen.handle, seen.spawn, progress_gap=30.0)
     inbox.offer(update("progress", 10))
     await asyncio.sleep(0.01)
     inbox.offer(update("progress", 50))  # held: within the gap
