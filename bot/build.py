@@ -157,7 +157,7 @@ async def build_telegram(
         ) from None
     stack.push_async_callback(bot.session.close)
     if redis is not None:
-        limiter.shared = SharedBudget(redis, bot.id, limiter.limits)
+        limiter.share(SharedBudget(redis, bot.id, limiter.limits))
     await wait_for_telegram(bot, settings.telegram_api_url)
     return bot, limiter
 

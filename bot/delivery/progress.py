@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot
@@ -35,6 +34,7 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto, ReplyParameters
 from aiogram.utils.i18n import I18n
 
 from bot.delivery.texts import status_text
+from bot.delivery.turn import StatusMessage, Turn, TurnTaken
 from bot.telegram.edits import Edit, EditPlan, Gone, look
 from bot.telegram.ratelimit import Priority, priority
 from bot.userapi import UserAPIClient, UserAPIError
@@ -44,46 +44,11 @@ from storage.tasks import TaskRecord, TaskRepo, status_rank
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024
-# How often a turn another process holds is asked for again (turns last one edit or post).
+# How often a turn another process holds is asked for again (turns last one edit or post), by
+# those that must wait for it (a start, a result's removal); a progress edit does not wait.
 TURN_POLL = 0.2
 # A holder sends nothing this close to its turn's expiry: by then another may have taken it.
 TURN_MARGIN = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class StatusMessage:
-    """The message that shows a job's state: a text, or a photo preview with a caption."""
-
-    message_id: int
-    is_photo: bool
-    # The preview a photo shows (None for a text, and for photos stored before previews were).
-    preview: str | None = None
-
-    @classmethod
-    def of(cls, task: TaskRecord) -> StatusMessage | None:
-        """The status message a task has, as stored."""
-        if task.status_message_id is None:
-            return None
-        return cls(task.status_message_id, task.status_is_photo, task.status_preview)
-
-
-@dataclass(slots=True)
-class Turn:
-    """This process's turn to change a task's status message."""
-
-    # The task as stored when the turn began (no other process changes its status message).
-    task: TaskRecord
-    number: int
-    # When (monotonic) this turn stops sending.
-    ends: float
-    status: StatusMessage | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.status = StatusMessage.of(self.task)
-
-    def lasts(self) -> bool:
-        """Whether the turn still holds: a request sent now can't overlap another's turn."""
-        return time.monotonic() < self.ends
 
 
 @contextmanager
@@ -149,11 +114,14 @@ class ProgressMessages:
         self._ending: set[int] = set()
 
     @asynccontextmanager
-    async def turn(self, task_id: int, known: TaskRecord | None = None) -> AsyncIterator[Turn]:
+    async def turn(
+        self, task_id: int, known: TaskRecord | None = None, *, wait: bool = True
+    ) -> AsyncIterator[Turn]:
         """Wait for, and hold, the turn to change a task's status message.
 
         `known`: the task's newest state in hand, which one process alone takes instead of
-        reading the task again (replicas read it as the turn begins).
+        reading the task again (replicas read it as the turn begins). Without `wait`, a turn
+        another process holds raises `TurnTaken` at once.
         """
         if not self._shared:
             async with self._locks.setdefault(task_id, asyncio.Lock()):
@@ -162,7 +130,7 @@ class ProgressMessages:
                     turn.status = self._shown[task_id]
                 yield turn
             return
-        task = await self._take_turn(task_id)
+        task = await self._take_turn(task_id, wait)
         number = task.status_turn
         ends = time.monotonic() + TURN_SECONDS - TURN_MARGIN
         try:
@@ -175,12 +143,14 @@ class ProgressMessages:
         finally:
             await self._repo.end_status_turn(task_id, number)
 
-    async def _take_turn(self, task_id: int) -> TaskRecord:
+    async def _take_turn(self, task_id: int, wait: bool) -> TaskRecord:
         """Take a task's turn (the task as it is then), asking again while another holds it."""
         while True:
             row = await self._repo.take_status_turn(task_id)
             if row is not None:
                 return TaskRecord.from_row(row)
+            if not wait:
+                raise TurnTaken(task_id)
             await asyncio.sleep(TURN_POLL)
 
     async def _keep(self, turn: Turn, status: StatusMessage) -> bool:
@@ -266,13 +236,22 @@ class ProgressMessages:
         """One progress edit, of the newest state; best-effort: failures are logged."""
         task_id = task.id
         try:
-            async with self.turn(task_id, task) as turn:
+            # Not waiting: another replica's turn may last while its edit waits for a slot
+            # (seconds, behind results), and asking the database five times a second per task
+            # cost PostgreSQL more than everything else in a backlog of results.
+            async with self.turn(task_id, task, wait=False) as turn:
                 if turn.task.is_final:
                     # Whoever delivers it removes the status message; nothing more is shown.
                     self._drop(task_id)
                     return
                 if task_id not in self._ending:
                     await self._edit_in(turn)
+        except TurnTaken:
+            # The other replica is showing the task; this state is shown an interval later
+            # (it is stored: whoever edits then reads it), unless a newer one comes first.
+            if task_id not in self._ending:
+                self._latest.setdefault(task_id, task)
+            await asyncio.sleep(TURN_POLL)  # however short the interval, not sooner than this
         except TelegramBadRequest as error:
             log.debug("Progress edit for task %d skipped: %s", task_id, error.message)
         except (TelegramAPIError, UserAPIError) as error:

@@ -27,7 +27,7 @@ from aiogram.utils.i18n import I18n
 from PIL import UnidentifiedImageError
 
 from bot.delivery.keyboards import result_keyboard
-from bot.delivery.progress import ProgressMessages, StatusMessage, reply_to, speaking
+from bot.delivery.progress import ProgressMessages, reply_to, speaking
 from bot.delivery.texts import (
     caption_for,
     failure_text,
@@ -35,6 +35,7 @@ from bot.delivery.texts import (
     result_unavailable_text,
     type_label,
 )
+from bot.delivery.turn import StatusMessage
 from bot.jobs.actions import is_animation
 from bot.jobs.values import Delivered, UndeliverableError
 from bot.runtime.background import Background

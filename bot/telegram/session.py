@@ -109,8 +109,18 @@ class RateLimitMiddleware(BaseRequestMiddleware):
         if not counted:
             return await make_request(bot, method)
         async with self.limiter.slot(chat_id, current_priority()):
+            # Shielded: a caller cancelled mid-request (a progress edit its job's result
+            # overtook) may have sent it already, and Telegram counts it when it arrives. Its
+            # slot is held until the answer: counted from the cancel instead, it let another
+            # request in while Telegram still counted this one (429s with two replicas).
+            request = asyncio.ensure_future(make_request(bot, method))
             try:
-                return await make_request(bot, method)
+                return await asyncio.shield(request)
+            except asyncio.CancelledError:
+                await asyncio.wait([request])
+                if not request.cancelled():
+                    request.exception()  # the caller is gone: its answer is not wanted
+                raise
             except TelegramRetryAfter as error:
                 # Telegram's clock wins over ours: nothing more to this chat until it allows.
                 await self.limiter.told_to_wait(chat_id, float(error.retry_after))

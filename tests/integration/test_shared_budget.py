@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from bot.playground.emulator import LimitedTelegram
 from bot.telegram.edits import Edit, EditPlan, look
 from bot.telegram.rate_windows import Scope
-from bot.telegram.ratelimit import Limits, RateLimiter
+from bot.telegram.ratelimit import Limits, Priority, RateLimiter
 from bot.telegram.session import create_session
 from bot.telegram.shared_budget import SharedBudget
 from tests.e2e.harness import free_port
@@ -44,7 +44,7 @@ def replica(tg: LimitedTelegram, redis: Redis | None) -> Bot:
     limiter = RateLimiter(Limits().scaled(SCALE))
     bot = Bot(tg.token, session=create_session(tg.base_url, limiter, pace=SCALE))
     if redis is not None:
-        limiter.shared = SharedBudget(redis, bot.id, limiter.limits)
+        limiter.share(SharedBudget(redis, bot.id, limiter.limits))
     return bot
 
 
@@ -135,3 +135,38 @@ async def test_an_edit_that_waited_for_the_replicas_budget_is_dropped_if_moot(
         assert limited.calls("editMessageText") == []
     finally:
         await bot.session.close()
+
+
+async def test_requests_waiting_for_the_shared_budget_leave_room_in_the_replicas_own(
+    redis: Redis,
+) -> None:
+    limits = Limits()
+    # The other replica has just sent Telegram's thirty for this second.
+    other = SharedBudget(redis, 1, limits)
+    for _ in range(limits.global_most):
+        await other.release(None, await other.acquire(None, NO_RESERVES))
+    limiter = RateLimiter(limits)
+    limiter.share(SharedBudget(redis, 1, limits))
+
+    async def send() -> None:
+        async with limiter.slot(None, Priority.RESULT):  # results: no slot kept for others
+            pass
+
+    # Forty requests of this replica: all wait for the shared budget (the thirty it counts
+    # in flight here must not hold the other ten back), none for this replica's own window.
+    waiting = [asyncio.create_task(send()) for _ in range(40)]
+    await asyncio.sleep(0.2)
+    assert limiter.waiting == 0
+    assert not any(task.done() for task in waiting), "the shared second is full"
+    # The next second is this replica's: thirty go as soon as it begins, the ten after them
+    # a second later (Telegram's limit is the shared budget's to keep).
+    for _ in range(250):
+        if sum(task.done() for task in waiting) >= 30:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert sum(task.done() for task in waiting) == 30
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    await limiter.close()
