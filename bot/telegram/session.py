@@ -75,6 +75,9 @@ class RetryMiddleware(BaseRequestMiddleware):
             await asyncio.sleep(delay)
 
 
+# How long a request whose caller gave up still holds its slot waiting for Telegram's answer.
+CANCELLED_ANSWER_WAIT = 2.0
+
 # Methods that put something in a chat: these count against Telegram's message limits.
 _COUNTED_PREFIXES = ("send", "edit", "copymessage", "forwardmessage", "stopmessagelive")
 _UNCOUNTED = frozenset({"sendchataction"})
@@ -117,8 +120,11 @@ class RateLimitMiddleware(BaseRequestMiddleware):
             try:
                 return await asyncio.shield(request)
             except asyncio.CancelledError:
-                await asyncio.wait([request])
-                if not request.cancelled():
+                # Not for ever: a stop must not hang on a Telegram that doesn't answer.
+                await asyncio.wait([request], timeout=CANCELLED_ANSWER_WAIT)
+                if not request.done():
+                    request.cancel()
+                elif not request.cancelled():
                     request.exception()  # the caller is gone: its answer is not wanted
                 raise
             except TelegramRetryAfter as error:
