@@ -125,7 +125,8 @@ class ProgressMessages:
         """
         if not self._shared:
             async with self._locks.setdefault(task_id, asyncio.Lock()):
-                turn = Turn(known or await self._repo.require(task_id), 0, float("inf"))
+                task = known if known is not None else await self._repo.require(task_id)
+                turn = Turn(task, 0, float("inf"))
                 if task_id in self._shown:
                     turn.status = self._shown[task_id]
                 yield turn

@@ -3,9 +3,8 @@
 A burst of progress webhooks for one task need not each reach the database and the chat: while
 one is handled, only the most advanced of those arriving meanwhile waits, and progress within
 one status is handled at most once per progress edit interval per task (a new status never
-waits). And the API
-can call back before its answer to our POST (with the hash) has been stored: such an update is
-parked briefly and handled once the hash is known.
+waits). And the API can call back before its answer to our POST (with the hash) has been
+stored: such an update is parked briefly and handled once the hash is known.
 """
 
 from __future__ import annotations
