@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # it builds on this module; an instance is handed in
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# Waiters asked of the shared budget in one script run, best first (it holds Redis meanwhile).
+ASKED_AT_ONCE = 50
 
 
 class Priority(IntEnum):
@@ -150,14 +152,9 @@ class RateLimiter:
         self.shared: SharedBudget | None = None
 
     def share(self, budget: SharedBudget) -> None:
-        """Pass every request through the replicas' shared budget too, after this one."""
+        """Let requests through as the replicas' shared budget allows, in this one's order."""
+        # Its own limits then count what it sent, and decide alone while Redis is out of reach.
         self.shared = budget
-        # A request granted here counts here while it waits for the shared budget, so a
-        # window's worth of them waiting would keep this replica from sending even when the
-        # others have stopped (a 300-result backlog drained at 26 a second, its tail at 20).
-        # The shared budget holds Telegram's limit; here, room for one more window's worth
-        # to wait for it, in this replica's priority order (while Redis answers: see `slot`).
-        self._global.most = 2 * self.limits.global_most
 
     # -- the decision, synchronous and clock-driven (what the unit tests exercise) ---------
 
@@ -254,20 +251,11 @@ class RateLimiter:
         self, chat_id: int | str | None, level: Priority = Priority.NORMAL
     ) -> AsyncIterator[None]:
         """Wait until a request to `chat_id` may go; it counts until the block is left."""
-        await self.acquire(chat_id, level)
-        shared = ""
+        shared = await self.acquire(chat_id, level)
         try:
-            if self.shared is not None:
-                shared = await self.shared.acquire(chat_id, self._reserves(level))
-                # No id: Redis is out of reach, and this replica's own limit is all there is.
-                self._global.most = self.limits.global_most * (2 if shared else 1)
-                go = _go.get()
-                if go is not None and not go():
-                    # It waited for the replicas' budget too: still worth sending?
-                    raise UnwantedError
             yield
         finally:
-            if self.shared is not None:
+            if shared and self.shared is not None:
                 await self.shared.release(chat_id, shared)
             self.release(chat_id)
 
@@ -277,27 +265,29 @@ class RateLimiter:
         if self.shared is not None:
             await self.shared.retry_after(chat_id, seconds)
 
-    async def acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> None:
-        """Wait until a request to `chat_id` may go (then `release` it when answered).
+    async def acquire(self, chat_id: int | str | None, level: Priority = Priority.NORMAL) -> str:
+        """Wait until a request may go (`release` it when answered); its shared budget id or "".
 
         Raises UnwantedError, holding no slot, when the request's `only_if` check says no.
         """
         go = _go.get()
-        if not self._waiters and self.try_acquire(chat_id, level, go) == 0:
-            return
+        if self.shared is None and not self._waiters and self.try_acquire(chat_id, level, go) == 0:
+            return ""
         waiter = _Waiter(int(level), next(self._seq), chat_id, level, go)
         self._waiters.append(waiter)
         self._arrived.set()
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch())
         try:
-            await waiter.future
+            return await waiter.future
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             elif not waiter.future.cancelled() and waiter.future.exception() is None:
                 # Granted in the same instant as cancelled: give the slot back.
                 self.release(chat_id)
+                if waiter.future.result() and self.shared is not None:
+                    await self.shared.give_back(chat_id, waiter.future.result())
             raise
 
     @property
@@ -308,7 +298,10 @@ class RateLimiter:
     async def _dispatch(self) -> None:
         while self._waiters:
             self._arrived.clear()
-            delay = self._grant()
+            if self.shared is None:
+                delay = self._grant()
+            else:
+                delay = await self._grant_shared(self.shared)
             if not self._waiters:
                 break
             if len(self._chats) + len(self._groups) > 10_000:
@@ -337,9 +330,40 @@ class RateLimiter:
                 continue
             if wait == 0:
                 self._waiters.remove(waiter)
-                waiter.future.set_result(None)
+                waiter.future.set_result("")
             else:
                 delay = min(delay, wait)
+        return delay
+
+    async def _grant_shared(self, shared: SharedBudget) -> float:
+        """Let through the waiters the shared budget allows, best first; the delay to the next."""
+        # One ask for all: waiters polling Redis each on its own cost CPU and missed slots, and
+        # held this replica's own limits meanwhile (its results queued behind its edits).
+        self._waiters = [w for w in self._waiters if not w.future.done()]
+        self._waiters.sort(key=lambda w: (w.rank, w.seq))
+        asking = self._waiters[:ASKED_AT_ONCE]
+        if not asking:
+            return math.inf
+        answer = await shared.take([(w.chat_id, self._reserves(w.level)) for w in asking])
+        if answer is None:  # Redis is out of reach: this replica's own limits meanwhile
+            return self._grant()
+        requests, delay = answer
+        now = self._clock()
+        for waiter, request in zip(asking, requests, strict=True):
+            if not request:
+                continue
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if waiter.future.done() or (waiter.go is not None and not waiter.go()):
+                # Given up on while Redis answered, or no longer worth sending when its slot
+                # came: it never counted.
+                await shared.give_back(waiter.chat_id, request)
+                if not waiter.future.done():
+                    waiter.future.set_exception(UnwantedError())
+                continue
+            for limit, _scope in self._limits(waiter.chat_id, now):
+                limit.take()
+            waiter.future.set_result(request)
         return delay
 
     async def _pause(self, delay: float) -> None:
@@ -370,6 +394,7 @@ class _Waiter:
     chat_id: int | str | None
     level: Priority
     go: Callable[[], bool] | None = None
-    future: asyncio.Future[None] = field(
+    # Set to its id in the replicas' shared budget ("" when let through by the local limits).
+    future: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

@@ -137,7 +137,7 @@ async def test_an_edit_that_waited_for_the_replicas_budget_is_dropped_if_moot(
         await bot.session.close()
 
 
-async def test_requests_waiting_for_the_shared_budget_leave_room_in_the_replicas_own(
+async def test_results_waiting_for_the_shared_budget_go_before_the_replicas_edits(
     redis: Redis,
 ) -> None:
     limits = Limits()
@@ -147,26 +147,49 @@ async def test_requests_waiting_for_the_shared_budget_leave_room_in_the_replicas
         await other.release(None, await other.acquire(None, NO_RESERVES))
     limiter = RateLimiter(limits)
     limiter.share(SharedBudget(redis, 1, limits))
+    order: list[Priority] = []
 
-    async def send() -> None:
-        async with limiter.slot(None, Priority.RESULT):  # results: no slot kept for others
-            pass
+    async def send(level: Priority) -> None:
+        async with limiter.slot(None, level):
+            order.append(level)
 
-    # Forty requests of this replica: all wait for the shared budget (the thirty it counts
-    # in flight here must not hold the other ten back), none for this replica's own window.
-    waiting = [asyncio.create_task(send()) for _ in range(40)]
-    await asyncio.sleep(0.2)
-    assert limiter.waiting == 0
-    assert not any(task.done() for task in waiting), "the shared second is full"
-    # The next second is this replica's: thirty go as soon as it begins, the ten after them
-    # a second later (Telegram's limit is the shared budget's to keep).
-    for _ in range(250):
-        if sum(task.done() for task in waiting) >= 30:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)
-    assert sum(task.done() for task in waiting) == 30
-    for task in waiting:
-        task.cancel()
-    await asyncio.gather(*waiting, return_exceptions=True)
-    await limiter.close()
+    # Sixty progress edits wait for the shared second, then thirty results come: when the
+    # second frees, every result goes before any edit (one replica's order, kept across the
+    # shared wait; edits that waited first must not hold the replica's own limits meanwhile).
+    edits = [asyncio.create_task(send(Priority.PROGRESS)) for _ in range(60)]
+    await asyncio.sleep(0.1)
+    results = [asyncio.create_task(send(Priority.RESULT)) for _ in range(30)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*results), 5)
+        assert order[:30] == [Priority.RESULT] * 30
+    finally:
+        for task in edits:
+            task.cancel()
+        await asyncio.gather(*edits, return_exceptions=True)
+        await limiter.close()
+
+
+async def test_one_ask_lets_through_all_the_budget_allows_skipping_a_held_chat(
+    redis: Redis,
+) -> None:
+    budget = SharedBudget(redis, 1, Limits())
+    await budget.retry_after(5001, 30.0)
+    answer = await budget.take([(5001, NO_RESERVES), (5002, NO_RESERVES), (None, NO_RESERVES)])
+    assert answer is not None
+    requests, wait = answer
+    assert [bool(r) for r in requests] == [False, True, True]
+    assert 29 < wait <= 30, "the held chat may go when its hold ends"
+
+
+async def test_a_request_given_back_never_counted(redis: Redis) -> None:
+    budget = SharedBudget(redis, 1, Limits())
+    # A private chat's burst of three, the last given back (its edit was moot when it came).
+    taken = [await budget.acquire(5001, NO_RESERVES) for _ in range(3)]
+    await budget.give_back(5001, taken[-1])
+    assert await asyncio.wait_for(budget.acquire(5001, NO_RESERVES), 0.3)
+    # The overall second full (30 with the chat's), one given back: one more goes now.
+    filled = [await budget.acquire(None, NO_RESERVES) for _ in range(27)]
+    await budget.give_back(None, filled[-1])
+    assert await asyncio.wait_for(budget.acquire(None, NO_RESERVES), 0.3)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(budget.acquire(None, NO_RESERVES), 0.3)
