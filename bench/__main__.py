@@ -605,7 +605,6 @@ async def main(out: Path, only: str | None) -> None:
         finally:
             if bench.proc and bench.proc.poll() is None:
                 bench.stop()
-        sim.config.hold = False
         sim.release()
         figures["polling"] = await polling(tg, sim, workdir)
         print("polling", figures["polling"], flush=True)
