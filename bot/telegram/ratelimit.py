@@ -344,7 +344,7 @@ class RateLimiter:
         asking = self._waiters[:ASKED_AT_ONCE]
         if not asking:
             return math.inf
-        answer = await shared.take([(w.chat_id, self._reserves(w.level)) for w in asking])
+        answer = await shared.take([(w.seq, w.chat_id, self._reserves(w.level)) for w in asking])
         if answer is None:  # Redis is out of reach: this replica's own limits meanwhile
             return self._grant()
         requests, delay = answer

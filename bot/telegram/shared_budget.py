@@ -14,6 +14,7 @@ so): a result is worth more than a perfect budget.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -25,9 +26,9 @@ from redis.exceptions import RedisError
 from bot.telegram.rate_windows import Scope
 from bot.telegram.ratelimit import Limits, is_group
 
-# A request to ask the budget for: its chat (None: no chat's limit), the slots it must leave
-# free in each limit for more urgent ones.
-Ask = tuple[int | str | None, dict[Scope, int]]
+# A request to ask the budget for: a number the asker gives it once (the same in each ask),
+# its chat (None: no chat's limit), the slots it must leave free in each limit for others.
+Ask = tuple[int, int | str | None, dict[Scope, int]]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ class SharedBudget:
         self._hold = redis.register_script(_HOLD)
         self._give_back = redis.register_script(_GIVE_BACK)
         self._warned_at = -WARN_EVERY
+        # Request ids: this budget's own prefix, then the asker's number for the request.
+        self._me = uuid.uuid4().hex[:16]
+        self._numbers = itertools.count(-1, -1)  # `acquire`'s own, apart from askers' (>= 0)
 
     def _global_keys(self) -> list[str]:
         return [self._prefix + "global", self._prefix + "global:hold"]
@@ -194,8 +198,8 @@ class SharedBudget:
             IN_FLIGHT_CAP,
             IN_FLIGHT_PAUSE,
         ]
-        requests = [uuid.uuid4().hex for _ in asks]
-        for (chat_id, reserves), request in zip(asks, requests, strict=True):
+        requests = [f"{self._me}:{number}" for number, _chat, _reserves in asks]
+        for (_number, chat_id, reserves), request in zip(asks, requests, strict=True):
             keys += self._chat_keys(chat_id)
             group = chat_id is not None and is_group(chat_id)
             args += [
@@ -217,8 +221,9 @@ class SharedBudget:
 
     async def acquire(self, chat_id: int | str | None, reserves: dict[Scope, int]) -> str:
         """Wait until the budget lets one request go; its id ("" when Redis is out of reach)."""
+        ask = (next(self._numbers), chat_id, reserves)
         while True:
-            answer = await self.take([(chat_id, reserves)])
+            answer = await self.take([ask])
             if answer is None:
                 return ""
             (request,), wait = answer

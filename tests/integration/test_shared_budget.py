@@ -174,7 +174,9 @@ async def test_one_ask_lets_through_all_the_budget_allows_skipping_a_held_chat(
 ) -> None:
     budget = SharedBudget(redis, 1, Limits())
     await budget.retry_after(5001, 30.0)
-    answer = await budget.take([(5001, NO_RESERVES), (5002, NO_RESERVES), (None, NO_RESERVES)])
+    answer = await budget.take(
+        [(1, 5001, NO_RESERVES), (2, 5002, NO_RESERVES), (3, None, NO_RESERVES)]
+    )
     assert answer is not None
     requests, wait = answer
     assert [bool(r) for r in requests] == [False, True, True]
