@@ -83,8 +83,8 @@ class Jobs:
         # becomes its status message.
         self._posting_notice: dict[int, asyncio.Task[None]] = {}
         self._submitting = 0
-        # Whether userapi's webhooks reach us (None: no PUBLIC_URL, tasks are polled).
-        self.webhooks = webhooks
+        self.stored: dict[str, TaskRecord] = {}  # finals stored as their webhook came, to show
+        self.webhooks = webhooks  # whether userapi's webhooks reach us (None: tasks are polled)
 
     async def start(
         self,
@@ -297,7 +297,7 @@ class Jobs:
         update = update_from_task(task)
         if update is None:
             return False
-        record = await self._repo.apply(update)
+        record = self.stored.pop(task.hash, None) or await self._repo.apply(update)
         if record is None:
             if self._submitting and await self._repo.get_by_hash(task.hash) is None:
                 self.inbox.park(task)

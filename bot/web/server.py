@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from bot.jobs.service import Jobs
+from bot.jobs.values import update_from_task
 from bot.runtime.metrics import CONTENT_TYPE_LATEST, WEBHOOKS, exposition
 from bot.userapi import Task, UserAPIClient, UserAPIError
 from bot.userapi.netsafe import UnsafeURLError, urls_in
 from storage.database import STORAGE_ERRORS
-from storage.tasks import TaskRepo
+from storage.tasks import FINAL_RANK, TaskRepo, status_rank
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,12 @@ def derive_secret(token: str, purpose: str) -> str:
     return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]
 
 
+def _final(task: Task) -> bool:
+    return task.status is not None and status_rank(task.status.value) >= FINAL_RANK
+
+
 class UserAPIWebhook:
-    """Receives task updates from userapi: checks them, answers at once, handles them later."""
+    """Receives task updates from userapi: checks them, stores results, handles the rest later."""
 
     def __init__(self, *, jobs: Jobs, client: UserAPIClient, tasks: TaskRepo, secret: str) -> None:
         self._jobs = jobs
@@ -155,9 +160,23 @@ class UserAPIWebhook:
             self._jobs.spawn(self._confirm(task.hash))
             return "refused"
         if all(self._client.urls.trusted(url) for url in urls):
+            await self._store_final(task)
             return "accepted" if self._jobs.offer(task) else "duplicate"
-        self._jobs.spawn(self._resolve_then_offer(task, urls))
+        if _final(task):
+            await self._resolve_then_offer(task, urls)  # checked and stored before answering
+        else:
+            self._jobs.spawn(self._resolve_then_offer(task, urls))
         return "accepted"
+
+    async def _store_final(self, task: Task) -> None:
+        """Store a final update before the webhook is answered; the inbox shows it after."""
+        # userapi sends a result once: a replica killed right after answering (the rest is
+        # handled in the background) must not take it along. Progress may be lost: more comes.
+        update = update_from_task(task)
+        if update is not None and _final(task):
+            record = await self._tasks.apply(update)
+            if record is not None:
+                self._jobs.stored[task.hash] = record
 
     async def _resolve_then_offer(self, task: Task, urls: list[httpx.URL]) -> None:
         """Offer the task if its hosts resolve to public addresses, else ask the API."""
@@ -168,6 +187,7 @@ class UserAPIWebhook:
             log.warning("Webhook for task %s: %s; asking the API", task.hash, error)
             await self._confirm(task.hash)
             return
+        await self._store_final(task)
         self._jobs.offer(task)
 
     async def _confirm(self, task_hash: str) -> None:

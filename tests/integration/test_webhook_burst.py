@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.integration.conftest import KNOWN, PATH, Endpoint
 
 
@@ -32,3 +34,18 @@ async def test_a_late_progress_never_displaces_a_queued_result(endpoint: Endpoin
     assert [call[0] for call in endpoint.view.calls].count("finished") == 1
     record = await endpoint.repo.get_by_hash(KNOWN)
     assert record is not None and record.status == "done"
+
+
+async def test_a_result_is_stored_before_its_webhook_is_answered(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replica killed right after answering: what it would handle in the background never runs.
+    monkeypatch.setattr(endpoint.jobs.inbox, "_spawn", lambda coro: coro.close())
+    done = {"hash": KNOWN, "status": "done", "progress": 100, "result": {"url": "https://x/a.png"}}
+    answer = await endpoint.client.post(PATH, json=done)
+    assert answer.status == 200
+    record = await endpoint.repo.get_by_hash(KNOWN)
+    assert record is not None and record.status == "done"
+    # What another replica's sweep does with it: the result is delivered, once.
+    assert await endpoint.jobs.deliver_pending() == 1
+    assert [call[0] for call in endpoint.view.calls] == ["finished"]
