@@ -566,3 +566,35 @@ async def test_inline_queries_reach_the_bot_and_its_answers_are_checked(
     assert not (await bot.get_me()).supports_inline_queries
     with pytest.raises(ValueError, match="inline mode is off"):
         fake.inline_query(ann)
+
+
+async def test_an_upload_arriving_in_pieces_is_taken(fake: FakeTelegram) -> None:
+    # A file part read a few bytes, then a few more, then at length: aiohttp's multipart reader
+    # then calls its own deprecated unread_data(), which must not become a 500.
+    chat = fake.private_chat(fake.user(4242, "Ann"))
+    boundary = "0123456789abcdef" * 2  # as long as aiohttp's own
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="chat_id"\r\n\r\n{chat["id"]}\r\n'
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="document"; filename="a.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    data = bytes(range(256)) * 80
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head + data[:5]
+        await asyncio.sleep(0.2)
+        yield data[5:15]
+        await asyncio.sleep(0.2)
+        yield data[15:] + f"\r\n--{boundary}--\r\n".encode()
+
+    url = f"{fake.base_url}/bot{fake.token}/sendDocument"
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=pieces(), headers=headers) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+        sent = await answer.json()
+    assert fake.file_bytes(sent["result"]["document"]["file_id"]) == data
