@@ -13,8 +13,6 @@ so): a result is worth more than a perfect budget.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import time
 import uuid
@@ -36,8 +34,6 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_CAP = 30.0
 # A limit full of requests not answered yet frees when one is: asked again after this long.
 IN_FLIGHT_PAUSE = 0.05
-# Between two asks for a slot: not less (Redis is asked again), not more (a slot is missed).
-MIN_PAUSE, MAX_PAUSE = 0.005, 0.5
 # A Redis outage is reported at most this often.
 WARN_EVERY = 60.0
 
@@ -169,7 +165,6 @@ class SharedBudget:
         self._warned_at = -WARN_EVERY
         # Request ids: this budget's own prefix, then the asker's number for the request.
         self._me = uuid.uuid4().hex[:16]
-        self._numbers = itertools.count(-1, -1)  # `acquire`'s own, apart from askers' (>= 0)
 
     def _global_keys(self) -> list[str]:
         return [self._prefix + "global", self._prefix + "global:hold"]
@@ -218,18 +213,6 @@ class SharedBudget:
         let_through = {int(position) - 1 for position in answer[1:]}
         granted = [r if n in let_through else "" for n, r in enumerate(requests)]
         return granted, float(answer[0])
-
-    async def acquire(self, chat_id: int | str | None, reserves: dict[Scope, int]) -> str:
-        """Wait until the budget lets one request go; its id ("" when Redis is out of reach)."""
-        ask = (next(self._numbers), chat_id, reserves)
-        while True:
-            answer = await self.take([ask])
-            if answer is None:
-                return ""
-            (request,), wait = answer
-            if request:
-                return request
-            await asyncio.sleep(min(MAX_PAUSE, max(MIN_PAUSE, wait)))
 
     async def release(self, chat_id: int | str | None, request: str) -> None:
         """A request let through has its answer: it counts one window more from now."""
